@@ -1,0 +1,36 @@
+"""Facts defined once and imported everywhere: images, metric names, the study's figures."""
+
+from __future__ import annotations
+
+import os
+
+# The trainer image runs every step on a cluster (KFP components, Katib trials,
+# KerasTuner workers). Override the registry/tag at build and compile time with
+# STUDY_IMAGE_REGISTRY / STUDY_IMAGE_TAG; `make images` and `make pipeline` pass them.
+IMAGE_REGISTRY = os.environ.get("STUDY_IMAGE_REGISTRY", "ghcr.io/fmstudy")
+IMAGE_TAG = os.environ.get("STUDY_IMAGE_TAG", "0.1.0")
+TRAINER_IMAGE = f"{IMAGE_REGISTRY}/trainer:{IMAGE_TAG}"
+TRAINER_GPU_IMAGE = f"{IMAGE_REGISTRY}/trainer-gpu:{IMAGE_TAG}"
+
+# Metric names: printed by the trial runner, collected by Katib, read by the report.
+OBJECTIVE_METRIC = "val_accuracy"
+ADDITIONAL_METRICS = ("accuracy", "loss", "val_loss")
+
+# Katib's StdOut metrics collector default filter (pkg/metricscollector/v1beta1/common).
+KATIB_DEFAULT_METRICS_FILTER = r"([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)"
+
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)
+
+# The study's own results, shown beside ours in every report.
+STUDY_RESULTS = {
+    "seed_cnn": {"params": 3_831_018, "test_accuracy": 0.9243},
+    "autokeras_resnet": {"params": 23_608_205, "test_accuracy": 0.9210},
+    "sweep_optimizer": {"best": "Nadam", "accuracy": 0.9305},
+    "sweep_activations": {"best": ("selu", "relu", "relu", "relu"), "index": 67, "accuracy": 0.9337},
+    "sweep_filters": {"best": (32, 64, 64, 64), "index": 53, "accuracy": 0.9338},
+    "transfer_mobilenet_v2": {"val_accuracy_frozen": 0.9223, "val_accuracy_finetuned": 1.0},
+    "transfer_inception_v3": {"val_accuracy_frozen": 0.9806, "val_accuracy_finetuned": 1.0},
+}
