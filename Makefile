@@ -1,0 +1,56 @@
+# The front door. `make help` lists every target.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STUDY := $(VENV)/bin/study
+STAMP := $(VENV)/.installed
+PROFILE ?= smoke
+SET ?=
+RUN_ID ?=
+PYTEST_ARGS ?=
+FMNIST_DIR := /usr/share/datasets/fashion-mnist
+
+.DEFAULT_GOAL := help
+.PHONY: help install data run test test-fast pipeline lint clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@echo "  variables: PROFILE=smoke|seed  SET='train.epochs=3 data.train_size=null'  RUN_ID=name  PYTEST_ARGS=..."
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+install: $(STAMP) ## create .venv with the pinned dependencies (requirements.lock)
+
+data: ## install Debian's dataset-fashion-mnist when missing (as root, where apt-get exists)
+	@if ls $(FMNIST_DIR)/train-images-idx3-ubyte* >/dev/null 2>&1; then \
+	  echo "Fashion-MNIST: $(FMNIST_DIR)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "Fashion-MNIST: installing Debian's dataset-fashion-mnist"; \
+	  (apt-get install -y -q dataset-fashion-mnist || (apt-get update -q && apt-get install -y -q dataset-fashion-mnist)) >/dev/null; \
+	else \
+	  echo "Fashion-MNIST: not installed here; the data step will use --source or the Keras download"; \
+	fi
+
+run: install data ## run the pipeline locally (kfp.local) on PROFILE (default smoke); prints the report path
+	$(STUDY) run --profile $(PROFILE) $(foreach s,$(SET),--set $(s)) $(if $(RUN_ID),--run-id $(RUN_ID))
+
+test: install data ## run the whole test suite
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: install data ## the unit tests only (no training, no pipeline)
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+pipeline: install ## compile the pipeline to pipelines/compiled/study_pipeline.yaml
+	$(STUDY) compile --out pipelines/compiled/study_pipeline.yaml
+
+lint: install ## static checks (ruff)
+	$(PY) -m ruff check components katib pipelines tests
+
+clean: ## remove the virtual environment and local runs
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,179 @@
+"""``study``: the command line. Each subcommand parses flags and calls one plain function.
+
+Heavy libraries (Keras, KFP) are imported inside the handlers so that a
+Katib trial or ``study --help`` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+from typing import Callable, Sequence
+
+from components.errors import TrialDiverged, UserError
+
+EXIT_USER_ERROR = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line and exit status 2 like every other bad input."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        print(f"error: {self.prog}: {message}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
+
+
+def _csv(kind: Callable) -> Callable[[str], tuple]:
+    def parse(text: str) -> tuple:
+        try:
+            return tuple(kind(v.strip()) for v in text.split(",") if v.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated {kind.__name__} values")
+    parse.__name__ = f"{kind.__name__} list"
+    return parse
+
+
+def _optional_int(text: str) -> int | None:
+    return None if text.lower() in ("", "none", "null", "all") else int(text)
+
+
+# --------------------------------------------------------------------- handlers
+
+def cmd_data(args) -> None:
+    from components.data import DataSettings, prepare_dataset
+
+    meta = prepare_dataset(DataSettings(source=args.source, val_fraction=args.val_fraction,
+                                        train_size=args.train_size, test_size=args.test_size,
+                                        seed=args.seed), args.out)
+    print(f"data: {meta['counts']} from {meta['source']} -> {args.out}")
+
+
+def cmd_train(args) -> None:
+    from components.hparams import TrialConfig
+
+    config = TrialConfig(optimizer=args.optimizer, learning_rate=args.learning_rate,
+                         activations=args.activations, filters=args.filters, epochs=args.epochs,
+                         batch_size=args.batch_size, seed=args.seed).normalized()  # before Keras loads
+    from components.train import run_trial
+
+    log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731 - stdout is for metrics
+    metrics = run_trial(config, args.data, args.output, log=log)
+    log(f"trial: done, best val_accuracy={metrics['best']['val_accuracy']:.4f} -> {args.output}")
+
+
+def cmd_evaluate(args) -> None:
+    from components.evaluate import evaluate_model
+
+    result = evaluate_model(args.model, args.data, args.out)
+    print(f"evaluate: test_accuracy={result['test_accuracy']:.4f} test_loss={result['test_loss']:.4f}")
+
+
+def cmd_report(args) -> None:
+    from components.report import dataset_section, seed_cnn_section, write_report
+
+    paths = write_report([dataset_section(args.data), seed_cnn_section(args.model, args.evaluation)],
+                         args.out)
+    print(f"report: {paths['markdown']}")
+
+
+def cmd_run(args) -> None:
+    from pipelines.local_run import run_locally
+
+    run_locally(profile=args.profile, overrides=args.set, run_id=args.run_id, runs_dir=args.runs_dir)
+
+
+def cmd_compile(args) -> None:
+    from pipelines.compile import compile_pipeline
+
+    print(compile_pipeline(args.out, profile=args.profile))
+
+
+def cmd_profile(args) -> None:
+    from components.profiles import load_profile
+
+    print(json.dumps(load_profile(args.name, args.set), indent=2))
+
+
+# ---------------------------------------------------------------------- parser
+
+def build_parser() -> argparse.ArgumentParser:
+    from components.hparams import OPTIMIZERS, SEED_ACTIVATIONS, SEED_FILTERS, TrialConfig
+
+    defaults = {f.name: f.default for f in fields(TrialConfig)}
+    parser = _Parser(prog="study", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("data", help="load, check and split Fashion-MNIST into a dataset artifact")
+    p.add_argument("--source", help="folder or gs:// prefix with the four IDX files (.gz or raw); "
+                   "default: Debian's dataset-fashion-mnist, then the Keras download")
+    p.add_argument("--out", required=True, help="artifact folder or gs:// URI")
+    p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--train-size", type=_optional_int, default=None, help="stratified subset of the 60,000")
+    p.add_argument("--test-size", type=_optional_int, default=None, help="stratified subset of the 10,000")
+    p.add_argument("--seed", type=int, default=42)
+    p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("train", help="one training run of the hand-written CNN (the Katib trial)")
+    p.add_argument("--data", required=True, help="dataset artifact (folder or gs://)")
+    p.add_argument("--output", required=True, help="trial output folder or gs:// URI; resumes if it has a checkpoint")
+    p.add_argument("--optimizer", default=defaults["optimizer"], help=f"one of {', '.join(OPTIMIZERS)}")
+    p.add_argument("--learning-rate", type=float, default=None)
+    p.add_argument("--activations", type=_csv(str), default=SEED_ACTIVATIONS, help="4 values, e.g. selu,relu,relu,relu")
+    p.add_argument("--filters", type=_csv(int), default=SEED_FILTERS, help="4 values, e.g. 32,64,64,64")
+    p.add_argument("--epochs", type=int, default=defaults["epochs"])
+    p.add_argument("--batch-size", type=int, default=defaults["batch_size"])
+    p.add_argument("--seed", type=int, default=defaults["seed"])
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="test accuracy, per-class accuracy, confusion matrix, curves")
+    p.add_argument("--model", required=True, help="trial output folder (with model.keras)")
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("report", help="the study report (Markdown + HTML)")
+    p.add_argument("--data", required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--evaluation", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("run", help="run the whole pipeline on this machine with kfp.local")
+    p.add_argument("--profile", default="smoke")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    p.add_argument("--run-id", default=None, help="name of the run folder (default: profile + time)")
+    p.add_argument("--runs-dir", default="runs")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("compile", help="compile the pipeline to KFP IR YAML for a cluster")
+    p.add_argument("--out", default="pipelines/compiled/study_pipeline.yaml")
+    p.add_argument("--profile", default="seed", help="profile whose values become the pipeline's defaults")
+    p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser("profile", help="print a profile with overrides applied")
+    p.add_argument("name", nargs="?", default="smoke")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    p.set_defaults(func=cmd_profile)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    except TrialDiverged as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

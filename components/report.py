@@ -1,0 +1,125 @@
+"""The study report: Markdown for people and repositories, self-contained HTML for the KFP UI.
+
+Tables follow the study's shape (model, parameters, test accuracy) with the
+study's own figure beside ours. Each section is built from the artifacts of
+one step, so the report grows as steps are added to the pipeline.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from dataclasses import dataclass, field
+
+from components import storage
+from components.settings import STUDY_RESULTS
+
+
+@dataclass
+class Section:
+    title: str
+    intro: str = ""
+    table: list[list[str]] = field(default_factory=list)  # first row: header
+    figures: dict[str, bytes] = field(default_factory=dict)  # file name -> PNG bytes
+
+
+def pct(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.2f}%"
+
+
+def _read_json(uri: str) -> dict:
+    return json.loads(storage.read_text(uri))
+
+
+def _figure(uri: str) -> bytes | None:
+    return storage.read_bytes(uri) if storage.exists(uri) else None
+
+
+def dataset_section(data_uri: str) -> Section:
+    meta = _read_json(storage.join(data_uri, "metadata.json"))
+    counts = meta["counts"]
+    return Section(
+        "Data",
+        f"Fashion-MNIST from `{meta['source']}`: {counts['train']:,} training, "
+        f"{counts['val']:,} validation and {counts['test']:,} test images "
+        f"(stratified split, seed {meta['settings']['seed']}).",
+    )
+
+
+def seed_cnn_section(model_uri: str, evaluation_uri: str) -> Section:
+    """Question 1 part A: the hand-written CNN beside the study's figures."""
+    trial = _read_json(storage.join(model_uri, "metrics.json"))
+    ev = _read_json(storage.join(evaluation_uri, "metrics.json"))
+    study = STUDY_RESULTS["seed_cnn"]
+    cfg = trial["config"]
+    table = [
+        ["model", "parameters", "test accuracy", "study: parameters", "study: test accuracy"],
+        ["hand-written CNN", f"{ev['params']['total']:,}", pct(ev["test_accuracy"]),
+         f"{study['params']:,}", pct(study["test_accuracy"])],
+    ]
+    intro = (f"Optimizer {cfg['optimizer']}, activations {', '.join(cfg['activations'])}, filters "
+             f"{', '.join(map(str, cfg['filters']))}; {trial['epochs']} epochs of batch {cfg['batch_size']} "
+             f"at {trial['train_images_per_second']:.0f} training images/s ({trial['keras_backend']} backend). "
+             f"Best validation accuracy {pct(trial['best']['val_accuracy'])} at epoch {trial['best']['epoch']}; "
+             f"test loss {ev['test_loss']:.4f}.\n\nPer-class test accuracy: "
+             + ", ".join(f"{name} {pct(acc)}" for name, acc in ev["per_class_accuracy"].items()) + ".")
+    figures = {}
+    for name in ("curves.png", "confusion_matrix.png"):
+        data = _figure(storage.join(evaluation_uri, name))
+        if data:
+            figures[f"seed_cnn_{name}"] = data
+    return Section("Question 1A: the hand-written CNN", intro, table, figures)
+
+
+def render_markdown(title: str, sections: list[Section]) -> str:
+    lines = [f"# {title}", ""]
+    for s in sections:
+        lines += [f"## {s.title}", ""]
+        if s.intro:
+            lines += [s.intro, ""]
+        if s.table:
+            header, *rows = s.table
+            lines.append("| " + " | ".join(header) + " |")
+            lines.append("|" + "|".join("---" for _ in header) + "|")
+            lines += ["| " + " | ".join(r) + " |" for r in rows]
+            lines.append("")
+        lines += [f"![{name}]({name})" for name in s.figures]
+        if s.figures:
+            lines.append("")
+    return "\n".join(lines)
+
+
+def render_html(title: str, sections: list[Section]) -> str:
+    """One file with the figures inlined, so the KFP UI shows it without other artifacts."""
+    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+           "<style>body{font-family:sans-serif;max-width:70em;margin:auto}table{border-collapse:collapse}"
+           "td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}"
+           "td:first-child,th:first-child{text-align:left}img{max-width:100%}</style></head><body>",
+           f"<h1>{html.escape(title)}</h1>"]
+    for s in sections:
+        out.append(f"<h2>{html.escape(s.title)}</h2>")
+        for para in filter(None, s.intro.split("\n\n")):
+            out.append(f"<p>{html.escape(para)}</p>")
+        if s.table:
+            header, *rows = s.table
+            out.append("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>")
+            out += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows]
+            out.append("</table>")
+        for name, data in s.figures.items():
+            b64 = base64.b64encode(data).decode("ascii")
+            out.append(f"<p><img alt='{html.escape(name)}' src='data:image/png;base64,{b64}'></p>")
+    out.append("</body></html>")
+    return "\n".join(out)
+
+
+def write_report(sections: list[Section], out_uri: str, title: str = "Fashion-MNIST study") -> dict[str, str]:
+    """Write report.md (+ its figures) and report.html; the HTML, written last, marks completion."""
+    storage.check_writable(out_uri)
+    for s in sections:
+        for name, data in s.figures.items():
+            storage.write_bytes(storage.join(out_uri, name), data)
+    md_uri, html_uri = storage.join(out_uri, "report.md"), storage.join(out_uri, "report.html")
+    storage.write_text(md_uri, render_markdown(title, sections))
+    storage.write_text(html_uri, render_html(title, sections))
+    return {"markdown": md_uri, "html": html_uri}

@@ -1,0 +1,197 @@
+"""One training run of the hand-written CNN: the command every Katib trial runs.
+
+Each epoch prints one ``name=value`` line that Katib's StdOut metrics
+collector parses with its default filter, writes TensorBoard scalars, and
+checkpoints to the output. Started again on the same output, the trial
+resumes after the last finished epoch. ``metrics.json`` is written last: it
+is the mark of a finished trial.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import keras
+
+from components import storage
+from components.data import load_dataset
+from components.errors import TrialDiverged, UserError
+from components.hparams import OPTIMIZERS, TrialConfig
+from components.models import build_seed_cnn, param_counts
+from components.settings import ADDITIONAL_METRICS, OBJECTIVE_METRIC
+from components.tblog import SummaryLog
+
+METRIC_NAMES = (OBJECTIVE_METRIC, *ADDITIONAL_METRICS)
+CHECKPOINT_DIR = "checkpoint"
+METRICS_FILE = "metrics.json"
+
+
+def make_optimizer(name: str, learning_rate: float | None) -> keras.optimizers.Optimizer:
+    cls = {o.lower(): getattr(keras.optimizers, o) for o in OPTIMIZERS}[name.lower()]
+    return cls() if learning_rate is None else cls(learning_rate=learning_rate)
+
+
+def format_metrics_line(epoch: int, logs: dict[str, float]) -> str:
+    """``epoch=3 accuracy=0.9102 loss=0.2461 val_accuracy=0.905 val_loss=0.2703``."""
+    parts = [f"epoch={epoch}"]
+    parts += [f"{name}={logs[name]:.6g}" for name in sorted(logs) if name in METRIC_NAMES]
+    return " ".join(parts)
+
+
+@dataclass
+class _State:
+    """What a checkpoint records besides the model: finished epochs and their metrics."""
+
+    epoch: int = 0
+    history: dict[str, list[float]] = field(default_factory=dict)
+    train_seconds: float = 0.0
+    images_seen: int = 0
+
+
+class _EpochCallback(keras.callbacks.Callback):
+    """Per epoch: NaN check, the Katib metrics line, TensorBoard scalars, checkpoint."""
+
+    def __init__(self, ws: storage.Workspace, state: _State, config: TrialConfig,
+                 n_train: int, tb: SummaryLog, log: Callable[[str], None]):
+        super().__init__()
+        self.ws, self.state, self.config = ws, state, config
+        self.n_train, self.tb, self.log = n_train, tb, log
+        self._epoch_start = self._train_end = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.perf_counter()
+        self._train_end = 0.0
+
+    def on_test_begin(self, logs=None):
+        # Validation starts: the training part of this epoch is over.
+        self._train_end = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        loss = logs.get("loss", float("nan"))
+        if not math.isfinite(loss):
+            raise TrialDiverged(f"loss is {loss} at epoch {epoch + 1}: training diverged "
+                                f"(optimizer {self.config.optimizer}, learning rate "
+                                f"{self.config.learning_rate or 'default'})")
+        seconds = (self._train_end or time.perf_counter()) - self._epoch_start
+        self.state.epoch = epoch + 1
+        self.state.train_seconds += seconds
+        self.state.images_seen += self.n_train
+        for name in METRIC_NAMES:
+            if name in logs:
+                self.state.history.setdefault(name, []).append(logs[name])
+        print(format_metrics_line(epoch + 1, logs), flush=True)
+        self.log(f"trial: epoch {epoch + 1}/{self.config.epochs} trained in {seconds:.1f} s "
+                 f"({self.n_train / max(seconds, 1e-9):.0f} images/s)")
+        self.tb.scalars({k: v for k, v in logs.items() if k in METRIC_NAMES}, step=epoch + 1)
+        _save_checkpoint(self.model, self.ws, self.state, self.config)
+
+
+def save_model(model: keras.Model, path: Path) -> None:
+    """Save a .keras file atomically (Keras insists on the extension, so the temp file has it)."""
+    with storage.atomic_local_path(path, suffix=".tmp.keras") as tmp:
+        model.save(tmp)
+
+
+def _save_checkpoint(model: keras.Model, ws: storage.Workspace, state: _State,
+                     config: TrialConfig) -> None:
+    ckpt = ws.path(CHECKPOINT_DIR)
+    ckpt.mkdir(parents=True, exist_ok=True)
+    # Model first, state second: a state file always describes a complete model file.
+    save_model(model, ckpt / "model.keras")
+    record = {"config": config.as_dict(), **dataclasses.asdict(state)}
+    with storage.atomic_local_path(ckpt / "state.json") as tmp:
+        tmp.write_text(json.dumps(record))
+    ws.push(f"{CHECKPOINT_DIR}/model.keras", f"{CHECKPOINT_DIR}/state.json", "tensorboard")
+
+
+def _load_checkpoint(ws: storage.Workspace, config: TrialConfig) -> tuple[keras.Model | None, _State]:
+    state_file = ws.path(CHECKPOINT_DIR, "state.json")
+    if not state_file.exists():
+        return None, _State()
+    record = json.loads(state_file.read_text())
+    saved = record.pop("config")
+    if {k: v for k, v in saved.items() if k != "epochs"} != \
+            {k: v for k, v in config.as_dict().items() if k != "epochs"}:
+        raise UserError(f"{ws.uri}: holds a trial with other settings ({saved}); "
+                        "use a new output location")
+    model = keras.models.load_model(ws.path(CHECKPOINT_DIR, "model.keras"))
+    return model, _State(**record)
+
+
+def _replay(metrics: dict) -> None:
+    """A finished trial started again prints its lines again, so a collector still sees them."""
+    history = metrics["history"]
+    for i in range(metrics["epochs"]):
+        print(format_metrics_line(i + 1, {k: v[i] for k, v in history.items()}), flush=True)
+
+
+def run_trial(config: TrialConfig, data_uri: str, output_uri: str,
+              log: Callable[[str], None] = print) -> dict:
+    """Train (or resume) one trial; return the metrics that ``metrics.json`` holds."""
+    config = config.normalized()
+    ws = storage.Workspace(output_uri)
+    ws.pull()
+    if ws.path(METRICS_FILE).exists():
+        metrics = json.loads(ws.path(METRICS_FILE).read_text())
+        if metrics["epochs"] >= config.epochs:
+            log(f"trial: {output_uri} already finished; printing its metrics again")
+            _replay(metrics)
+            return metrics
+
+    data = load_dataset(data_uri)
+    x_train, y_train = data.images("train"), data.y["train"]
+    x_val, y_val = data.images("val"), data.y["val"]
+    keras.utils.set_random_seed(config.seed)
+
+    model, state = _load_checkpoint(ws, config)
+    if model is None:
+        model = build_seed_cnn(config.activations, config.filters,
+                               input_shape=x_train.shape[1:], num_classes=int(data.metadata["num_classes"]))
+        model.compile(optimizer=make_optimizer(config.optimizer, config.learning_rate),
+                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    else:
+        log(f"trial: resuming after epoch {state.epoch} of {config.epochs}")
+
+    tb = SummaryLog(ws.path("tensorboard"))
+    if state.epoch == 0:
+        tb.hparams({k: (",".join(map(str, v)) if isinstance(v, list) else v)
+                    for k, v in config.as_dict().items()})
+    wall_start = time.perf_counter()
+    if state.epoch < config.epochs:
+        model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=config.epochs,
+                  initial_epoch=state.epoch, batch_size=config.batch_size, shuffle=True,
+                  verbose=0, callbacks=[_EpochCallback(ws, state, config, len(x_train), tb, log)])
+    tb.close()
+
+    metrics = _summarize(config, state, model, time.perf_counter() - wall_start)
+    save_model(model, ws.path("model.keras"))
+    ws.path("history.json").write_text(json.dumps(state.history, indent=2))
+    ws.push("model.keras", "history.json", "tensorboard")
+    storage.write_text(storage.join(output_uri, METRICS_FILE), json.dumps(metrics, indent=2))
+    if ws.remote:  # keep the local mirror complete too (a later resume reads it)
+        ws.path(METRICS_FILE).write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def _summarize(config: TrialConfig, state: _State, model: keras.Model, wall_seconds: float) -> dict:
+    history = state.history
+    best_epoch = max(range(len(history[OBJECTIVE_METRIC])), key=lambda i: history[OBJECTIVE_METRIC][i])
+    return {
+        "config": config.as_dict(),
+        "epochs": state.epoch,
+        "final": {k: v[-1] for k, v in history.items()},
+        "best": {"epoch": best_epoch + 1, **{k: v[best_epoch] for k, v in history.items()}},
+        "history": history,
+        "params": param_counts(model),
+        "train_seconds": state.train_seconds,
+        "wall_seconds_last_attempt": wall_seconds,
+        "train_images_per_second": state.images_seen / max(state.train_seconds, 1e-9),
+        "keras_backend": keras.backend.backend(),
+    }

@@ -1,0 +1,59 @@
+"""The study as one KFP v2 pipeline: the same function runs under kfp.local and compiles for a cluster."""
+
+# No `from __future__ import annotations` here: KFP reads the real annotation objects.
+from kfp import dsl
+
+from pipelines.steps.data import prepare_data
+from pipelines.steps.evaluate import evaluate_model
+from pipelines.steps.report import build_report
+from pipelines.steps.train import train_cnn
+
+PIPELINE_NAME = "fashion-mnist-study"
+
+
+@dsl.pipeline(name=PIPELINE_NAME,
+              description="Fashion-MNIST study: data, the hand-written CNN, evaluation and the report")
+def study_pipeline(
+    data_source: str = "",
+    val_fraction: float = 0.1,
+    train_size: int = 0,
+    test_size: int = 0,
+    data_seed: int = 42,
+    optimizer: str = "Adam",
+    learning_rate: float = 0.0,
+    activations: str = "relu,relu,relu,relu",
+    filters: str = "32,32,64,64",
+    epochs: int = 10,
+    batch_size: int = 128,
+    train_seed: int = 1,
+) -> dsl.HTML:
+    data = prepare_data(source=data_source, val_fraction=val_fraction, train_size=train_size,
+                        test_size=test_size, seed=data_seed).set_display_name("data")
+    train = train_cnn(dataset=data.outputs["dataset"], optimizer=optimizer, learning_rate=learning_rate,
+                      activations=activations, filters=filters, epochs=epochs, batch_size=batch_size,
+                      seed=train_seed).set_display_name("train hand-written CNN")
+    train.set_retry(num_retries=2)  # a preempted trial resumes from its checkpoint
+    evaluation = evaluate_model(dataset=data.outputs["dataset"],
+                                model=train.outputs["model"]).set_display_name("evaluate")
+    report = build_report(dataset=data.outputs["dataset"], model=train.outputs["model"],
+                          evaluation=evaluation.outputs["evaluation"]).set_display_name("report")
+    return report.outputs["html"]
+
+
+def pipeline_arguments(profile: dict) -> dict:
+    """A profile (components/profiles.yaml) as the pipeline's parameters."""
+    data, train = profile["data"], profile["train"]
+    return {
+        "data_source": data.get("source") or "",
+        "val_fraction": float(data["val_fraction"]),
+        "train_size": int(data["train_size"] or 0),
+        "test_size": int(data["test_size"] or 0),
+        "data_seed": int(data["seed"]),
+        "optimizer": str(train["optimizer"]),
+        "learning_rate": float(train["learning_rate"] or 0.0),
+        "activations": ",".join(train.get("activations") or ("relu",) * 4),
+        "filters": ",".join(str(f) for f in (train.get("filters") or (32, 32, 64, 64))),
+        "epochs": int(train["epochs"]),
+        "batch_size": int(train["batch_size"]),
+        "train_seed": int(train["seed"]),
+    }
