@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import fields
-from typing import Callable, Sequence
 
 from components.errors import TrialDiverged, UserError
 
@@ -30,7 +30,7 @@ def _csv(kind: Callable) -> Callable[[str], tuple]:
         try:
             return tuple(kind(v.strip()) for v in text.split(",") if v.strip())
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated {kind.__name__} values")
+            raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated {kind.__name__} values") from None
     parse.__name__ = f"{kind.__name__} list"
     return parse
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from components.errors import UserError
 
@@ -49,7 +49,7 @@ class TrialConfig:
     batch_size: int = 128
     seed: int = 1
 
-    def normalized(self) -> "TrialConfig":
+    def normalized(self) -> TrialConfig:
         """A checked copy with canonical names; raises UserError on bad values."""
         by_lower = {o.lower(): o for o in OPTIMIZERS}
         optimizer = by_lower.get(str(self.optimizer).strip().lower())

@@ -8,7 +8,7 @@ are arguments because Question 2's sweeps vary exactly those.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 from keras import layers

@@ -1,0 +1,102 @@
+"""Every bad input named in the foundation issue: exit status 2, one line naming the problem, no traceback."""
+
+import gzip
+import shutil
+from pathlib import Path
+
+import pytest
+
+from components.data import IDX_FILES
+from tests.conftest import last_error_line, run_cli
+
+
+def assert_user_error(result, pattern: str) -> None:
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    assert "Traceback" not in result.stderr
+    line = last_error_line(result.stderr)
+    assert line.startswith("error: "), line
+    assert pattern in line, line
+
+
+@pytest.fixture
+def broken_copy(tmp_path, fmnist_dir):
+    def make(name: str, mutate) -> Path:
+        folder = tmp_path / "src"
+        folder.mkdir(exist_ok=True)
+        for base in IDX_FILES.values():
+            shutil.copy(fmnist_dir / f"{base}.gz", folder)
+        path = folder / f"{name}.gz"
+        path.write_bytes(gzip.compress(mutate(gzip.decompress(path.read_bytes()))))
+        return folder
+    return make
+
+
+def test_missing_data_folder(tmp_path):
+    assert_user_error(run_cli("data", "--source", tmp_path / "nope", "--out", tmp_path / "o"),
+                      "no such data folder")
+
+
+def test_corrupt_data_files(broken_copy, tmp_path):
+    cases = [
+        ("train-images-idx3-ubyte", lambda raw: b"\x00\x00\x08\x05" + raw[4:], "bad IDX magic number"),
+        ("t10k-images-idx3-ubyte", lambda raw: raw[:-784], "truncated or padded"),
+        ("train-labels-idx1-ubyte", lambda raw: raw[:8] + bytes([200]) + raw[9:], "label 200 at index 0"),
+    ]
+    for name, mutate, message in cases:
+        out = tmp_path / f"out-{name}"
+        result = run_cli("data", "--source", broken_copy(name, mutate), "--out", out)
+        assert_user_error(result, message)
+        assert not (out / "metadata.json").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--optimizer", "adamw"], "optimizer 'adamw': expected one of Adadelta, Adagrad"),
+    (["--activations", "relu,relu,tanhh,relu"], "activation 'tanhh'"),
+    (["--activations", "relu,relu"], "expected 4 values"),
+    (["--epochs", "0"], "epochs=0: expected a positive integer"),
+    (["--batch-size", "-5"], "batch_size=-5: expected a positive integer"),
+    (["--filters", "32,0,64,64"], "filters value 0"),
+    (["--filters", "32,x,64,64"], "expected comma-separated int values"),
+    (["--learning-rate", "-1"], "learning_rate=-1.0"),
+])
+def test_bad_trial_settings(tiny_data, tmp_path, args, message):
+    result = run_cli("train", "--data", tiny_data, "--output", tmp_path / "t", *args)
+    assert_user_error(result, message)
+    assert not (tmp_path / "t").exists()
+
+
+def test_missing_dataset_artifact(tmp_path):
+    assert_user_error(run_cli("train", "--data", tmp_path, "--output", tmp_path / "t", "--epochs", "1"),
+                      "not a dataset artifact")
+
+
+def test_unwritable_output(tiny_data, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert_user_error(run_cli("train", "--data", tiny_data, "--output", blocker / "t"), "cannot create folder")
+    assert_user_error(run_cli("data", "--out", blocker / "d"), "cannot create folder")
+
+
+def test_gcs_bucket_that_does_not_exist(gcs_env, tmp_path):
+    result = run_cli("data", "--out", "gs://no-such-bucket-here/data", env=gcs_env)
+    assert_user_error(result, "gs://no-such-bucket-here: bucket does not exist")
+
+
+def test_gcs_without_credentials(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
+           # A missing key file makes google-auth fail at once instead of probing a metadata server.
+           "GOOGLE_APPLICATION_CREDENTIALS": str(tmp_path / "missing-key.json"), "NO_GCE_CHECK": "True"}
+    result = run_cli("data", "--out", "gs://some-bucket/data", env=env)
+    assert_user_error(result, "no Google Cloud credentials found")
+
+
+def test_unknown_profile_and_bad_override(tmp_path):
+    assert_user_error(run_cli("profile", "nightly"), "profile 'nightly': expected one of smoke, seed")
+    assert_user_error(run_cli("profile", "smoke", "--set", "train.epoch=3"), "no setting 'epoch' in train")
+    assert_user_error(run_cli("profile", "smoke", "--set", "epochs"), "expected SECTION.KEY=VALUE")
+
+
+def test_usage_mistake_is_one_line_and_status_2():
+    result = run_cli("train", "--no-such-flag")
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -1,0 +1,45 @@
+"""The whole pipeline through kfp.local on a tiny subset."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def _executor_output(root: Path, task: str) -> dict:
+    (path,) = root.glob(f"*/{task}/executor_output.json")
+    return json.loads(path.read_text())
+
+
+def test_local_pipeline_produces_report_and_metrics_artifacts(tmp_path, fmnist_dir):
+    result = run_cli("run", "--runs-dir", tmp_path, "--run-id", "tiny",
+                     "--set", "data.train_size=1000", "--set", "data.test_size=300",
+                     "--set", "train.epochs=1", "--set", "train.batch_size=64")
+    assert result.returncode == 0, result.stderr[-3000:]
+    root = tmp_path / "tiny"
+    report = root / "report" / "report.md"
+    assert f"report: {report}" in result.stdout
+    text = report.read_text()
+    assert "| hand-written CNN | 3,831,018 |" in text and "92.43%" in text
+    assert "900 training, 100 validation and 300 test images" in text
+    html = (root / "report" / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 2
+
+    train = _executor_output(root, "train-cnn")["artifacts"]["metrics"]["artifacts"][0]["metadata"]
+    assert {"accuracy", "loss", "val_accuracy", "val_loss", "train_images_per_second"} <= set(train)
+    evaluate = _executor_output(root, "evaluate-model")["artifacts"]
+    assert 0.0 <= evaluate["metrics"]["artifacts"][0]["metadata"]["test_accuracy"] <= 1.0
+    confusion = evaluate["confusion"]["artifacts"][0]["metadata"]["confusionMatrix"]
+    assert len(confusion["annotationSpecs"]) == 10
+    assert sum(sum(row["row"]) for row in confusion["rows"]) == 300
+
+
+def test_an_existing_run_folder_is_refused(tmp_path):
+    (tmp_path / "taken").mkdir()
+    result = run_cli("run", "--runs-dir", tmp_path, "--run-id", "taken")
+    assert result.returncode == 2
+    assert "exists already" in result.stderr.strip().splitlines()[-1]

@@ -1,0 +1,99 @@
+"""The trial runner as Katib runs it: a command whose stdout carries the metrics."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from components.settings import KATIB_DEFAULT_METRICS_FILTER
+from tests.conftest import REPO, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def katib_parse(stdout: str) -> list[dict[str, float]]:
+    """What Katib's StdOut collector sees: name=value pairs of each line, default filter."""
+    pattern = re.compile(KATIB_DEFAULT_METRICS_FILTER)
+    parsed = []
+    for line in stdout.splitlines():
+        pairs = {m.group(1): float(m.group(2)) for m in pattern.finditer(line)}
+        if pairs:
+            parsed.append(pairs)
+    return parsed
+
+
+def test_trial_prints_lines_katibs_default_filter_parses(tiny_data, tmp_path):
+    out = tmp_path / "trial"
+    result = run_cli("train", "--data", tiny_data, "--output", out, "--optimizer", "nadam",
+                     "--epochs", "2", "--batch-size", "64", "--seed", "3")
+    assert result.returncode == 0, result.stderr
+    lines = katib_parse(result.stdout)
+    assert [set(line) for line in lines] == [{"epoch", "accuracy", "loss", "val_accuracy", "val_loss"}] * 2
+    metrics = json.loads((out / "metrics.json").read_text())
+    for i, line in enumerate(lines):
+        assert line["epoch"] == i + 1
+        for name in ("accuracy", "loss", "val_accuracy", "val_loss"):
+            assert line[name] == pytest.approx(metrics["history"][name][i], rel=1e-5)
+    assert metrics["config"]["optimizer"] == "Nadam"
+    assert metrics["epochs"] == 2 and metrics["train_images_per_second"] > 0
+    assert metrics["params"]["total"] == 3_831_018
+    assert (out / "model.keras").stat().st_size > 1_000_000
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_trial_killed_after_a_checkpoint_resumes_with_the_remaining_epochs(tiny_data, tmp_path):
+    out = tmp_path / "trial"
+    args = ["train", "--data", tiny_data, "--output", str(out), "--epochs", "4", "--batch-size", "64"]
+    proc = subprocess.Popen([sys.executable, "-m", "components.cli", *args], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    state = out / "checkpoint" / "state.json"
+    deadline = time.monotonic() + 300
+    while not state.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = json.loads(state.read_text())["epoch"]
+    assert 1 <= done < 4, "the trial should have been killed part-way"
+    assert not (out / "metrics.json").exists()
+
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stderr
+    assert f"resuming after epoch {done} of 4" in result.stderr
+    assert [line["epoch"] for line in katib_parse(result.stdout)] == list(range(done + 1, 5))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["epochs"] == 4 and len(metrics["history"]["val_accuracy"]) == 4
+
+    # Started once more, a finished trial trains nothing and prints its metrics again.
+    again = run_cli(*args)
+    assert again.returncode == 0
+    assert [line["epoch"] for line in katib_parse(again.stdout)] == [1, 2, 3, 4]
+    assert "already finished" in again.stderr
+
+
+def test_diverging_trial_stops_with_a_clear_message(tiny_data, tmp_path):
+    result = run_cli("train", "--data", tiny_data, "--output", tmp_path / "t", "--optimizer", "SGD",
+                     "--learning-rate", "1e12", "--epochs", "3")
+    assert result.returncode == 3
+    assert re.search(r"^error: loss is (nan|inf) at epoch 1: training diverged", result.stderr, re.M)
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "t" / "metrics.json").exists()
+
+
+def test_trial_writes_to_gcs_and_resumes_from_it(tiny_data, gcs_bucket, gcs_env):
+    from components import storage
+
+    uri = f"{gcs_bucket}/sweeps/trial-7"
+    args = ["train", "--data", tiny_data, "--output", uri, "--epochs", "1", "--batch-size", "64"]
+    first = run_cli(*args, env=gcs_env)
+    assert first.returncode == 0, first.stderr
+    files = storage.list_files(uri)
+    assert {"metrics.json", "model.keras", "history.json", "checkpoint/state.json"} <= set(files)
+    longer = run_cli(*args[:-4], "--epochs", "2", "--batch-size", "64", env=gcs_env)
+    assert longer.returncode == 0, longer.stderr
+    assert "resuming after epoch 1 of 2" in longer.stderr
+    assert json.loads(storage.read_text(f"{uri}/metrics.json"))["epochs"] == 2
