@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 FMNIST_DIR := /usr/share/datasets/fashion-mnist
 
 .DEFAULT_GOAL := help
-.PHONY: help install data run test test-fast pipeline lint clean
+.PHONY: help install data run test test-fast pipeline katib lint clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -48,6 +48,10 @@ test-fast: install data ## the unit tests only (no training, no pipeline)
 
 pipeline: install ## compile the pipeline to pipelines/compiled/study_pipeline.yaml
 	$(STUDY) compile --out pipelines/compiled/study_pipeline.yaml
+
+katib: install ## write the three sweeps' Katib Experiments to katib/experiments/ (CPU, and gpu/)
+	$(STUDY) katib generate --out katib/experiments
+	$(STUDY) katib validate katib/experiments/*.yaml katib/experiments/gpu/*.yaml
 
 lint: install ## static checks (ruff)
 	$(PY) -m ruff check components katib pipelines tests

@@ -90,6 +90,24 @@ def cmd_compile(args) -> None:
     print(compile_pipeline(args.out, profile=args.profile))
 
 
+def cmd_katib_generate(args) -> None:
+    from pathlib import Path
+
+    from components.profiles import load_profile
+    from katib.experiments import write_cluster_experiments
+
+    for path in write_cluster_experiments(load_profile(args.profile, args.set), Path(args.out)):
+        print(path)
+
+
+def cmd_katib_validate(args) -> None:
+    from katib.validate import check_experiment, load_experiment
+
+    for path in args.files:
+        check_experiment(load_experiment(path))
+        print(f"{path}: valid")
+
+
 def cmd_profile(args) -> None:
     from components.profiles import load_profile
 
@@ -151,6 +169,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="pipelines/compiled/study_pipeline.yaml")
     p.add_argument("--profile", default="seed", help="profile whose values become the pipeline's defaults")
     p.set_defaults(func=cmd_compile)
+
+    katib = sub.add_parser("katib", help="Katib Experiments: generate the study's manifests, validate any")
+    katib_sub = katib.add_subparsers(dest="katib_command", required=True, parser_class=_Parser)
+    p = katib_sub.add_parser("generate", help="write the three sweeps' Experiment YAML (CPU and gpu/)")
+    p.add_argument("--profile", default="seed")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    p.add_argument("--out", default="katib/experiments")
+    p.set_defaults(func=cmd_katib_generate)
+    p = katib_sub.add_parser("validate", help="check Experiments as Katib's admission webhook would")
+    p.add_argument("files", nargs="+")
+    p.set_defaults(func=cmd_katib_validate)
 
     p = sub.add_parser("profile", help="print a profile with overrides applied")
     p.add_argument("name", nargs="?", default="smoke")

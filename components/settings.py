@@ -12,6 +12,12 @@ IMAGE_TAG = os.environ.get("STUDY_IMAGE_TAG", "0.1.0")
 TRAINER_IMAGE = f"{IMAGE_REGISTRY}/trainer:{IMAGE_TAG}"
 TRAINER_GPU_IMAGE = f"{IMAGE_REGISTRY}/trainer-gpu:{IMAGE_TAG}"
 
+# Where the cluster keeps artifacts (data, sweep trials); KFP's own pipeline_root is set at submit time.
+ARTIFACT_ROOT = os.environ.get("STUDY_ARTIFACT_ROOT", "gs://fmstudy-artifacts/study")
+# The Kubernetes namespace and service account of every pod the study runs (k8s/ creates them).
+K8S_NAMESPACE = os.environ.get("STUDY_NAMESPACE", "fmstudy")
+K8S_SERVICE_ACCOUNT = "fmstudy-runner"
+
 # Metric names: printed by the trial runner, collected by Katib, read by the report.
 OBJECTIVE_METRIC = "val_accuracy"
 ADDITIONAL_METRICS = ("accuracy", "loss", "val_loss")

@@ -1,0 +1,193 @@
+"""Katib Experiments for the study's sweeps, built with Katib's own API models.
+
+One builder serves both places: ``make katib`` writes the cluster manifests
+(trainer image, ``gs://`` data), and the pipeline's sweep steps build the same
+Experiment with local paths and hand it to the local backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from kubeflow_katib_api import models as katib
+
+from components.settings import (
+    ADDITIONAL_METRICS,
+    ARTIFACT_ROOT,
+    K8S_NAMESPACE,
+    K8S_SERVICE_ACCOUNT,
+    OBJECTIVE_METRIC,
+    TRAINER_GPU_IMAGE,
+    TRAINER_IMAGE,
+)
+from katib.spaces import BASE_SETTINGS, SWEEPS, Sweep
+
+API_VERSION = "kubeflow.org/v1beta1"
+PRIMARY_CONTAINER = "training"
+TRIAL_NAME_PARAMETER = "trialName"
+EXPERIMENTS_DIR = Path(__file__).with_name("experiments")
+
+
+@dataclass
+class ExperimentOptions:
+    """Everything about an Experiment that is not the search space itself."""
+
+    data_uri: str
+    output_root: str  # each trial writes to <output_root>/<trial name>
+    fixed: dict[str, str] = field(default_factory=lambda: dict(BASE_SETTINGS))
+    epochs: int = 10
+    batch_size: int = 128
+    seed: int = 1
+    learning_rate: float | None = None
+    parallel_trials: int = 3
+    max_failed_trials: int = 3
+    max_trials: int | None = None  # None: the whole grid
+    early_stopping: bool = False
+    median_stop_min_trials: int = 3
+    median_stop_start_step: int = 2
+    namespace: str = K8S_NAMESPACE
+    gpu: bool = False
+    command: tuple[str, ...] = ("study",)
+    cpu: str = "2"
+    memory: str = "6Gi"
+
+    @classmethod
+    def from_profile(cls, sweeps: dict, **overrides) -> ExperimentOptions:
+        """Options from a profile's ``sweeps`` section (components/profiles.yaml)."""
+        values = {
+            "epochs": sweeps["epochs"], "batch_size": sweeps["batch_size"], "seed": sweeps["seed"],
+            "learning_rate": sweeps.get("learning_rate"),
+            "parallel_trials": sweeps["parallel_trials"], "max_failed_trials": sweeps["max_failed_trials"],
+            "early_stopping": bool(sweeps.get("early_stopping")),
+        }
+        values.update(overrides)
+        return cls(**values)
+
+
+def experiment_name(sweep: Sweep) -> str:
+    return f"fmstudy-{sweep.name}"
+
+
+def _trial_command(sweep: Sweep, opts: ExperimentOptions) -> list[str]:
+    settings = dict(opts.fixed)
+    # The swept setting is filled by Katib, one placeholder per parameter.
+    settings[sweep.setting] = ",".join(f"${{trialParameters.{p.name}}}" for p in sweep.parameters)
+    command = [*opts.command, "train", "--data", opts.data_uri,
+               "--output", f"{opts.output_root.rstrip('/')}/${{trialParameters.{TRIAL_NAME_PARAMETER}}}",
+               "--optimizer", settings["optimizer"], "--activations", settings["activations"],
+               "--filters", settings["filters"], "--epochs", str(opts.epochs),
+               "--batch-size", str(opts.batch_size), "--seed", str(opts.seed)]
+    if opts.learning_rate:
+        command += ["--learning-rate", str(opts.learning_rate)]
+    return command
+
+
+def _trial_job(sweep: Sweep, opts: ExperimentOptions) -> dict:
+    """The batch/v1 Job that runs one trial (Katib fills the placeholders)."""
+    from kubernetes import client as k8s
+
+    limits = {"memory": opts.memory, **({"nvidia.com/gpu": "1"} if opts.gpu else {})}
+    container = k8s.V1Container(
+        name=PRIMARY_CONTAINER,
+        image=TRAINER_GPU_IMAGE if opts.gpu else TRAINER_IMAGE,
+        command=_trial_command(sweep, opts),
+        resources=k8s.V1ResourceRequirements(requests={"cpu": opts.cpu, "memory": opts.memory}, limits=limits),
+    )
+    pod = k8s.V1PodSpec(
+        containers=[container],
+        restart_policy="Never",
+        service_account_name=K8S_SERVICE_ACCOUNT,
+        tolerations=[k8s.V1Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")]
+        if opts.gpu else None,
+    )
+    job = k8s.V1Job(
+        api_version="batch/v1", kind="Job",
+        # A retried pod resumes from the trial's checkpoint, so one retry costs little.
+        spec=k8s.V1JobSpec(backoff_limit=1, template=k8s.V1PodTemplateSpec(
+            # Katib's metrics collector sidecar and Istio's proxy do not mix in a Job pod.
+            metadata=k8s.V1ObjectMeta(annotations={"sidecar.istio.io/inject": "false"}),
+            spec=pod)),
+    )
+    return k8s.ApiClient().sanitize_for_serialization(job)
+
+
+def build_experiment(sweep: Sweep, opts: ExperimentOptions) -> dict:
+    """The Experiment as a plain dict (what YAML, the validator and the backends take)."""
+    max_trials = opts.max_trials or sweep.grid_size
+    trial_parameters = [
+        katib.V1beta1TrialParameterSpec(name=p.name, reference=p.name, description=f"{sweep.setting}: {p.name}")
+        for p in sweep.parameters
+    ] + [katib.V1beta1TrialParameterSpec(name=TRIAL_NAME_PARAMETER, reference="${trialSpec.Name}",
+                                         description="the trial's name: its output folder")]
+    spec = katib.V1beta1ExperimentSpec(
+        objective=katib.V1beta1ObjectiveSpec(type="maximize", objective_metric_name=OBJECTIVE_METRIC,
+                                             additional_metric_names=list(ADDITIONAL_METRICS)),
+        algorithm=katib.V1beta1AlgorithmSpec(algorithm_name="grid"),
+        parallel_trial_count=min(opts.parallel_trials, max_trials),
+        max_trial_count=max_trials,
+        max_failed_trial_count=min(opts.max_failed_trials, max_trials),
+        parameters=[katib.V1beta1ParameterSpec(name=p.name, parameter_type=p.type,
+                                               feasible_space=katib.V1beta1FeasibleSpace(list=list(p.values)))
+                    for p in sweep.parameters],
+        metrics_collector_spec=katib.V1beta1MetricsCollectorSpec(collector=katib.V1beta1CollectorSpec(kind="StdOut")),
+        trial_template=katib.V1beta1TrialTemplate(primary_container_name=PRIMARY_CONTAINER,
+                                                  trial_parameters=trial_parameters,
+                                                  trial_spec=_trial_job(sweep, opts)),
+    )
+    if opts.early_stopping:
+        spec.early_stopping = katib.V1beta1EarlyStoppingSpec(algorithm_name="medianstop", algorithm_settings=[
+            katib.V1beta1EarlyStoppingSetting(name="min_trials_required", value=str(opts.median_stop_min_trials)),
+            katib.V1beta1EarlyStoppingSetting(name="start_step", value=str(opts.median_stop_start_step)),
+        ])
+    experiment = katib.V1beta1Experiment(
+        api_version=API_VERSION, kind="Experiment",
+        metadata=katib.IoK8sApimachineryPkgApisMetaV1ObjectMeta(
+            name=experiment_name(sweep), namespace=opts.namespace,
+            labels={"app.kubernetes.io/part-of": "fmstudy", "fmstudy/sweep": sweep.name}),
+        spec=spec,
+    )
+    return experiment.to_dict()
+
+
+def to_yaml(experiment: dict) -> str:
+    return yaml.safe_dump(experiment, sort_keys=False, width=120)
+
+
+def cluster_experiments(profile: dict, gpu: bool = False) -> dict[str, dict]:
+    """The three checked-in manifests: cluster paths, the study's winners as the fixed settings.
+
+    On a cluster the pipeline builds stages B and C again with the winners it found;
+    these files are for running one stage by hand (`make katib-apply`).
+    """
+    from components.settings import STUDY_RESULTS
+
+    winners = {
+        "optimizer": STUDY_RESULTS["sweep_optimizer"]["best"],
+        "activations": ",".join(STUDY_RESULTS["sweep_activations"]["best"]),
+    }
+    fixed_by_stage = {
+        "optimizer": dict(BASE_SETTINGS),
+        "activations": {**BASE_SETTINGS, "optimizer": winners["optimizer"]},
+        "filters": {**BASE_SETTINGS, **winners},
+    }
+    data_uri = f"{ARTIFACT_ROOT}/data/fashion-mnist"
+    out = {}
+    for name, sweep in SWEEPS.items():
+        opts = ExperimentOptions.from_profile(
+            profile["sweeps"], data_uri=data_uri, output_root=f"{ARTIFACT_ROOT}/sweeps/{name}",
+            fixed=fixed_by_stage[name], gpu=gpu, max_trials=(profile["sweeps"]["max_trials"] or {}).get(name))
+        out[name] = build_experiment(sweep, opts)
+    return out
+
+
+def write_cluster_experiments(profile: dict, root: Path = EXPERIMENTS_DIR) -> list[Path]:
+    written = []
+    for gpu, folder in ((False, root), (True, root / "gpu")):
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, experiment in cluster_experiments(profile, gpu=gpu).items():
+            path = folder / f"{name}.yaml"
+            path.write_text(to_yaml(experiment))
+            written.append(path)
+    return written

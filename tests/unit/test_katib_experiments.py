@@ -1,0 +1,95 @@
+"""The study's sweeps: grid sizes, the study's combination numbering, generated manifests."""
+
+import pytest
+
+from components.errors import UserError
+from components.profiles import load_profile
+from katib.experiments import EXPERIMENTS_DIR, ExperimentOptions, build_experiment, cluster_experiments, to_yaml
+from katib.spaces import ACTIVATION_SWEEP, FILTER_SWEEP, OPTIMIZER_SWEEP, SWEEPS
+from katib.validate import grid_size, validate_experiment
+
+
+def test_grid_sizes_are_8_81_81():
+    assert [s.grid_size for s in SWEEPS.values()] == [8, 81, 81]
+    assert [len(s.grid()) for s in SWEEPS.values()] == [8, 81, 81]
+
+
+def test_the_studys_combination_numbers():
+    # "combination 68" of the activation sweep, "combination 54" of the filter sweep (1-based).
+    assert ACTIVATION_SWEEP.combination_at(67) == ("selu", "relu", "relu", "relu")
+    assert ACTIVATION_SWEEP.index_of(("selu", "relu", "relu", "relu")) == 67
+    assert FILTER_SWEEP.combination_at(53) == ("32", "64", "64", "64")
+    assert FILTER_SWEEP.index_of((32, 64, 64, 64)) == 53
+
+
+def test_index_and_combination_are_inverse_over_the_whole_grid():
+    for sweep in SWEEPS.values():
+        for i, combo in enumerate(sweep.grid()):
+            assert sweep.index_of(combo) == i
+            assert sweep.combination_at(i) == combo
+
+
+def test_bad_combination_is_refused():
+    with pytest.raises(UserError, match="activation2=tanh"):
+        ACTIVATION_SWEEP.index_of(("relu", "tanh", "relu", "relu"))
+    with pytest.raises(UserError, match="expected 0..80"):
+        FILTER_SWEEP.combination_at(81)
+
+
+def test_assignments_become_trial_settings():
+    assert OPTIMIZER_SWEEP.settings({"optimizer": "Nadam"}) == {"optimizer": "Nadam"}
+    assigned = {"activation1": "selu", "activation2": "relu", "activation3": "elu", "activation4": "relu"}
+    assert ACTIVATION_SWEEP.settings(assigned) == {"activations": "selu,relu,elu,relu"}
+
+
+@pytest.mark.parametrize("gpu", [False, True])
+def test_checked_in_manifests_are_what_the_code_generates(gpu):
+    folder = EXPERIMENTS_DIR / "gpu" if gpu else EXPERIMENTS_DIR
+    for name, experiment in cluster_experiments(load_profile("seed"), gpu=gpu).items():
+        path = folder / f"{name}.yaml"
+        assert path.exists(), f"{path} is missing: run `make katib`"
+        assert path.read_text() == to_yaml(experiment), f"{path} is stale: run `make katib`"
+
+
+def test_generated_manifests_have_katibs_shape_and_pass_the_validator():
+    for name, exp in cluster_experiments(load_profile("seed")).items():
+        assert validate_experiment(exp) == []
+        spec = exp["spec"]
+        assert exp["apiVersion"] == "kubeflow.org/v1beta1" and exp["kind"] == "Experiment"
+        assert spec["objective"] == {"type": "maximize", "objectiveMetricName": "val_accuracy",
+                                     "additionalMetricNames": ["accuracy", "loss", "val_loss"]}
+        assert spec["algorithm"]["algorithmName"] == "grid"
+        assert spec["maxTrialCount"] == grid_size(exp) == SWEEPS[name].grid_size
+        assert spec["metricsCollectorSpec"]["collector"]["kind"] == "StdOut"
+        template = spec["trialTemplate"]
+        job = template["trialSpec"]
+        assert job["apiVersion"] == "batch/v1" and job["kind"] == "Job"
+        pod = job["spec"]["template"]
+        assert pod["metadata"]["annotations"] == {"sidecar.istio.io/inject": "false"}
+        assert pod["spec"]["restartPolicy"] == "Never"
+        (container,) = pod["spec"]["containers"]
+        assert container["name"] == template["primaryContainerName"]
+        assert container["resources"]["requests"] == {"cpu": "2", "memory": "6Gi"}
+        assert container["command"][:2] == ["study", "train"]
+
+
+def test_gpu_variant_asks_for_a_gpu_and_tolerates_the_gpu_taint():
+    exp = cluster_experiments(load_profile("seed"), gpu=True)["optimizer"]
+    pod = exp["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]
+    assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert "trainer-gpu" in pod["containers"][0]["image"]
+    assert pod["tolerations"][0]["key"] == "nvidia.com/gpu"
+
+
+def test_fixed_settings_and_placeholders_reach_the_trial_command():
+    opts = ExperimentOptions(data_uri="/d", output_root="/o", fixed={"optimizer": "Nadam",
+                             "activations": "selu,relu,relu,relu", "filters": "32,32,64,64"},
+                             epochs=3, parallel_trials=2, early_stopping=True)
+    exp = build_experiment(FILTER_SWEEP, opts)
+    command = exp["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]["command"]
+    args = dict(zip(command[2::2], command[3::2]))
+    assert args["--optimizer"] == "Nadam" and args["--activations"] == "selu,relu,relu,relu"
+    assert args["--filters"] == ",".join(f"${{trialParameters.filters{i}}}" for i in range(1, 5))
+    assert args["--output"] == "/o/${trialParameters.trialName}" and args["--epochs"] == "3"
+    assert exp["spec"]["earlyStopping"]["algorithmName"] == "medianstop"
+    assert validate_experiment(exp) == []
