@@ -10,6 +10,9 @@ SET ?=
 RUN_ID ?=
 PYTEST_ARGS ?=
 FMNIST_DIR := /usr/share/datasets/fashion-mnist
+# torch==2.13.0+cpu (Optuna's GP sampler, the PyTorch backend) is a CPU build that PyPI does not
+# serve; machines of this kind keep it in /opt/wheels.
+FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 
 .DEFAULT_GOAL := help
 .PHONY: help install data run test test-fast pipeline katib lint clean
@@ -21,7 +24,7 @@ help: ## list the targets
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet $(FIND_LINKS) -r requirements.lock
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 

@@ -1,0 +1,186 @@
+"""Run one trial as a subprocess: stream its output, collect metrics, apply the stop rule.
+
+This is the local stand-in for a trial's Job plus Katib's metrics-collector
+sidecar: the sidecar tails the training container's output (stdout and stderr
+together), parses metrics as they appear, terminates the training process
+when an early-stopping rule is met, and the trial controller then decides the
+trial's condition from the exit status and the observation.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from katib.local.early_stopping import StoppingRule
+from katib.local.files import utc_timestamp
+from katib.local.metrics import Observation, parse_metric_line
+from katib.local.records import (
+    EARLY_STOPPED,
+    FAILED,
+    REASON_EARLY_STOPPED,
+    REASON_FAILED,
+    REASON_METRICS_UNAVAILABLE,
+    REASON_SUCCEEDED,
+    SUCCEEDED,
+)
+from katib.local.trial_command import TrialCommand
+
+# A terminated trial gets this long to exit before it is killed.
+TERMINATE_GRACE_S = 10.0
+
+
+@dataclass
+class TrialOutcome:
+    state: str
+    reason: str
+    message: str
+    exit_code: int | None
+    observation: Observation
+    finished_at: str
+
+
+class ProcessRegistry:
+    """The trial processes running now, so an interrupted sweep can end them all."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._processes: set[subprocess.Popen[str]] = set()
+        self.closed = threading.Event()
+
+    def add(self, process: subprocess.Popen[str]) -> None:
+        with self._lock:
+            self._processes.add(process)
+        if self.closed.is_set():  # started while the sweep was being interrupted
+            terminate(process)
+
+    def discard(self, process: subprocess.Popen[str]) -> None:
+        with self._lock:
+            self._processes.discard(process)
+
+    def terminate_all(self) -> None:
+        self.closed.set()
+        with self._lock:
+            processes = list(self._processes)
+        for process in processes:
+            terminate(process)
+
+
+def run_trial(
+    name: str,
+    command: TrialCommand,
+    log_path: Path,
+    metric_names: Sequence[str],
+    objective_metric: str,
+    filters: Sequence[re.Pattern[str]],
+    rule: StoppingRule | None,
+    log: Callable[[str], None],
+    registry: ProcessRegistry,
+) -> TrialOutcome:
+    """Run the trial to its end and say how it ended, in Katib's terms."""
+    observation = Observation(metric_names, objective_metric)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        process = subprocess.Popen(
+            command.argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,  # Katib's collector reads both streams as one log
+            stdin=subprocess.DEVNULL,
+            env=command.env,
+            text=True,
+            errors="replace",
+            bufsize=1,
+        )
+    except OSError as error:
+        log_path.write_text(f"could not start {command.argv[0]}: {error}\n", encoding="utf-8")
+        return TrialOutcome(
+            FAILED, REASON_FAILED, f"Trial could not start: {error}", None, observation, utc_timestamp()
+        )
+    registry.add(process)
+    try:
+        stopped_by = _follow_output(name, process, log_path, observation, filters, rule, log)
+        exit_code = process.wait()
+    finally:
+        registry.discard(process)
+    return _outcome(exit_code, observation, stopped_by, objective_metric, log_path)
+
+
+def terminate(process: subprocess.Popen[str]) -> None:
+    """SIGTERM now (as Katib's collector does), SIGKILL if still running after the grace period."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    timer = threading.Timer(TERMINATE_GRACE_S, _kill_if_running, args=(process,))
+    timer.daemon = True
+    timer.start()
+
+
+def _kill_if_running(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        process.kill()
+
+
+def _follow_output(
+    name: str,
+    process: subprocess.Popen[str],
+    log_path: Path,
+    observation: Observation,
+    filters: Sequence[re.Pattern[str]],
+    rule: StoppingRule | None,
+    log: Callable[[str], None],
+) -> str | None:
+    """Copy the output to the log file and ``log``, parse metrics; the stop message if stopped."""
+    stopped_by = None
+    metric_names = list(observation.metrics)
+    assert process.stdout is not None
+    with open(log_path, "w", encoding="utf-8") as out:
+        for line in process.stdout:
+            out.write(line)
+            out.flush()
+            log(f"[{name}] {line.rstrip()}")
+            for report in parse_metric_line(line, metric_names, filters):
+                observation.add(report)
+                if report.name != observation.objective_metric or rule is None or stopped_by:
+                    continue
+                if rule.should_stop(report.value):
+                    stopped_by = rule.describe(observation.objective_metric)
+                    log(f"[{name}] early stopped: {stopped_by}")
+                    terminate(process)
+    return stopped_by
+
+
+def _outcome(
+    exit_code: int,
+    observation: Observation,
+    stopped_by: str | None,
+    objective_metric: str,
+    log_path: Path,
+) -> TrialOutcome:
+    """Katib's order: early stopped, then a failed Job, then missing metrics, else succeeded."""
+    now = utc_timestamp()
+    if stopped_by:
+        return TrialOutcome(
+            EARLY_STOPPED, REASON_EARLY_STOPPED, f"Trial is early stopped: {stopped_by}", exit_code, observation, now
+        )
+    if exit_code != 0:
+        how = f"killed by signal {-exit_code}" if exit_code < 0 else f"exit status {exit_code}"
+        last = _last_line(log_path)
+        message = f"Trial has failed: {how}" + (f"; last output: {last}" if last else "")
+        return TrialOutcome(FAILED, REASON_FAILED, message, exit_code, observation, now)
+    if not observation.objective_reported:
+        message = f"Metrics are not available: the trial's output has no {objective_metric} value"
+        return TrialOutcome(FAILED, REASON_METRICS_UNAVAILABLE, message, exit_code, observation, now)
+    return TrialOutcome(SUCCEEDED, REASON_SUCCEEDED, "Trial has succeeded", exit_code, observation, now)
+
+
+def _last_line(log_path: Path, limit: int = 300) -> str:
+    try:
+        lines = [ln.strip() for ln in log_path.read_text(encoding="utf-8", errors="replace").splitlines()]
+    except OSError:
+        return ""
+    last = next((ln for ln in reversed(lines) if ln), "")
+    return last[:limit]
