@@ -39,6 +39,22 @@ def _optional_int(text: str) -> int | None:
     return None if text.lower() in ("", "none", "null", "all") else int(text)
 
 
+def _stage_uri(text: str) -> str:
+    from katib.spaces import SWEEPS
+
+    stage, sep, uri = text.partition("=")
+    if not sep or stage not in SWEEPS or not uri:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected STAGE=FOLDER with STAGE one of {', '.join(SWEEPS)}")
+    return text
+
+
+def _setting(text: str) -> str:
+    name, sep, value = text.partition("=")
+    if not sep or name not in ("optimizer", "activations", "filters") or not value:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected optimizer=..., activations=... or filters=...")
+    return text
+
+
 # --------------------------------------------------------------------- handlers
 
 def cmd_data(args) -> None:
@@ -71,10 +87,11 @@ def cmd_evaluate(args) -> None:
 
 
 def cmd_report(args) -> None:
-    from components.report import dataset_section, seed_cnn_section, write_report
+    from components.report import dataset_section, seed_cnn_section, sweep_sections, write_report
 
-    paths = write_report([dataset_section(args.data), seed_cnn_section(args.model, args.evaluation)],
-                         args.out)
+    sweeps = dict(item.split("=", 1) for item in args.sweep)
+    sections = [dataset_section(args.data), seed_cnn_section(args.model, args.evaluation), *sweep_sections(sweeps)]
+    paths = write_report(sections, args.out)
     print(f"report: {paths['markdown']}")
 
 
@@ -106,6 +123,40 @@ def cmd_katib_validate(args) -> None:
     for path in args.files:
         check_experiment(load_experiment(path))
         print(f"{path}: valid")
+
+
+def cmd_sweep_run(args) -> int:
+    from pathlib import Path
+
+    from katib.local import run_experiment
+    from katib.sweep import trial_environment
+    from katib.validate import check_experiment, load_experiment
+
+    experiment = load_experiment(args.experiment)
+    check_experiment(experiment)  # every problem listed, nothing run
+    run_dir = Path(args.run_dir or Path("runs", "sweeps", experiment["metadata"]["name"]))
+    result = run_experiment(experiment, run_dir, extra_env=trial_environment())
+    print(f"sweep: {result.condition} ({result.reason}); results in {run_dir}")
+    if not result.succeeded:
+        print(f"error: experiment {result.name} failed: {result.message or result.reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_sweep_stage(args) -> None:
+    from components.profiles import load_profile
+    from katib.sweep import run_sweep_stage
+
+    fixed = dict(item.split("=", 1) for item in args.fixed)
+    summary = run_sweep_stage(args.stage, args.data, args.out, load_profile(args.profile, args.set)["sweeps"], fixed)
+    print(f"sweep {args.stage}: best {summary['best'][args.stage]} (index {summary['best_index']}) "
+          f"val_accuracy={summary['val_accuracy']:.4f} -> {args.out}")
+
+
+def cmd_katib_launch(args) -> int:
+    from katib.launcher import run_from_args
+
+    return run_from_args(args)
 
 
 def cmd_profile(args) -> None:
@@ -155,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True)
     p.add_argument("--model", required=True)
     p.add_argument("--evaluation", required=True)
+    p.add_argument("--sweep", action="append", default=[], type=_stage_uri, metavar="STAGE=FOLDER",
+                   help="a sweep's output folder, e.g. optimizer=runs/x/sweeps/optimizer (repeatable)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_report)
 
@@ -180,6 +233,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = katib_sub.add_parser("validate", help="check Experiments as Katib's admission webhook would")
     p.add_argument("files", nargs="+")
     p.set_defaults(func=cmd_katib_validate)
+    from katib.launcher import add_arguments as add_launch_arguments  # light: kubernetes loads on use
+
+    p = katib_sub.add_parser("launch", help="create an Experiment on the cluster, wait, print its best trial")
+    add_launch_arguments(p)
+    p.set_defaults(func=cmd_katib_launch)
+
+    sweep = sub.add_parser("sweep", help="run a Katib Experiment on this machine (the local Katib backend)")
+    sweep_sub = sweep.add_subparsers(dest="sweep_command", required=True, parser_class=_Parser)
+    p = sweep_sub.add_parser("run", help="run EXPERIMENT.yaml's trials as local processes; resumes in its run folder")
+    p.add_argument("experiment", help="a Katib v1beta1 Experiment YAML file")
+    p.add_argument("--run-dir", default=None, help="default: runs/sweeps/<experiment name>")
+    p.set_defaults(func=cmd_sweep_run)
+    p = sweep_sub.add_parser("stage", help="one of the study's three sweeps on this machine")
+    p.add_argument("stage", choices=["optimizer", "activations", "filters"])
+    p.add_argument("--data", required=True, help="dataset artifact")
+    p.add_argument("--out", required=True, help="run folder: experiment.yaml, trials, results, summary.json")
+    p.add_argument("--fixed", action="append", default=[], type=_setting, metavar="SETTING=VALUE",
+                   help="settings held fixed, e.g. optimizer=Nadam or activations=selu,relu,relu,relu")
+    p.add_argument("--profile", default="smoke")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    p.set_defaults(func=cmd_sweep_stage)
 
     p = sub.add_parser("profile", help="print a profile with overrides applied")
     p.add_argument("name", nargs="?", default="smoke")
@@ -191,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        status = args.func(args)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
@@ -201,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":
