@@ -72,6 +72,51 @@ def seed_cnn_section(model_uri: str, evaluation_uri: str) -> Section:
     return Section("Question 1A: the hand-written CNN", intro, table, figures)
 
 
+def _study_value(stage: str, key: str):
+    return STUDY_RESULTS[f"sweep_{stage}"].get(key)
+
+
+def sweep_sections(sweep_uris: dict[str, str]) -> list[Section]:
+    """Question 2: the three chained sweeps, each beside the study's winner."""
+    summaries = {stage: _read_json(storage.join(uri, "summary.json")) for stage, uri in sweep_uris.items()}
+    sections = []
+    if "optimizer" in summaries:
+        s = summaries["optimizer"]
+        rows = sorted((t for t in s["trials"] if t["val_accuracy"] is not None),
+                      key=lambda t: -t["val_accuracy"])
+        table = [["optimizer", "validation accuracy", "trial state"]]
+        table += [[t["combination"][0], pct(t["val_accuracy"]), t["state"]] for t in rows]
+        table += [[t["combination"][0], "—", f"{t['state']} ({t['reason']})"]
+                  for t in s["trials"] if t["val_accuracy"] is None]
+        intro = (f"Best: **{s['best']['optimizer']}** at {pct(s['val_accuracy'])} "
+                 f"(study: {_study_value('optimizer', 'best')} at {pct(_study_value('optimizer', 'accuracy'))}; "
+                 f"Ftrl at its default settings stayed near 10% in the study). "
+                 f"{len(s['trials'])} of {s['grid_size']} grid points ran; {s['condition']}: {s['reason']}.")
+        sections.append(Section("Question 2A: optimizers", intro, table,
+                                _sweep_figures("optimizer", sweep_uris["optimizer"])))
+    for stage, label in (("activations", "activations per conv layer"), ("filters", "filters per conv layer")):
+        if stage not in summaries:
+            continue
+        s = summaries[stage]
+        study_best = _study_value(stage, "best")
+        table = [["", "combination (conv1..conv4)", "index (study numbering)", "validation accuracy"],
+                 ["ours", ", ".join(s["best_combination"]), f"{s['best_index']} (combination {s['best_index'] + 1})",
+                  pct(s["val_accuracy"])],
+                 ["study", ", ".join(map(str, study_best)), f"{_study_value(stage, 'index')} "
+                  f"(combination {_study_value(stage, 'index') + 1})", pct(_study_value(stage, "accuracy"))]]
+        fixed = ", ".join(f"{k} {v}" for k, v in s["fixed"].items() if k != stage)
+        intro = (f"With {fixed} held fixed: {len(s['trials'])} of {s['grid_size']} combinations ran; "
+                 f"{s['condition']}: {s['reason']}.")
+        sections.append(Section(f"Question 2{'B' if stage == 'activations' else 'C'}: {label}", intro, table,
+                                _sweep_figures(stage, sweep_uris[stage])))
+    return sections
+
+
+def _sweep_figures(stage: str, uri: str) -> dict[str, bytes]:
+    data = _figure(storage.join(uri, "objective.png"))
+    return {f"sweep_{stage}_objective.png": data} if data else {}
+
+
 def render_markdown(title: str, sections: list[Section]) -> str:
     lines = [f"# {title}", ""]
     for s in sections:

@@ -55,14 +55,20 @@ class ExperimentOptions:
 
     @classmethod
     def from_profile(cls, sweeps: dict, **overrides) -> ExperimentOptions:
-        """Options from a profile's ``sweeps`` section (components/profiles.yaml)."""
+        """Options from a profile's ``sweeps`` section (components/profiles.yaml).
+
+        Counts go through int(): a KFP struct parameter carries every number as a float.
+        """
         values = {
-            "epochs": sweeps["epochs"], "batch_size": sweeps["batch_size"], "seed": sweeps["seed"],
+            "epochs": int(sweeps["epochs"]), "batch_size": int(sweeps["batch_size"]), "seed": int(sweeps["seed"]),
             "learning_rate": sweeps.get("learning_rate"),
-            "parallel_trials": sweeps["parallel_trials"], "max_failed_trials": sweeps["max_failed_trials"],
+            "parallel_trials": int(sweeps["parallel_trials"]), "max_failed_trials": int(sweeps["max_failed_trials"]),
             "early_stopping": bool(sweeps.get("early_stopping")),
         }
         values.update(overrides)
+        if values.get("max_trials") is not None:
+            values["max_trials"] = int(values["max_trials"])
+        values["parallel_trials"] = int(values["parallel_trials"])
         return cls(**values)
 
 

@@ -3,12 +3,25 @@
 # No `from __future__ import annotations` here: KFP reads the real annotation objects.
 from kfp import dsl
 
+from components.profiles import load_profile
 from pipelines.steps.data import prepare_data
 from pipelines.steps.evaluate import evaluate_model
 from pipelines.steps.report import build_report
+from pipelines.steps.sweep import run_sweep
 from pipelines.steps.train import train_cnn
 
 PIPELINE_NAME = "fashion-mnist-study"
+
+
+def without_none(value):
+    """KFP structs cannot hold null: drop unset (None) settings, which readers treat as defaults."""
+    if isinstance(value, dict):
+        return {k: without_none(v) for k, v in value.items() if v is not None}
+    return value
+
+
+# The sweeps' settings default to the seed profile's (profiles.yaml is their one source).
+SEED_SWEEP_SETTINGS = without_none(load_profile("seed")["sweeps"])
 
 
 @dsl.pipeline(name=PIPELINE_NAME,
@@ -26,6 +39,7 @@ def study_pipeline(
     epochs: int = 10,
     batch_size: int = 128,
     train_seed: int = 1,
+    sweep_settings: dict = SEED_SWEEP_SETTINGS,
 ) -> dsl.HTML:
     data = prepare_data(source=data_source, val_fraction=val_fraction, train_size=train_size,
                         test_size=test_size, seed=data_seed).set_display_name("data")
@@ -35,8 +49,18 @@ def study_pipeline(
     train.set_retry(num_retries=2)  # a preempted trial resumes from its checkpoint
     evaluation = evaluate_model(dataset=data.outputs["dataset"],
                                 model=train.outputs["model"]).set_display_name("evaluate")
+    # Question 2: three chained sweeps, each fixing what the one before found.
+    sweep_a = run_sweep(stage="optimizer", dataset=data.outputs["dataset"], sweep_settings=sweep_settings)
+    sweep_a.set_display_name("sweep A: optimizers").after(train)
+    sweep_b = run_sweep(stage="activations", dataset=data.outputs["dataset"], sweep_settings=sweep_settings,
+                        optimizer=sweep_a.outputs["optimizer"]).set_display_name("sweep B: activations")
+    sweep_c = run_sweep(stage="filters", dataset=data.outputs["dataset"], sweep_settings=sweep_settings,
+                        optimizer=sweep_b.outputs["optimizer"], activations=sweep_b.outputs["activations"])
+    sweep_c.set_display_name("sweep C: filters")
     report = build_report(dataset=data.outputs["dataset"], model=train.outputs["model"],
-                          evaluation=evaluation.outputs["evaluation"]).set_display_name("report")
+                          evaluation=evaluation.outputs["evaluation"], optimizer_sweep=sweep_a.outputs["sweep"],
+                          activation_sweep=sweep_b.outputs["sweep"], filter_sweep=sweep_c.outputs["sweep"])
+    report.set_display_name("report")
     return report.outputs["html"]
 
 
@@ -56,4 +80,5 @@ def pipeline_arguments(profile: dict) -> dict:
         "epochs": int(train["epochs"]),
         "batch_size": int(train["batch_size"]),
         "train_seed": int(train["seed"]),
+        "sweep_settings": without_none(profile["sweeps"]),
     }

@@ -100,3 +100,20 @@ def test_usage_mistake_is_one_line_and_status_2():
     result = run_cli("train", "--no-such-flag")
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_invalid_experiment_lists_every_problem_and_runs_nothing(tmp_path):
+    import yaml
+
+    from katib.experiments import EXPERIMENTS_DIR
+
+    experiment = yaml.safe_load((EXPERIMENTS_DIR / "optimizer.yaml").read_text())
+    experiment["spec"]["algorithm"]["algorithmName"] = "gridd"
+    experiment["spec"]["objective"]["additionalMetricNames"].append("val_accuracy")
+    path = tmp_path / "broken.yaml"
+    path.write_text(yaml.safe_dump(experiment))
+    result = run_cli("sweep", "run", path, "--run-dir", tmp_path / "run")
+    assert_user_error(result, "invalid Experiment fmstudy-optimizer:")
+    line = last_error_line(result.stderr)
+    assert "gridd" in line and "val_accuracy" in line
+    assert not (tmp_path / "run").exists()

@@ -18,7 +18,9 @@ def _executor_output(root: Path, task: str) -> dict:
 def test_local_pipeline_produces_report_and_metrics_artifacts(tmp_path, fmnist_dir):
     result = run_cli("run", "--runs-dir", tmp_path, "--run-id", "tiny",
                      "--set", "data.train_size=1000", "--set", "data.test_size=300",
-                     "--set", "train.epochs=1", "--set", "train.batch_size=64")
+                     "--set", "train.epochs=1", "--set", "train.batch_size=64",
+                     "--set", "sweeps.max_trials.optimizer=2", "--set", "sweeps.max_trials.activations=2",
+                     "--set", "sweeps.max_trials.filters=2")
     assert result.returncode == 0, result.stderr[-3000:]
     root = tmp_path / "tiny"
     report = root / "report" / "report.md"
@@ -27,7 +29,6 @@ def test_local_pipeline_produces_report_and_metrics_artifacts(tmp_path, fmnist_d
     assert "| hand-written CNN | 3,831,018 |" in text and "92.43%" in text
     assert "900 training, 100 validation and 300 test images" in text
     html = (root / "report" / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 2
 
     train = _executor_output(root, "train-cnn")["artifacts"]["metrics"]["artifacts"][0]["metadata"]
     assert {"accuracy", "loss", "val_accuracy", "val_loss", "train_images_per_second"} <= set(train)
@@ -36,6 +37,26 @@ def test_local_pipeline_produces_report_and_metrics_artifacts(tmp_path, fmnist_d
     confusion = evaluate["confusion"]["artifacts"][0]["metadata"]["confusionMatrix"]
     assert len(confusion["annotationSpecs"]) == 10
     assert sum(sum(row["row"]) for row in confusion["rows"]) == 300
+
+    # Question 2: three chained sweeps, each fixing what the one before found.
+    summaries = {stage: json.loads(next(root.glob(f"*/{task}/sweep/summary.json")).read_text())
+                 for stage, task in (("optimizer", "run-sweep"), ("activations", "run-sweep-2"),
+                                     ("filters", "run-sweep-3"))}
+    assert [len(s["trials"]) for s in summaries.values()] == [2, 2, 2]
+    assert summaries["activations"]["fixed"]["optimizer"] == summaries["optimizer"]["best"]["optimizer"]
+    assert summaries["filters"]["fixed"]["optimizer"] == summaries["optimizer"]["best"]["optimizer"]
+    assert summaries["filters"]["fixed"]["activations"] == summaries["activations"]["best"]["activations"]
+    for stage, summary in summaries.items():
+        best = summary["best_combination"]
+        assert summary["best_index"] == next(t["index"] for t in summary["trials"] if t["combination"] == best)
+        # every trial was the real trial runner, writing its own output folder
+        outputs = next(root.glob(f"*/{'run-sweep' + {'optimizer': '', 'activations': '-2', 'filters': '-3'}[stage]}"
+                                 "/sweep/outputs"))
+        assert len([p for p in outputs.iterdir() if (p / "metrics.json").exists()]) == 2
+    assert "## Question 2A: optimizers" in text and "Nadam at 93.05%" in text
+    assert "| study | selu, relu, relu, relu | 67 (combination 68) | 93.37% |" in text
+    assert "| study | 32, 64, 64, 64 | 53 (combination 54) | 93.38% |" in text
+    assert html.count("data:image/png;base64,") == 5
 
 
 def test_an_existing_run_folder_is_refused(tmp_path):

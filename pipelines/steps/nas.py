@@ -1,0 +1,26 @@
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
+
+from pipelines.steps.common import COMPONENT_DEFAULTS
+
+
+@dsl.component(**COMPONENT_DEFAULTS)
+def nas(dataset: Input[Dataset], model: Output[Model], metrics: Output[Metrics], nas_settings: dict,
+        search_root: str = "", run_id: str = ""):
+    """Question 1B: the AutoKeras search; `model` holds the best model, its summary and the trial table.
+
+    With search_root and run_id the KerasTuner project lives in search_root/nas-search/run_id, so a
+    retried task resumes its search; without them it lives inside the model artifact.
+    """
+    from components import storage
+    from components.nas import NasConfig, run_nas
+
+    search_uri = storage.join(search_root, "nas-search", run_id) if search_root and run_id else None
+    result = run_nas(NasConfig.from_dict(nas_settings), dataset.path, model.path, search_uri=search_uri)
+    metrics.log_metric("test_accuracy", result["test_accuracy"])
+    metrics.log_metric("best_val_accuracy", result["best_trial"]["val_accuracy"])
+    metrics.log_metric("params", result["params"]["total"])
+    metrics.log_metric("trials", len(result["trials"]))
+    metrics.log_metric("search_seconds", result["search_seconds"])
+    model.metadata.update({"params": result["params"]["total"], "best_trial": result["best_trial"]["trial_id"],
+                           **{k: v for k, v in result["config"].items() if v is not None}})

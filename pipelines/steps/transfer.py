@@ -1,0 +1,66 @@
+"""Question 3's KFP components: the target image folder, and one transfer-learning run per base.
+
+The transfer runs ask for a GPU on a GPU node pool (:func:`request_gpu`);
+kfp.local ignores those settings and runs them on this CPU.
+"""
+
+import os
+
+from kfp import dsl, kubernetes
+from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output
+
+from components.settings import TRAINER_GPU_IMAGE
+from pipelines.steps.common import COMPONENT_DEFAULTS
+
+TRANSFER_BASES = ("mobilenet_v2", "inception_v3")
+GPU_RESOURCE = "nvidia.com/gpu"
+# The GPU node pool's label, read when the pipeline is compiled. GKE's defaults; on another
+# cloud set e.g. STUDY_GPU_NODE_LABEL=nvidia.com/gpu.product STUDY_GPU_ACCELERATOR=NVIDIA-A10G.
+GPU_NODE_LABEL = os.environ.get("STUDY_GPU_NODE_LABEL", "cloud.google.com/gke-accelerator")
+GPU_ACCELERATOR = os.environ.get("STUDY_GPU_ACCELERATOR", "nvidia-l4")
+GPU_COMPONENT_DEFAULTS = {**COMPONENT_DEFAULTS, "base_image": TRAINER_GPU_IMAGE}
+
+
+def request_gpu(task: dsl.PipelineTask, accelerator: str = GPU_ACCELERATOR, node_label: str = GPU_NODE_LABEL,
+                count: int = 1) -> dsl.PipelineTask:
+    """One GPU, scheduled onto the GPU node pool (node selector) past its taint (toleration)."""
+    task.set_accelerator_type(GPU_RESOURCE).set_accelerator_limit(count)
+    kubernetes.add_node_selector(task, label_key=node_label, label_value=accelerator)
+    kubernetes.add_toleration(task, key=GPU_RESOURCE, operator="Exists", effect="NoSchedule")
+    return task
+
+
+@dsl.component(**COMPONENT_DEFAULTS)
+def prepare_transfer_images(dataset: Input[Dataset], images: Output[Dataset], transfer_settings: dict):
+    """The target task: Fashion-MNIST classes 5-9 (``transfer.target``) as an image folder of PNG files."""
+    from components.transfer_data import TARGET_CLASSES, write_image_folder
+
+    target = transfer_settings.get("target") or {}
+    record = write_image_folder(dataset.path, images.path, classes=target.get("classes") or TARGET_CLASSES,
+                                images_per_class=target.get("images_per_class"), seed=int(target.get("seed", 42)))
+    images.metadata.update({"images": record["images"], "classes": list(record["class_counts"])})
+
+
+@dsl.component(**GPU_COMPONENT_DEFAULTS)
+def transfer_learning(base: str, images: Input[Dataset], source: Input[Dataset], transfer_settings: dict,
+                      run: Output[Model], metrics: Output[Metrics], curves: Output[Artifact], view: Output[HTML]):
+    """Frozen base, then fine-tuning: the run folder (both .keras models), metrics, the curves PNG."""
+    import shutil
+
+    from components.report import render_html
+    from components.transfer import run_transfer, settings_from_profile, transfer_section
+
+    result = run_transfer(settings_from_profile(transfer_settings, base), images.path, run.path,
+                          source_data_uri=source.path)
+    for name in ("val_accuracy_frozen", "val_accuracy_finetuned", "test_accuracy_frozen", "test_accuracy"):
+        if result[name] is not None:
+            metrics.log_metric(name, result[name])
+    metrics.log_metric("trainable_params_frozen", result["params"]["trainable_frozen"])
+    if result["params"]["trainable_fine_tune"] is not None:
+        metrics.log_metric("trainable_params_fine_tune", result["params"]["trainable_fine_tune"])
+    shutil.copyfile(f"{run.path}/curves.png", curves.path)
+    curves.metadata.update({"mime_type": "image/png", "base": base})
+    with open(view.path, "w") as f:
+        f.write(render_html(f"Transfer learning: {result['constructor']}", [transfer_section({base: run.path})]))
+    run.metadata.update({"base": base, "weights": result["weights"]["kind"],
+                         "params": result["params"]["total"], "device": result["device"]})
