@@ -70,6 +70,12 @@ class Sweep:
         except KeyError as err:
             raise UserError(f"sweep {self.name}: assignments lack parameter {err.args[0]}") from None
 
+    def assignments_from(self, config: dict) -> dict[str, str]:
+        """The parameter assignments a trial ran with, read back from its config (metrics.json)."""
+        value = config[self.setting]
+        values = value if isinstance(value, list | tuple) else str(value).split(",")
+        return {p.name: str(v) for p, v in zip(self.parameters, values, strict=True)}
+
     def settings(self, assignments: dict[str, str]) -> dict[str, str]:
         """Assignments as trial runner settings: {'optimizer': 'Nadam'} or {'activations': 'selu,relu,relu,relu'}."""
         return {self.setting: ",".join(self.combination(assignments))}

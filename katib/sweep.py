@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from components import storage
@@ -34,57 +35,112 @@ def trial_environment() -> dict[str, str]:
     return {"PATH": os.pathsep.join([scripts, os.environ.get("PATH", "")])}
 
 
-def run_sweep_stage(stage: str, data_uri: str, out_dir: str | Path, sweep_settings: dict,
-                    fixed: dict[str, str] | None = None, log: Callable[[str], None] = print) -> dict:
-    """Run one sweep locally with the profile's ``sweeps`` settings; return (and write) its summary."""
-    from katib.local import run_experiment
-
-    sweep = get_sweep(stage)
-    out_dir = Path(out_dir)
-    storage.check_writable(str(out_dir))
+def stage_experiment(stage: str, data_uri: str, output_root: str, sweep_settings: dict,
+                     fixed: dict[str, str] | None, **options) -> tuple[dict, dict[str, str]]:
+    """The stage's Experiment (validated) and the settings it holds fixed."""
     fixed = {**BASE_SETTINGS, **{k: v for k, v in (fixed or {}).items() if v}}
     opts = ExperimentOptions.from_profile(
-        sweep_settings, data_uri=data_uri, output_root=str(out_dir / "outputs"), fixed=fixed,
-        parallel_trials=sweep_settings.get("local_parallel_trials") or sweep_settings["parallel_trials"],
-        max_trials=(sweep_settings.get("max_trials") or {}).get(stage))
-    experiment = build_experiment(sweep, opts)
+        sweep_settings, data_uri=data_uri, output_root=output_root, fixed=fixed,
+        max_trials=(sweep_settings.get("max_trials") or {}).get(stage), **options)
+    experiment = build_experiment(get_sweep(stage), opts)
     check_experiment(experiment)
-    storage.write_text(str(out_dir / EXPERIMENT_FILE), to_yaml(experiment))
+    return experiment, fixed
 
+
+def run_sweep_stage(stage: str, data_uri: str, out_dir: str | Path, sweep_settings: dict,
+                    fixed: dict[str, str] | None = None, log: Callable[[str], None] = print) -> dict:
+    """Run one sweep on this machine (local Katib backend); return (and write) its summary."""
+    from katib.local import run_experiment
+
+    out_dir = Path(out_dir)
+    storage.check_writable(str(out_dir))
+    experiment, fixed = stage_experiment(
+        stage, data_uri, str(out_dir / "outputs"), sweep_settings, fixed,
+        parallel_trials=int(sweep_settings.get("local_parallel_trials") or sweep_settings["parallel_trials"]))
+    storage.write_text(str(out_dir / EXPERIMENT_FILE), to_yaml(experiment))
     result = run_experiment(experiment, out_dir, log=log, extra_env=trial_environment())
-    summary = summarize(stage, result, fixed)
+    trials = [TrialRow(r.name, r.state, r.reason, r.assignment_values, r.objective_value) for r in result.trials]
+    best = (result.optimal_trial or {}).get("bestTrialName")
+    summary = summarize(stage, fixed, trials, best, result.condition, result.reason, where=str(result.run_dir))
     storage.write_text(str(out_dir / SUMMARY_FILE), json.dumps(summary, indent=2))
     return summary
 
 
-def summarize(stage: str, result, fixed: dict[str, str]) -> dict:
+def launch_sweep_stage(stage: str, data_uri: str, out_uri: str, sweep_settings: dict,
+                       fixed: dict[str, str] | None = None, *, gpu: bool = False, timeout_s: float = 6 * 3600,
+                       delete_after: bool = False, summary_dir: str | None = None,
+                       log: Callable[[str], None] = print, **launch_options) -> dict:
+    """Run one sweep as a Katib Experiment on the cluster; trials write to ``out_uri``/outputs.
+
+    Each trial's metrics.json (written by the trial runner itself) gives the per-trial
+    table; Katib's currentOptimalTrial names the winner. The Experiment is kept by
+    default so its trials can be compared in Katib's UI. ``summary_dir`` (default
+    ``out_uri``) is where summary.json goes: a KFP step passes its local artifact folder,
+    which KFP uploads to ``out_uri`` when the step ends. ``launch_options`` go to
+    :func:`katib.launcher.launch_experiment` (poll_s, api_client).
+    """
+    from katib.launcher import launch_experiment
+
+    output_root = storage.join(out_uri, "outputs")
+    experiment, fixed = stage_experiment(stage, data_uri, output_root, sweep_settings, fixed, gpu=gpu)
+    storage.write_text(storage.join(out_uri, EXPERIMENT_FILE), to_yaml(experiment))
+    result = launch_experiment(experiment, timeout_s=timeout_s, delete_after=delete_after,
+                               replace_existing=True, log=log, **launch_options)
+    trials = collect_trial_rows(stage, output_root)
+    summary = summarize(stage, fixed, trials, result.optimal_trial.get("bestTrialName"), result.condition,
+                        result.reason, where=f"experiment {result.namespace}/{result.name}")
+    storage.write_text(storage.join(summary_dir or out_uri, SUMMARY_FILE), json.dumps(summary, indent=2))
+    return summary
+
+
+@dataclass
+class TrialRow:
+    name: str
+    state: str
+    reason: str
+    assignments: dict[str, str]
+    objective: float | None  # the value Katib's metric strategy picks: max val_accuracy over epochs
+
+
+def collect_trial_rows(stage: str, output_root: str) -> list[TrialRow]:
+    """Trials of a cluster sweep, read from the metrics.json each finished trial wrote."""
+    sweep = get_sweep(stage)
+    rows = []
+    for rel in storage.list_files(output_root):
+        name, _, file = rel.partition("/")
+        if file != "metrics.json":
+            continue
+        metrics = json.loads(storage.read_text(storage.join(output_root, rel)))
+        rows.append(TrialRow(name, "Succeeded", "TrialSucceeded", sweep.assignments_from(metrics["config"]),
+                             metrics["best"][OBJECTIVE_METRIC]))
+    return rows
+
+
+def summarize(stage: str, fixed: dict[str, str], trials: list[TrialRow], best_trial: str | None,
+              condition: str, reason: str, where: str) -> dict:
     """The stage's winner in the study's terms, plus every trial's objective."""
     sweep = get_sweep(stage)
-    optimal = result.optimal_trial
-    if not optimal or not optimal.get("bestTrialName"):
-        raise SweepFailed(f"sweep {stage}: no trial produced {OBJECTIVE_METRIC} "
-                          f"({result.condition}: {result.reason}; see {result.run_dir})")
-    assignments = {a["name"]: a["value"] for a in optimal["parameterAssignments"]}
-    combination = sweep.combination(assignments)
-    # objective_value is the value Katib's metric strategy picks (max of val_accuracy); None if unavailable.
-    trials = [{
-        "name": record.name, "state": record.state, "reason": record.reason,
-        "combination": list(sweep.combination(record.assignment_values)),
-        "index": sweep.index_of(sweep.combination(record.assignment_values)),
-        OBJECTIVE_METRIC: record.objective_value,
-    } for record in result.trials]
-    best = next(t for t in trials if t["name"] == optimal["bestTrialName"])
+    rows = [{
+        "name": t.name, "state": t.state, "reason": t.reason,
+        "combination": list(sweep.combination(t.assignments)),
+        "index": sweep.index_of(sweep.combination(t.assignments)),
+        OBJECTIVE_METRIC: t.objective,
+    } for t in trials]
+    best = next((r for r in rows if r["name"] == best_trial and r[OBJECTIVE_METRIC] is not None), None)
+    if best is None:
+        raise SweepFailed(f"sweep {stage}: no trial produced {OBJECTIVE_METRIC} ({condition}: {reason}; see {where})")
+    winner = next(t for t in trials if t.name == best_trial)
     return {
         "stage": stage,
         "description": sweep.description,
         "fixed": fixed,
-        "best": {**fixed, **sweep.settings(assignments)},
-        "best_combination": list(combination),
-        "best_index": sweep.index_of(combination),
-        "best_trial": optimal["bestTrialName"],
+        "best": {**fixed, **sweep.settings(winner.assignments)},
+        "best_combination": best["combination"],
+        "best_index": best["index"],
+        "best_trial": best_trial,
         OBJECTIVE_METRIC: best[OBJECTIVE_METRIC],
         "grid_size": sweep.grid_size,
-        "condition": result.condition,
-        "reason": result.reason,
-        "trials": trials,
+        "condition": condition,
+        "reason": reason,
+        "trials": rows,
     }
