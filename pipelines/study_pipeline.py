@@ -4,6 +4,7 @@
 from kfp import dsl
 
 from components.profiles import load_profile
+from pipelines.cluster import ClusterOptions, apply_cluster_settings
 from pipelines.steps.data import prepare_data
 from pipelines.steps.evaluate import evaluate_model
 from pipelines.steps.report import build_report
@@ -24,44 +25,67 @@ def without_none(value):
 SEED_SWEEP_SETTINGS = without_none(load_profile("seed")["sweeps"])
 
 
-@dsl.pipeline(name=PIPELINE_NAME,
-              description="Fashion-MNIST study: data, the hand-written CNN, evaluation and the report")
-def study_pipeline(
-    data_source: str = "",
-    val_fraction: float = 0.1,
-    train_size: int = 0,
-    test_size: int = 0,
-    data_seed: int = 42,
-    optimizer: str = "Adam",
-    learning_rate: float = 0.0,
-    activations: str = "relu,relu,relu,relu",
-    filters: str = "32,32,64,64",
-    epochs: int = 10,
-    batch_size: int = 128,
-    train_seed: int = 1,
-    sweep_settings: dict = SEED_SWEEP_SETTINGS,
-) -> dsl.HTML:
-    data = prepare_data(source=data_source, val_fraction=val_fraction, train_size=train_size,
-                        test_size=test_size, seed=data_seed).set_display_name("data")
-    train = train_cnn(dataset=data.outputs["dataset"], optimizer=optimizer, learning_rate=learning_rate,
-                      activations=activations, filters=filters, epochs=epochs, batch_size=batch_size,
-                      seed=train_seed).set_display_name("train hand-written CNN")
-    train.set_retry(num_retries=2)  # a preempted trial resumes from its checkpoint
-    evaluation = evaluate_model(dataset=data.outputs["dataset"],
-                                model=train.outputs["model"]).set_display_name("evaluate")
-    # Question 2: three chained sweeps, each fixing what the one before found.
-    sweep_a = run_sweep(stage="optimizer", dataset=data.outputs["dataset"], sweep_settings=sweep_settings)
-    sweep_a.set_display_name("sweep A: optimizers").after(train)
-    sweep_b = run_sweep(stage="activations", dataset=data.outputs["dataset"], sweep_settings=sweep_settings,
-                        optimizer=sweep_a.outputs["optimizer"]).set_display_name("sweep B: activations")
-    sweep_c = run_sweep(stage="filters", dataset=data.outputs["dataset"], sweep_settings=sweep_settings,
-                        optimizer=sweep_b.outputs["optimizer"], activations=sweep_b.outputs["activations"])
-    sweep_c.set_display_name("sweep C: filters")
-    report = build_report(dataset=data.outputs["dataset"], model=train.outputs["model"],
-                          evaluation=evaluation.outputs["evaluation"], optimizer_sweep=sweep_a.outputs["sweep"],
-                          activation_sweep=sweep_b.outputs["sweep"], filter_sweep=sweep_c.outputs["sweep"])
-    report.set_display_name("report")
-    return report.outputs["html"]
+def build_pipeline(cluster: ClusterOptions | None = None):
+    """The study pipeline. ``cluster=None`` is the plain pipeline kfp.local runs; with
+    ClusterOptions the same steps get pod, GPU, credential and retry settings."""
+
+    def on_cluster(task, *, gpu: bool = False, retries: int = 0):
+        return apply_cluster_settings(task, cluster, gpu=gpu, retries=retries) if cluster else task
+
+    @dsl.pipeline(name=PIPELINE_NAME, pipeline_root=cluster.pipeline_root if cluster else None,
+                  description="Fashion-MNIST study: data, the hand-written CNN, three Katib sweeps, the report")
+    def study_pipeline(
+        data_source: str = "",
+        val_fraction: float = 0.1,
+        train_size: int = 0,
+        test_size: int = 0,
+        data_seed: int = 42,
+        optimizer: str = "Adam",
+        learning_rate: float = 0.0,
+        activations: str = "relu,relu,relu,relu",
+        filters: str = "32,32,64,64",
+        epochs: int = 10,
+        batch_size: int = 128,
+        train_seed: int = 1,
+        sweep_settings: dict = SEED_SWEEP_SETTINGS,
+        sweep_backend: str = "local",
+    ) -> dsl.HTML:
+        data = prepare_data(source=data_source, val_fraction=val_fraction, train_size=train_size,
+                            test_size=test_size, seed=data_seed).set_display_name("data")
+        on_cluster(data)
+        train = train_cnn(dataset=data.outputs["dataset"], optimizer=optimizer, learning_rate=learning_rate,
+                          activations=activations, filters=filters, epochs=epochs, batch_size=batch_size,
+                          seed=train_seed).set_display_name("train hand-written CNN")
+        on_cluster(train, retries=cluster.train_retries if cluster else 0)
+        evaluation = evaluate_model(dataset=data.outputs["dataset"],
+                                    model=train.outputs["model"]).set_display_name("evaluate")
+        on_cluster(evaluation)
+        # Question 2: three chained sweeps, each fixing what the one before found.
+        sweep_a = run_sweep(stage="optimizer", dataset=data.outputs["dataset"], sweep_settings=sweep_settings,
+                            backend=sweep_backend)
+        sweep_a.set_display_name("sweep A: optimizers").after(train)
+        sweep_b = run_sweep(stage="activations", dataset=data.outputs["dataset"], sweep_settings=sweep_settings,
+                            backend=sweep_backend, optimizer=sweep_a.outputs["optimizer"])
+        sweep_b.set_display_name("sweep B: activations")
+        sweep_c = run_sweep(stage="filters", dataset=data.outputs["dataset"], sweep_settings=sweep_settings,
+                            backend=sweep_backend, optimizer=sweep_b.outputs["optimizer"],
+                            activations=sweep_b.outputs["activations"])
+        sweep_c.set_display_name("sweep C: filters")
+        for sweep in (sweep_a, sweep_b, sweep_c):
+            # On the cluster a sweep step only launches and watches Katib: a small pod.
+            on_cluster(sweep)
+            if cluster:
+                sweep.set_cpu_request("500m").set_memory_request("1G").set_memory_limit("2G")
+        report = build_report(dataset=data.outputs["dataset"], model=train.outputs["model"],
+                              evaluation=evaluation.outputs["evaluation"], optimizer_sweep=sweep_a.outputs["sweep"],
+                              activation_sweep=sweep_b.outputs["sweep"], filter_sweep=sweep_c.outputs["sweep"])
+        on_cluster(report.set_display_name("report"))
+        return report.outputs["html"]
+
+    return study_pipeline
+
+
+study_pipeline = build_pipeline()
 
 
 def pipeline_arguments(profile: dict) -> dict:

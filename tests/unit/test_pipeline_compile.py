@@ -1,0 +1,75 @@
+"""The cluster pipeline as compiled IR: what KFP on Kubernetes will run."""
+
+import yaml
+
+from components.settings import TRAINER_IMAGE
+from pipelines.cluster import ClusterOptions
+from pipelines.compile import compile_pipeline
+
+CHECKED_IN = "pipelines/compiled/study_pipeline.yaml"
+
+
+def compiled(tmp_path, **options) -> tuple[dict, dict]:
+    path = tmp_path / "pipeline.yaml"
+    compile_pipeline(str(path), cluster=ClusterOptions(**options))
+    spec, *platform = yaml.safe_load_all(path.read_text())
+    # The second document (kfp-kubernetes settings) exists only when some step has them.
+    return spec, platform[0]["platforms"]["kubernetes"]["deploymentSpec"]["executors"] if platform else {}
+
+
+def test_checked_in_pipeline_is_what_the_code_compiles(tmp_path):
+    from tests.conftest import REPO
+
+    fresh = list(yaml.safe_load_all(compiled_text(tmp_path)))
+    assert list(yaml.safe_load_all((REPO / CHECKED_IN).read_text())) == fresh, "stale: run `make pipeline`"
+
+
+def compiled_text(tmp_path) -> str:
+    path = tmp_path / "default.yaml"
+    compile_pipeline(str(path))
+    return path.read_text()
+
+
+def test_cluster_defaults_sweeps_through_katib_and_artifacts_on_gcs(tmp_path):
+    spec, _ = compiled(tmp_path)
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    assert params["sweep_backend"]["defaultValue"] == "katib"
+    assert params["epochs"]["defaultValue"] == 10 and params["train_size"]["defaultValue"] == 0
+    assert spec["defaultPipelineRoot"].startswith("gs://")
+    tasks = spec["root"]["dag"]["tasks"]
+    assert {"prepare-data", "train-cnn", "evaluate-model", "run-sweep", "run-sweep-2", "run-sweep-3",
+            "build-report"} <= set(tasks)
+    # sweeps chained: B takes A's optimizer, C takes B's activations
+    b_inputs = tasks["run-sweep-2"]["inputs"]["parameters"]
+    assert b_inputs["optimizer"]["taskOutputParameter"] == {"outputParameterKey": "optimizer",
+                                                            "producerTask": "run-sweep"}
+    c_inputs = tasks["run-sweep-3"]["inputs"]["parameters"]
+    assert c_inputs["activations"]["taskOutputParameter"]["producerTask"] == "run-sweep-2"
+
+
+def test_training_retries_and_caching_switch(tmp_path):
+    spec, _ = compiled(tmp_path, caching=False)
+    tasks = spec["root"]["dag"]["tasks"]
+    assert tasks["train-cnn"]["retryPolicy"]["maxRetryCount"] == 2
+    assert all(task["cachingOptions"] == {} for task in tasks.values())  # enableCache false is omitted
+    spec, _ = compiled(tmp_path)
+    assert spec["root"]["dag"]["tasks"]["train-cnn"]["cachingOptions"] == {"enableCache": True}
+
+
+def test_gcs_key_secret_is_mounted_and_named_in_the_environment(tmp_path):
+    spec, executors = compiled(tmp_path, gcs_key_secret="fmstudy-gcs-key")
+    assert len(executors) == 7  # every step
+    for config in executors.values():
+        (volume,) = config["secretAsVolume"]
+        assert volume["secretName"] == "fmstudy-gcs-key" and volume["mountPath"] == "/var/secrets/gcs"
+    for executor in spec["deploymentSpec"]["executors"].values():
+        env = {e["name"]: e["value"] for e in executor["container"].get("env", [])}
+        assert env["GOOGLE_APPLICATION_CREDENTIALS"] == "/var/secrets/gcs/key.json"
+
+
+def test_workload_identity_by_default_mounts_no_secret(tmp_path):
+    spec, executors = compiled(tmp_path)
+    assert not any("secretAsVolume" in config for config in executors.values())
+    for executor in spec["deploymentSpec"]["executors"].values():
+        assert "GOOGLE_APPLICATION_CREDENTIALS" not in {e["name"] for e in executor["container"].get("env", [])}
+        assert executor["container"]["image"] == TRAINER_IMAGE
