@@ -15,11 +15,12 @@ FMNIST_DIR := /usr/share/datasets/fashion-mnist
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 
 .DEFAULT_GOAL := help
-.PHONY: help install data run test test-fast pipeline katib lint clean
+.PHONY: help install data run test test-fast pipeline katib images images-gpu run-docker lint clean
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 	@echo "  variables: PROFILE=smoke|seed  SET='train.epochs=3 data.train_size=null'  RUN_ID=name  PYTEST_ARGS=..."
+	@echo "             BASE_IMAGE=local|IMAGE  BAKE_DATA=/usr/share/datasets/fashion-mnist  KFP_ENDPOINT=URL"
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +56,15 @@ pipeline: install ## compile the pipeline to pipelines/compiled/study_pipeline.y
 katib: install ## write the three sweeps' Katib Experiments to katib/experiments/ (CPU, and gpu/)
 	$(STUDY) katib generate --out katib/experiments
 	$(STUDY) katib validate katib/experiments/*.yaml katib/experiments/gpu/*.yaml
+
+images: install ## build the trainer image (BASE_IMAGE=local: a Debian base made here, for machines that cannot pull)
+	PYTHON=$(PY) images/build.sh $(if $(BASE_IMAGE),--base-image $(BASE_IMAGE)) $(if $(BAKE_DATA),--bake-data $(BAKE_DATA))
+
+images-gpu: install ## build the GPU trainer image (tensorflow GPU base)
+	PYTHON=$(PY) images/build.sh --variant gpu $(if $(BASE_IMAGE),--base-image $(BASE_IMAGE))
+
+run-docker: install data ## run the pipeline locally with every step in a container (kfp.local DockerRunner)
+	$(STUDY) run --runner docker --profile $(PROFILE) $(foreach s,$(SET),--set $(s)) $(if $(RUN_ID),--run-id $(RUN_ID))
 
 lint: install ## static checks (ruff)
 	$(PY) -m ruff check components katib pipelines tests

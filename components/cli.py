@@ -98,7 +98,8 @@ def cmd_report(args) -> None:
 def cmd_run(args) -> None:
     from pipelines.local_run import run_locally
 
-    run_locally(profile=args.profile, overrides=args.set, run_id=args.run_id, runs_dir=args.runs_dir)
+    run_locally(profile=args.profile, overrides=args.set, run_id=args.run_id, runs_dir=args.runs_dir,
+                runner=args.runner)
 
 
 def cmd_compile(args) -> None:
@@ -220,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
     p.add_argument("--run-id", default=None, help="name of the run folder (default: profile + time)")
     p.add_argument("--runs-dir", default="runs")
+    p.add_argument("--runner", default="subprocess", choices=["subprocess", "docker"],
+                   help="docker: every step in a container of the trainer image (`make images` first)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("compile", help="compile the pipeline to KFP IR YAML for a cluster")

@@ -263,12 +263,14 @@ def load_dataset(uri: str, cache_dir: str | Path | None = None) -> Dataset:
         local = Path(uri)
     if not (local / METADATA).exists():
         raise UserError(f"{uri}: not a dataset artifact (no {METADATA}; was the data step finished?)")
-    metadata = json.loads((local / METADATA).read_text())
     x, y = {}, {}
-    for split in SPLITS:
-        try:
+    try:
+        metadata = json.loads((local / METADATA).read_text())
+        for split in SPLITS:
             x[split] = np.load(local / f"x_{split}.npy", mmap_mode="r")
             y[split] = np.load(local / f"y_{split}.npy", mmap_mode="r")
-        except (FileNotFoundError, ValueError) as err:
-            raise UserError(f"{uri}: dataset artifact is damaged ({split}: {err})") from None
+    except PermissionError as err:
+        raise UserError(f"{uri}: cannot read the dataset artifact ({err.filename}: permission denied)") from None
+    except (OSError, ValueError) as err:
+        raise UserError(f"{uri}: dataset artifact is damaged ({err})") from None
     return Dataset(x=x, y=y, metadata=metadata)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 import warnings
@@ -10,9 +11,29 @@ from pathlib import Path
 from components.errors import UserError
 from components.profiles import load_profile
 
+RUNNERS = ("subprocess", "docker")
+
+
+def make_runner(name: str):
+    """kfp.local's runner: steps as subprocesses of this Python, or as containers of the trainer image."""
+    from kfp import local
+
+    if name == "subprocess":
+        return local.SubprocessRunner(use_venv=False)
+    if name == "docker":
+        return local.DockerRunner(
+            # KFP's command starts with `sh -c`; the image's entrypoint (`study`) would swallow it.
+            entrypoint=["env"],
+            # Write the bind-mounted run folder as its owner, not as the image's user.
+            user=f"{os.getuid()}:{os.getgid()}",
+            # The steps need nothing from outside: data and code are in the image and the run folder.
+            network_disabled=True,
+        )
+    raise UserError(f"runner {name!r}: expected one of {', '.join(RUNNERS)}")
+
 
 def run_locally(profile: str = "smoke", overrides: list[str] | tuple = (), run_id: str | None = None,
-                runs_dir: str = "runs") -> Path:
+                runs_dir: str = "runs", runner: str = "subprocess") -> Path:
     """Run the whole pipeline; return the report's HTML path."""
     from kfp import local
 
@@ -27,8 +48,7 @@ def run_locally(profile: str = "smoke", overrides: list[str] | tuple = (), run_i
     root.mkdir(parents=True)
     # The cluster image name is not a "python" image; locally the image is ignored anyway.
     warnings.filterwarnings("ignore", message=".*non-Python base image.*")
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root),
-               raise_on_error=True)
+    local.init(runner=make_runner(runner), pipeline_root=str(root), raise_on_error=True)
     print(f"run {run_id}: profile {profile} -> {root}", flush=True)
     started = time.perf_counter()
     try:
