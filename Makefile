@@ -15,7 +15,7 @@ FMNIST_DIR := /usr/share/datasets/fashion-mnist
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 
 .DEFAULT_GOAL := help
-.PHONY: help install data run test test-fast pipeline katib images images-gpu run-docker lint clean
+.PHONY: help install data run test test-fast pipeline katib images images-gpu run-docker submit lint clean
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -65,6 +65,11 @@ images-gpu: install ## build the GPU trainer image (tensorflow GPU base)
 
 run-docker: install data ## run the pipeline locally with every step in a container (kfp.local DockerRunner)
 	$(STUDY) run --runner docker --profile $(PROFILE) $(foreach s,$(SET),--set $(s)) $(if $(RUN_ID),--run-id $(RUN_ID))
+
+submit: install ## submit pipelines/compiled/study_pipeline.yaml to KFP at KFP_ENDPOINT (what a CI job calls)
+	@test -n "$(KFP_ENDPOINT)" || { echo "error: KFP_ENDPOINT is not set (the KFP API, e.g. https://HOST/pipeline)" >&2; exit 2; }
+	$(VENV)/bin/kfp --endpoint $(KFP_ENDPOINT) run create --experiment-name fmstudy \
+	  --run-name study-$$(date +%Y%m%d-%H%M%S) --package-file pipelines/compiled/study_pipeline.yaml $(if $(WATCH),--watch)
 
 lint: install ## static checks (ruff)
 	$(PY) -m ruff check components katib pipelines tests
