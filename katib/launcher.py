@@ -27,7 +27,6 @@ import json
 import math
 import os
 import re
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -682,20 +681,6 @@ def run_from_args(args: argparse.Namespace, log: Log = print) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m katib.launcher", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run_from_args(args)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-
-
 # ---------------------------------------------------------------- small helpers
 
 
@@ -720,6 +705,3 @@ def _duration_text(seconds: float) -> str:
         return f"{seconds / 60:g} min"
     return f"{seconds:g} s"
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from components import cli
 from components.errors import UserError
 from katib import launcher
 from katib.launcher import (
@@ -462,12 +463,12 @@ def test_run_from_args_uses_the_kubeconfig_and_writes_outputs(serve, monkeypatch
     assert fake.calls("DELETE")
 
 
-def test_main_prints_one_error_line_and_exits_1_for_a_failed_experiment(serve, monkeypatch, tmp_path, capsys):
+def test_study_katib_launch_exits_1_with_one_line_for_a_failed_experiment(serve, monkeypatch, tmp_path, capsys):
     fake = serve(steps=failing(NAME))
     monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(tmp_path / "config", fake.url)))
     outputs = tmp_path / "winner.json"
 
-    status = launcher.main([str(OPTIMIZER_YAML), "--poll", "0.02", "--outputs-json", str(outputs)])
+    status = cli.main(["katib", "launch", str(OPTIMIZER_YAML), "--poll", "0.02", "--outputs-json", str(outputs)])
 
     assert status == 1
     errors = capsys.readouterr().err.strip().splitlines()
@@ -475,8 +476,8 @@ def test_main_prints_one_error_line_and_exits_1_for_a_failed_experiment(serve, m
     assert not outputs.exists()  # a failed launch leaves no artifact that claims a winner
 
 
-def test_main_exits_2_without_credentials(capsys):
-    assert launcher.main([str(OPTIMIZER_YAML)]) == 2
+def test_study_katib_launch_exits_2_without_credentials(capsys):
+    assert cli.main(["katib", "launch", str(OPTIMIZER_YAML)]) == 2
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 1 and errors[0].startswith("error: no cluster credentials: ")
 
