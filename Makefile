@@ -9,13 +9,15 @@ PROFILE ?= smoke
 SET ?=
 RUN_ID ?=
 PYTEST_ARGS ?=
+K8S_ROOTS := base overlays/kind overlays/gpu-cloud
+OVERLAY ?= kind
 FMNIST_DIR := /usr/share/datasets/fashion-mnist
 # torch==2.13.0+cpu (Optuna's GP sampler, the PyTorch backend) is a CPU build that PyPI does not
 # serve; machines of this kind keep it in /opt/wheels.
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 
 .DEFAULT_GOAL := help
-.PHONY: help install data run test test-fast pipeline katib images images-gpu run-docker submit lint clean
+.PHONY: help install data run test test-fast pipeline katib images images-gpu run-docker submit e2e katib-apply k8s-render k8s-apply lint clean
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -70,6 +72,20 @@ submit: install ## submit pipelines/compiled/study_pipeline.yaml to KFP at KFP_E
 	@test -n "$(KFP_ENDPOINT)" || { echo "error: KFP_ENDPOINT is not set (the KFP API, e.g. https://HOST/pipeline)" >&2; exit 2; }
 	$(VENV)/bin/kfp --endpoint $(KFP_ENDPOINT) run create --experiment-name fmstudy \
 	  --run-name study-$$(date +%Y%m%d-%H%M%S) --package-file pipelines/compiled/study_pipeline.yaml $(if $(WATCH),--watch)
+
+e2e: install ## kind end-to-end: Katib + KFP on a throwaway cluster (prints "skipped: ..." without kind/docker/kubectl/internet)
+	bash tests/e2e/kind_e2e.sh
+
+katib-apply: ## create the three CPU sweeps' Experiments on the current kubectl context (after k8s-apply)
+	kubectl apply -f katib/experiments/
+
+k8s-render: ## render each kustomize root to build/k8s/ (kubectl kustomize)
+	@mkdir -p build/k8s
+	@for root in $(K8S_ROOTS); do out=build/k8s/$$(echo $$root | tr / -).yaml; \
+	  kubectl kustomize k8s/$$root > $$out && echo $$out; done
+
+k8s-apply: ## apply k8s/overlays/$(OVERLAY) (kind | gpu-cloud) to the current kubectl context
+	kubectl apply -k k8s/overlays/$(OVERLAY)
 
 lint: install ## static checks (ruff)
 	$(PY) -m ruff check components katib pipelines tests
