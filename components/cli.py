@@ -87,10 +87,11 @@ def cmd_evaluate(args) -> None:
 
 
 def cmd_report(args) -> None:
-    from components.report import dataset_section, seed_cnn_section, sweep_sections, write_report
+    from components.report import dataset_section, nas_section, seed_cnn_section, sweep_sections, write_report
 
     sweeps = dict(item.split("=", 1) for item in args.sweep)
-    sections = [dataset_section(args.data), seed_cnn_section(args.model, args.evaluation), *sweep_sections(sweeps)]
+    sections = [dataset_section(args.data), seed_cnn_section(args.model, args.evaluation, nas_uri=args.nas),
+                *([nas_section(args.nas)] if args.nas else []), *sweep_sections(sweeps)]
     paths = write_report(sections, args.out)
     print(f"report: {paths['markdown']}")
 
@@ -164,6 +165,12 @@ def cmd_katib_launch(args) -> int:
     return run_from_args(args)
 
 
+def cmd_nas(args) -> int:
+    from components.nas import run_from_args
+
+    return run_from_args(args)
+
+
 def cmd_profile(args) -> None:
     from components.profiles import load_profile
 
@@ -213,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--evaluation", required=True)
     p.add_argument("--sweep", action="append", default=[], type=_stage_uri, metavar="STAGE=FOLDER",
                    help="a sweep's output folder, e.g. optimizer=runs/x/sweeps/optimizer (repeatable)")
+    p.add_argument("--nas", default=None, help="the AutoKeras search's output folder (with nas.json)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_report)
 
@@ -267,6 +275,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="smoke")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
     p.set_defaults(func=cmd_sweep_stage)
+
+    from components.nas import add_arguments as add_nas_arguments  # light: Keras loads on use
+
+    p = sub.add_parser("nas", help="the AutoKeras architecture search (resumes on the same output; "
+                       "KerasTuner chief or worker from the KERASTUNER_* variables)")
+    add_nas_arguments(p)
+    p.set_defaults(func=cmd_nas)
 
     p = sub.add_parser("profile", help="print a profile with overrides applied")
     p.add_argument("name", nargs="?", default="smoke")

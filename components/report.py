@@ -47,7 +47,7 @@ def dataset_section(data_uri: str) -> Section:
     )
 
 
-def seed_cnn_section(model_uri: str, evaluation_uri: str) -> Section:
+def seed_cnn_section(model_uri: str, evaluation_uri: str, nas_uri: str | None = None) -> Section:
     """Question 1 part A: the hand-written CNN beside the study's figures."""
     trial = _read_json(storage.join(model_uri, "metrics.json"))
     ev = _read_json(storage.join(evaluation_uri, "metrics.json"))
@@ -58,6 +58,8 @@ def seed_cnn_section(model_uri: str, evaluation_uri: str) -> Section:
         ["hand-written CNN", f"{ev['params']['total']:,}", pct(ev["test_accuracy"]),
          f"{study['params']:,}", pct(study["test_accuracy"])],
     ]
+    if nas_uri:
+        table.append(nas_row(nas_uri))
     intro = (f"Optimizer {cfg['optimizer']}, activations {', '.join(cfg['activations'])}, filters "
              f"{', '.join(map(str, cfg['filters']))}; {trial['epochs']} epochs of batch {cfg['batch_size']} "
              f"at {trial['train_images_per_second']:.0f} training images/s ({trial['keras_backend']} backend). "
@@ -70,6 +72,39 @@ def seed_cnn_section(model_uri: str, evaluation_uri: str) -> Section:
         if data:
             figures[f"seed_cnn_{name}"] = data
     return Section("Question 1A: the hand-written CNN", intro, table, figures)
+
+
+def nas_row(nas_uri: str) -> list[str]:
+    """The search's best model as a row beside the hand-written CNN, with the study's AutoKeras model."""
+    result = _read_json(storage.join(nas_uri, "nas.json"))
+    study = STUDY_RESULTS["autokeras_resnet"]
+    return [f"AutoKeras search ({result['config']['block_type']} block)", f"{result['params']['total']:,}",
+            pct(result["test_accuracy"]), f"{study['params']:,}", pct(study["test_accuracy"])]
+
+
+def nas_section(nas_uri: str) -> Section:
+    """Question 1B: every trial of the AutoKeras search, and its best model beside the study's."""
+    result = _read_json(storage.join(nas_uri, "nas.json"))
+    cfg, params, best, objective = result["config"], result["params"], result["best_trial"], result["objective"]
+    study = STUDY_RESULTS["autokeras_resnet"]
+    short = lambda name: "/".join(name.split("/")[-2:])  # noqa: E731 - block/hyperparameter
+    values = [t["hyperparameters"] for t in result["trials"]]
+    names = list(dict.fromkeys(name for v in values for name in v))
+    varying = [n for n in names if len({json.dumps(v.get(n)) for v in values}) > 1]
+    table = [["trial", "worker", "status", "validation accuracy", "hyperparameters that vary"]]
+    table += [[t["trial_id"], t["tuner_id"] or "—", t["status"], pct(t[objective]),
+               ", ".join(f"{short(n)}={t['hyperparameters'].get(n, '—')}" for n in varying)]
+              for t in result["trials"]]
+    shared = ", ".join(f"{short(n)}={values[0][n]}" for n in names if n not in varying and n in values[0])
+    intro = (f"ImageBlock(block_type={cfg['block_type']}, normalize={cfg['normalize']}, augment={cfg['augment']}), "
+             f"pretrained={cfg['pretrained']}; {cfg['tuner']} tuner, {len(result['trials'])} of {cfg['max_trials']} "
+             f"trials of {cfg['epochs']} epochs (batch {cfg['batch_size']}) in {result['search_seconds'] / 60:.1f} "
+             f"minutes. Best: trial {best['trial_id']} at {pct(best[objective])} validation accuracy, "
+             f"{pct(result['test_accuracy'])} on {result['test_images']:,} test images, with {params['total']:,} "
+             f"parameters ({params['trainable']:,} trainable, {params['non_trainable']:,} non-trainable); the "
+             f"study's search found {study['params']:,} parameters and {pct(study['test_accuracy'])}."
+             + (f"\n\nEvery trial: {shared}." if shared else ""))
+    return Section("Question 1B: the AutoKeras search", intro, table)
 
 
 def _study_value(stage: str, key: str):

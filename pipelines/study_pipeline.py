@@ -7,6 +7,7 @@ from components.profiles import load_profile
 from pipelines.cluster import ClusterOptions, apply_cluster_settings
 from pipelines.steps.data import prepare_data
 from pipelines.steps.evaluate import evaluate_model
+from pipelines.steps.nas import nas
 from pipelines.steps.report import build_report
 from pipelines.steps.sweep import run_sweep
 from pipelines.steps.train import train_cnn
@@ -23,6 +24,7 @@ def without_none(value):
 
 # The sweeps' settings default to the seed profile's (profiles.yaml is their one source).
 SEED_SWEEP_SETTINGS = without_none(load_profile("seed")["sweeps"])
+SEED_NAS_SETTINGS = without_none(load_profile("seed")["nas"])
 
 
 def build_pipeline(cluster: ClusterOptions | None = None):
@@ -49,6 +51,7 @@ def build_pipeline(cluster: ClusterOptions | None = None):
         train_seed: int = 1,
         sweep_settings: dict = SEED_SWEEP_SETTINGS,
         sweep_backend: str = "local",
+        nas_settings: dict = SEED_NAS_SETTINGS,
     ) -> dsl.HTML:
         data = prepare_data(source=data_source, val_fraction=val_fraction, train_size=train_size,
                             test_size=test_size, seed=data_seed).set_display_name("data")
@@ -60,6 +63,12 @@ def build_pipeline(cluster: ClusterOptions | None = None):
         evaluation = evaluate_model(dataset=data.outputs["dataset"],
                                     model=train.outputs["model"]).set_display_name("evaluate")
         on_cluster(evaluation)
+        # Question 1B: the AutoKeras search. Its KerasTuner project lives under the pipeline root, keyed
+        # by the run, so a retried step resumes the search instead of starting over.
+        search = nas(dataset=data.outputs["dataset"], nas_settings=nas_settings,
+                     search_root=dsl.PIPELINE_ROOT_PLACEHOLDER, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER)
+        search.set_display_name("nas: AutoKeras search")
+        on_cluster(search, retries=cluster.train_retries if cluster else 0)
         # Question 2: three chained sweeps, each fixing what the one before found.
         sweep_a = run_sweep(stage="optimizer", dataset=data.outputs["dataset"], sweep_settings=sweep_settings,
                             backend=sweep_backend)
@@ -78,7 +87,8 @@ def build_pipeline(cluster: ClusterOptions | None = None):
                 sweep.set_cpu_request("500m").set_memory_request("1G").set_memory_limit("2G")
         report = build_report(dataset=data.outputs["dataset"], model=train.outputs["model"],
                               evaluation=evaluation.outputs["evaluation"], optimizer_sweep=sweep_a.outputs["sweep"],
-                              activation_sweep=sweep_b.outputs["sweep"], filter_sweep=sweep_c.outputs["sweep"])
+                              activation_sweep=sweep_b.outputs["sweep"], filter_sweep=sweep_c.outputs["sweep"],
+                              nas=search.outputs["model"])
         on_cluster(report.set_display_name("report"))
         return report.outputs["html"]
 
@@ -105,4 +115,5 @@ def pipeline_arguments(profile: dict) -> dict:
         "batch_size": int(train["batch_size"]),
         "train_seed": int(train["seed"]),
         "sweep_settings": without_none(profile["sweeps"]),
+        "nas_settings": without_none(profile["nas"]),
     }

@@ -58,6 +58,11 @@ def test_local_pipeline_produces_report_and_metrics_artifacts(tmp_path, fmnist_d
     assert "| study | 32, 64, 64, 64 | 53 (combination 54) | 93.38% |" in text
     assert html.count("data:image/png;base64,") == 5
 
+    # Question 1B: the AutoKeras search beside the hand-written CNN, with the study's figures.
+    assert "| AutoKeras search (vanilla block) |" in text and "23,608,205" in text and "92.10%" in text
+    nas = _executor_output(root, "nas")["artifacts"]["metrics"]["artifacts"][0]["metadata"]
+    assert {"test_accuracy", "params", "trials"} <= set(nas)
+
 
 def test_an_existing_run_folder_is_refused(tmp_path):
     (tmp_path / "taken").mkdir()

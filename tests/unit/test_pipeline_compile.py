@@ -58,7 +58,7 @@ def test_training_retries_and_caching_switch(tmp_path):
 
 def test_gcs_key_secret_is_mounted_and_named_in_the_environment(tmp_path):
     spec, executors = compiled(tmp_path, gcs_key_secret="fmstudy-gcs-key")
-    assert len(executors) == 7  # every step
+    assert len(executors) == 8  # every step
     for config in executors.values():
         (volume,) = config["secretAsVolume"]
         assert volume["secretName"] == "fmstudy-gcs-key" and volume["mountPath"] == "/var/secrets/gcs"
