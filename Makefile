@@ -11,18 +11,21 @@ RUN_ID ?=
 PYTEST_ARGS ?=
 K8S_ROOTS := base overlays/kind overlays/gpu-cloud
 OVERLAY ?= kind
+BENCH_ONLY ?=
+BENCH_SET ?=
 FMNIST_DIR := /usr/share/datasets/fashion-mnist
 # torch==2.13.0+cpu (Optuna's GP sampler, the PyTorch backend) is a CPU build that PyPI does not
 # serve; machines of this kind keep it in /opt/wheels.
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 
 .DEFAULT_GOAL := help
-.PHONY: help install data run test test-fast pipeline katib images images-gpu run-docker submit e2e katib-apply k8s-render k8s-apply lint clean
+.PHONY: help install data run test test-fast pipeline katib images images-gpu run-docker submit e2e katib-apply k8s-render k8s-apply bench bench-quick lint clean
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 	@echo "  variables: PROFILE=smoke|seed  SET='train.epochs=3 data.train_size=null'  RUN_ID=name  PYTEST_ARGS=..."
 	@echo "             BASE_IMAGE=local|IMAGE  BAKE_DATA=/usr/share/datasets/fashion-mnist  KFP_ENDPOINT=URL"
+	@echo "             OVERLAY=kind|gpu-cloud  BENCH_ONLY=1,3  BENCH_SET='train_images=2560'"
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -87,8 +90,14 @@ k8s-render: ## render each kustomize root to build/k8s/ (kubectl kustomize)
 k8s-apply: ## apply k8s/overlays/$(OVERLAY) (kind | gpu-cloud) to the current kubectl context
 	kubectl apply -k k8s/overlays/$(OVERLAY)
 
+bench: install data ## the benchmark: bench/results/<date>-<machine>.json/.md (about 1.5 h on 2 idle cores)
+	$(PY) -m bench.run $(if $(BENCH_ONLY),--only $(BENCH_ONLY)) $(foreach s,$(BENCH_SET),--set $(s))
+
+bench-quick: install data ## the benchmark on tiny sizes (minutes): checks the harness; writes runs/bench/results/
+	$(PY) -m bench.run --quick $(if $(BENCH_ONLY),--only $(BENCH_ONLY)) $(foreach s,$(BENCH_SET),--set $(s))
+
 lint: install ## static checks (ruff)
-	$(PY) -m ruff check components katib pipelines tests
+	$(PY) -m ruff check components katib pipelines tests bench
 
 clean: ## remove the virtual environment and local runs
 	rm -rf $(VENV) runs .pytest_cache

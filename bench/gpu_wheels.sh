@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The wheels bench/gpu_study.sh installs on a GPU machine that reaches no package index.
+# Run it where PyPI is reachable, then copy DIR (and this checkout, or just bench/) to the GPU machine:
+#
+#   bench/gpu_wheels.sh DIR [--python-version 3.11] [--platform TAG]... [--no-lock]
+#
+# DIR gets keras, tensorboard, pyyaml and optuna with every dependency they have, as wheels for that
+# Python and platform (binary ones included), at the versions requirements.lock pins (--no-lock: only
+# keras pinned, for a Python the lock has no wheels for), plus a wheel of this project (fmstudy).
+# JAX and PyTorch are not included: the GPU machine brings its own CUDA builds.
+set -euo pipefail
+# The comment block above, as help.
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(dirname "$HERE")"
+PYTHON="${PYTHON:-python3}"
+DIR="${1:-}"
+[ -n "$DIR" ] && [ "${DIR#-}" = "$DIR" ] || { usage; exit 2; }
+shift
+PYVER=3.11
+PLATFORMS=()
+USE_LOCK=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --python-version) PYVER="${2:?}"; shift 2 ;;
+    --platform) PLATFORMS+=("${2:?}"); shift 2 ;;
+    --no-lock) USE_LOCK=0; shift ;;
+    *) echo "error: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+[ ${#PLATFORMS[@]} -gt 0 ] || PLATFORMS=(manylinux_2_28_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64)
+mkdir -p "$DIR"
+constraints="$(mktemp)"
+trap 'rm -f "$constraints"' EXIT
+if [ "$USE_LOCK" = 1 ]; then
+  # The lock's torch is a local CPU build no index serves; the GPU machine has its own anyway.
+  grep -v -E '^(torch|tensorflow|tensorflow[-_]cpu)==' "$ROOT/requirements.lock" > "$constraints"
+else
+  grep -E '^keras==' "$ROOT/requirements.lock" > "$constraints"
+fi
+platform_args=()
+for p in "${PLATFORMS[@]}"; do platform_args+=(--platform "$p"); done
+"$PYTHON" -m pip download --quiet --only-binary=:all: --implementation cp --python-version "$PYVER" \
+  "${platform_args[@]}" -c "$constraints" -d "$DIR" keras tensorboard pyyaml optuna
+# Build the project's wheel from a copy, so no build/ folder is left in the checkout.
+src="$(mktemp -d)"
+trap 'rm -f "$constraints"; rm -rf "$src"' EXIT
+cp -r "$ROOT/pyproject.toml" "$ROOT/components" "$ROOT/katib" "$ROOT/pipelines" "$src/"
+"$PYTHON" -m pip wheel --quiet --no-deps -w "$DIR" "$src"
+echo "gpu-wheels: $(ls "$DIR" | wc -l) wheels in $DIR for Python $PYVER ($(du -sh "$DIR" | cut -f1))"
