@@ -62,7 +62,8 @@ def seed_cnn_section(model_uri: str, evaluation_uri: str, nas_uri: str | None = 
         table.append(nas_row(nas_uri))
     intro = (f"Optimizer {cfg['optimizer']}, activations {', '.join(cfg['activations'])}, filters "
              f"{', '.join(map(str, cfg['filters']))}; {trial['epochs']} epochs of batch {cfg['batch_size']} "
-             f"at {trial['train_images_per_second']:.0f} training images/s ({trial['keras_backend']} backend). "
+             f"at {trial.get('steady_images_per_second') or trial['train_images_per_second']:.0f} training "
+             f"images/s after the first epoch ({trial['keras_backend']} backend). "
              f"Best validation accuracy {pct(trial['best']['val_accuracy'])} at epoch {trial['best']['epoch']}; "
              f"test loss {ev['test_loss']:.4f}.\n\nPer-class test accuracy: "
              + ", ".join(f"{name} {pct(acc)}" for name, acc in ev["per_class_accuracy"].items()) + ".")

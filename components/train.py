@@ -52,6 +52,7 @@ class _State:
     history: dict[str, list[float]] = field(default_factory=dict)
     train_seconds: float = 0.0
     images_seen: int = 0
+    epoch_seconds: list[float] = field(default_factory=list)  # training part of each epoch
 
 
 class _EpochCallback(keras.callbacks.Callback):
@@ -82,6 +83,7 @@ class _EpochCallback(keras.callbacks.Callback):
         seconds = (self._train_end or time.perf_counter()) - self._epoch_start
         self.state.epoch = epoch + 1
         self.state.train_seconds += seconds
+        self.state.epoch_seconds.append(seconds)
         self.state.images_seen += self.n_train
         for name in METRIC_NAMES:
             if name in logs:
@@ -180,6 +182,13 @@ def run_trial(config: TrialConfig, data_uri: str, output_uri: str,
     return metrics
 
 
+def _steady_rate(state: _State) -> float | None:
+    later = state.epoch_seconds[1:]
+    if not later:
+        return None
+    return state.images_seen / state.epoch * len(later) / max(sum(later), 1e-9)
+
+
 def _summarize(config: TrialConfig, state: _State, model: keras.Model, wall_seconds: float) -> dict:
     history = state.history
     best_epoch = max(range(len(history[OBJECTIVE_METRIC])), key=lambda i: history[OBJECTIVE_METRIC][i])
@@ -193,5 +202,7 @@ def _summarize(config: TrialConfig, state: _State, model: keras.Model, wall_seco
         "train_seconds": state.train_seconds,
         "wall_seconds_last_attempt": wall_seconds,
         "train_images_per_second": state.images_seen / max(state.train_seconds, 1e-9),
+        # The first epoch also compiles the step function: the steady rate leaves it out.
+        "steady_images_per_second": _steady_rate(state),
         "keras_backend": keras.backend.backend(),
     }

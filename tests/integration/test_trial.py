@@ -41,6 +41,7 @@ def test_trial_prints_lines_katibs_default_filter_parses(tiny_data, tmp_path):
             assert line[name] == pytest.approx(metrics["history"][name][i], rel=1e-5)
     assert metrics["config"]["optimizer"] == "Nadam"
     assert metrics["epochs"] == 2 and metrics["train_images_per_second"] > 0
+    assert metrics["steady_images_per_second"] > 0  # epoch 2 alone: no compile time in it
     assert metrics["params"]["total"] == 3_831_018
     assert (out / "model.keras").stat().st_size > 1_000_000
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
