@@ -87,11 +87,20 @@ def cmd_evaluate(args) -> None:
 
 
 def cmd_report(args) -> None:
-    from components.report import dataset_section, nas_section, seed_cnn_section, sweep_sections, write_report
+    from components.report import (
+        dataset_section,
+        nas_section,
+        seed_cnn_section,
+        sweep_sections,
+        transfer_section,
+        write_report,
+    )
 
     sweeps = dict(item.split("=", 1) for item in args.sweep)
+    transfers = dict(item.split("=", 1) for item in args.transfer)
     sections = [dataset_section(args.data), seed_cnn_section(args.model, args.evaluation, nas_uri=args.nas),
-                *([nas_section(args.nas)] if args.nas else []), *sweep_sections(sweeps)]
+                *([nas_section(args.nas)] if args.nas else []), *sweep_sections(sweeps),
+                *([transfer_section(transfers)] if transfers else [])]
     paths = write_report(sections, args.out)
     print(f"report: {paths['markdown']}")
 
@@ -108,7 +117,7 @@ def cmd_compile(args) -> None:
     from pipelines.compile import compile_pipeline
 
     options = ClusterOptions(gcs_key_secret=args.gcs_key_secret, gpu_node_label=args.gpu_node_label,
-                             gpu_node_value=args.gpu_node_value, caching=not args.no_cache,
+                             gpu_node_value=args.gpu_node_value, use_gpus=not args.no_gpu, caching=not args.no_cache,
                              pipeline_root=args.pipeline_root or ClusterOptions.pipeline_root)
     print(compile_pipeline(args.out, profile=args.profile, cluster=options))
 
@@ -171,6 +180,12 @@ def cmd_nas(args) -> int:
     return run_from_args(args)
 
 
+def cmd_transfer(args) -> int:
+    from components.transfer import run_from_args
+
+    return run_from_args(args)
+
+
 def cmd_profile(args) -> None:
     from components.profiles import load_profile
 
@@ -221,6 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sweep", action="append", default=[], type=_stage_uri, metavar="STAGE=FOLDER",
                    help="a sweep's output folder, e.g. optimizer=runs/x/sweeps/optimizer (repeatable)")
     p.add_argument("--nas", default=None, help="the AutoKeras search's output folder (with nas.json)")
+    p.add_argument("--transfer", action="append", default=[], metavar="BASE=FOLDER",
+                   help="a transfer run's output folder, e.g. mobilenet_v2=runs/x/mobilenet_v2 (repeatable)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_report)
 
@@ -242,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gpu-node-label", default="cloud.google.com/gke-accelerator")
     p.add_argument("--gpu-node-value", default="nvidia-tesla-t4", help="the GPU node pool's label value")
     p.add_argument("--no-cache", action="store_true", help="turn off KFP's execution caching")
+    p.add_argument("--no-gpu", action="store_true", help="no GPU requests: the transfer steps run as CPU pods (kind)")
     p.set_defaults(func=cmd_compile)
 
     katib = sub.add_parser("katib", help="Katib Experiments: generate the study's manifests, validate any")
@@ -282,6 +300,13 @@ def build_parser() -> argparse.ArgumentParser:
                        "KerasTuner chief or worker from the KERASTUNER_* variables)")
     add_nas_arguments(p)
     p.set_defaults(func=cmd_nas)
+
+    from components.transfer import add_arguments as add_transfer_arguments  # argparse + numpy only: fast
+
+    p = sub.add_parser("transfer", help="transfer learning (Question 3): run a base, pretrain on a source task, "
+                       "write an image folder")
+    add_transfer_arguments(p)
+    p.set_defaults(func=cmd_transfer)
 
     p = sub.add_parser("profile", help="print a profile with overrides applied")
     p.add_argument("name", nargs="?", default="smoke")

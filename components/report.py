@@ -153,6 +153,13 @@ def _sweep_figures(stage: str, uri: str) -> dict[str, bytes]:
     return {f"sweep_{stage}_objective.png": data} if data else {}
 
 
+def transfer_section(runs: dict[str, str]) -> Section:
+    """Question 3: each base's run beside the study's figures (built next to its metrics, in components.transfer)."""
+    from components.transfer import transfer_section as build
+
+    return build(runs)
+
+
 def render_markdown(title: str, sections: list[Section]) -> str:
     lines = [f"# {title}", ""]
     for s in sections:

@@ -337,13 +337,17 @@ def _resolve_weights(settings: TransferSettings, ws: storage.Workspace, scratch:
     return str(local), {"kind": "file", "description": f"weights file {kind}", "location": kind}
 
 
+def _epochs(n: int) -> str:
+    return f"{n} epoch" if n == 1 else f"{n} epochs"
+
+
 def describe_source(record: dict) -> str:
     names = ", ".join(record["class_names"])
     labels = record["classes"]
     contiguous = labels == list(range(labels[0], labels[-1] + 1))
     shown = f"{labels[0]}–{labels[-1]}" if contiguous and len(labels) > 2 else ", ".join(map(str, labels))
     return (f"weights pretrained here on Fashion-MNIST classes {shown} "
-            f"({names}): {record['train_images']:,} images, {record['epochs']} epoch{'s' * (record['epochs'] != 1)}, "
+            f"({names}): {record['train_images']:,} images, {_epochs(record['epochs'])}, "
             f"source validation "
             f"accuracy {100 * record['val_accuracy']:.2f}%")
 
@@ -618,11 +622,11 @@ def transfer_section(runs: Mapping[str, str]):
                       pct(study.get("val_accuracy_finetuned"))])
         s = m["settings"]
         ft = m.get("fine_tune_from") or {}
-        fine_tuning = (f"then {s['fine_tune_epochs']} epochs of fine-tuning from layer {ft['index']} ({ft['layer']}; "
+        fine_tuning = (f"then {_epochs(s['fine_tune_epochs'])} of fine-tuning from layer {ft['index']} ({ft['layer']}; "
                        f"{m['params']['trainable_fine_tune']:,} trainable, learning rate "
                        f"{s['fine_tune_learning_rate']:g})" if ft else "no fine-tuning")
         notes.append(f"**{m['constructor']}** started from {m['weights']['description']}. "
-                     f"{s['frozen_epochs']} epochs with the base frozen ({m['params']['trainable_frozen']:,} "
+                     f"{_epochs(s['frozen_epochs'])} with the base frozen ({m['params']['trainable_frozen']:,} "
                      f"trainable parameters, learning rate {s['frozen_learning_rate']:g}), {fine_tuning}; "
                      f"test accuracy {pct(m['test_accuracy_frozen'])} before fine-tuning. "
                      f"{m['device']}, mixed precision {'on' if m['mixed_precision'] else 'off'}.")

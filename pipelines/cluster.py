@@ -25,6 +25,7 @@ class ClusterOptions:
     gpu_node_value: str = "nvidia-tesla-t4"
     gpu_accelerator: str = "nvidia.com/gpu"
     gpu_count: int = 1
+    use_gpus: bool = True  # False (kind, CPU-only clusters): the GPU steps run as CPU pods
     train_retries: int = 2
     cpu: str = "2"
     memory: str = "8G"
@@ -43,7 +44,7 @@ def apply_cluster_settings(task, opts: ClusterOptions, *, gpu: bool = False, ret
     if retries:
         # A retried training step resumes from its checkpoint (components/train.py).
         task.set_retry(num_retries=retries, backoff_duration="60s")
-    if gpu:
+    if gpu and opts.use_gpus:
         task.container_spec.image = TRAINER_GPU_IMAGE
         task.set_accelerator_type(opts.gpu_accelerator).set_accelerator_limit(opts.gpu_count)
         kubernetes.add_node_selector(task, label_key=opts.gpu_node_label, label_value=opts.gpu_node_value)

@@ -11,6 +11,7 @@ from pipelines.steps.nas import nas
 from pipelines.steps.report import build_report
 from pipelines.steps.sweep import run_sweep
 from pipelines.steps.train import train_cnn
+from pipelines.steps.transfer import TRANSFER_BASES, prepare_transfer_images, transfer_learning
 
 PIPELINE_NAME = "fashion-mnist-study"
 
@@ -25,6 +26,7 @@ def without_none(value):
 # The sweeps' settings default to the seed profile's (profiles.yaml is their one source).
 SEED_SWEEP_SETTINGS = without_none(load_profile("seed")["sweeps"])
 SEED_NAS_SETTINGS = without_none(load_profile("seed")["nas"])
+SEED_TRANSFER_SETTINGS = without_none(load_profile("seed")["transfer"])
 
 
 def build_pipeline(cluster: ClusterOptions | None = None):
@@ -52,6 +54,7 @@ def build_pipeline(cluster: ClusterOptions | None = None):
         sweep_settings: dict = SEED_SWEEP_SETTINGS,
         sweep_backend: str = "local",
         nas_settings: dict = SEED_NAS_SETTINGS,
+        transfer_settings: dict = SEED_TRANSFER_SETTINGS,
     ) -> dsl.HTML:
         data = prepare_data(source=data_source, val_fraction=val_fraction, train_size=train_size,
                             test_size=test_size, seed=data_seed).set_display_name("data")
@@ -85,10 +88,20 @@ def build_pipeline(cluster: ClusterOptions | None = None):
             on_cluster(sweep)
             if cluster:
                 sweep.set_cpu_request("500m").set_memory_request("1G").set_memory_limit("2G")
+        # Question 3: the target task as an image folder, then one transfer run per base, each
+        # on a GPU on the cluster (kfp.local runs them on the CPU).
+        images = prepare_transfer_images(dataset=data.outputs["dataset"], transfer_settings=transfer_settings)
+        on_cluster(images.set_display_name("transfer: target image folder"))
+        transfers = {}
+        for base in TRANSFER_BASES:
+            task = transfer_learning(base=base, images=images.outputs["images"], source=data.outputs["dataset"],
+                                     transfer_settings=transfer_settings).set_display_name(f"transfer: {base}")
+            transfers[base] = on_cluster(task, gpu=True, retries=cluster.train_retries if cluster else 0)
         report = build_report(dataset=data.outputs["dataset"], model=train.outputs["model"],
                               evaluation=evaluation.outputs["evaluation"], optimizer_sweep=sweep_a.outputs["sweep"],
                               activation_sweep=sweep_b.outputs["sweep"], filter_sweep=sweep_c.outputs["sweep"],
-                              nas=search.outputs["model"])
+                              nas=search.outputs["model"], mobilenet_transfer=transfers["mobilenet_v2"].outputs["run"],
+                              inception_transfer=transfers["inception_v3"].outputs["run"])
         on_cluster(report.set_display_name("report"))
         return report.outputs["html"]
 
@@ -116,4 +129,5 @@ def pipeline_arguments(profile: dict) -> dict:
         "train_seed": int(train["seed"]),
         "sweep_settings": without_none(profile["sweeps"]),
         "nas_settings": without_none(profile["nas"]),
+        "transfer_settings": without_none(profile["transfer"]),
     }

@@ -7,15 +7,24 @@ from pipelines.steps.common import COMPONENT_DEFAULTS
 @dsl.component(**COMPONENT_DEFAULTS)
 def build_report(dataset: Input[Dataset], model: Input[Model], evaluation: Input[Artifact],
                  optimizer_sweep: Input[Artifact], activation_sweep: Input[Artifact], filter_sweep: Input[Artifact],
-                 nas: Input[Model], report: Output[Artifact], markdown: Output[Markdown], html: Output[HTML]):
+                 nas: Input[Model], mobilenet_transfer: Input[Model], inception_transfer: Input[Model],
+                 report: Output[Artifact], markdown: Output[Markdown], html: Output[HTML]):
     """The study report: a folder (Markdown + figures), plus Markdown and HTML for the KFP UI."""
     import shutil
 
-    from components.report import dataset_section, nas_section, seed_cnn_section, sweep_sections, write_report
+    from components.report import (
+        dataset_section,
+        nas_section,
+        seed_cnn_section,
+        sweep_sections,
+        transfer_section,
+        write_report,
+    )
 
     sweeps = {"optimizer": optimizer_sweep.path, "activations": activation_sweep.path, "filters": filter_sweep.path}
     sections = [dataset_section(dataset.path), seed_cnn_section(model.path, evaluation.path, nas_uri=nas.path),
-                nas_section(nas.path), *sweep_sections(sweeps)]
+                nas_section(nas.path), *sweep_sections(sweeps),
+                transfer_section({"mobilenet_v2": mobilenet_transfer.path, "inception_v3": inception_transfer.path})]
     paths = write_report(sections, report.path)
     shutil.copyfile(paths["markdown"], markdown.path)
     shutil.copyfile(paths["html"], html.path)

@@ -1,33 +1,16 @@
 """Question 3's KFP components: the target image folder, and one transfer-learning run per base.
 
-The transfer runs ask for a GPU on a GPU node pool (:func:`request_gpu`);
-kfp.local ignores those settings and runs them on this CPU.
+On the cluster the pipeline gives each transfer run a GPU on the GPU node pool
+(``pipelines.cluster.apply_cluster_settings(task, options, gpu=True)``: the GPU
+image, nvidia.com/gpu, node selector and toleration); kfp.local runs them on this CPU.
 """
 
-import os
-
-from kfp import dsl, kubernetes
+from kfp import dsl
 from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output
 
-from components.settings import TRAINER_GPU_IMAGE
 from pipelines.steps.common import COMPONENT_DEFAULTS
 
 TRANSFER_BASES = ("mobilenet_v2", "inception_v3")
-GPU_RESOURCE = "nvidia.com/gpu"
-# The GPU node pool's label, read when the pipeline is compiled. GKE's defaults; on another
-# cloud set e.g. STUDY_GPU_NODE_LABEL=nvidia.com/gpu.product STUDY_GPU_ACCELERATOR=NVIDIA-A10G.
-GPU_NODE_LABEL = os.environ.get("STUDY_GPU_NODE_LABEL", "cloud.google.com/gke-accelerator")
-GPU_ACCELERATOR = os.environ.get("STUDY_GPU_ACCELERATOR", "nvidia-l4")
-GPU_COMPONENT_DEFAULTS = {**COMPONENT_DEFAULTS, "base_image": TRAINER_GPU_IMAGE}
-
-
-def request_gpu(task: dsl.PipelineTask, accelerator: str = GPU_ACCELERATOR, node_label: str = GPU_NODE_LABEL,
-                count: int = 1) -> dsl.PipelineTask:
-    """One GPU, scheduled onto the GPU node pool (node selector) past its taint (toleration)."""
-    task.set_accelerator_type(GPU_RESOURCE).set_accelerator_limit(count)
-    kubernetes.add_node_selector(task, label_key=node_label, label_value=accelerator)
-    kubernetes.add_toleration(task, key=GPU_RESOURCE, operator="Exists", effect="NoSchedule")
-    return task
 
 
 @dsl.component(**COMPONENT_DEFAULTS)
@@ -41,7 +24,7 @@ def prepare_transfer_images(dataset: Input[Dataset], images: Output[Dataset], tr
     images.metadata.update({"images": record["images"], "classes": list(record["class_counts"])})
 
 
-@dsl.component(**GPU_COMPONENT_DEFAULTS)
+@dsl.component(**COMPONENT_DEFAULTS)
 def transfer_learning(base: str, images: Input[Dataset], source: Input[Dataset], transfer_settings: dict,
                       run: Output[Model], metrics: Output[Metrics], curves: Output[Artifact], view: Output[HTML]):
     """Frozen base, then fine-tuning: the run folder (both .keras models), metrics, the curves PNG."""

@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from components.settings import KATIB_DEFAULT_METRICS_FILTER, TRAINER_IMAGE
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, TINY_TRANSFER, run_cli
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -81,7 +81,7 @@ def test_pipeline_runs_every_step_as_a_container(trainer_image, tmp_path):
     result = run_cli("run", "--runner", "docker", "--runs-dir", tmp_path, "--run-id", "in-docker",
                      "--set", "data.train_size=1000", "--set", "data.test_size=300", "--set", "train.epochs=1",
                      "--set", "sweeps.max_trials.optimizer=2", "--set", "sweeps.max_trials.activations=1",
-                     "--set", "sweeps.max_trials.filters=1", timeout=1800)
+                     "--set", "sweeps.max_trials.filters=1", *TINY_TRANSFER, timeout=1800)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     from pipelines.study_pipeline import study_pipeline
 

@@ -159,7 +159,7 @@ step "checking the optimal trial"
 # ---------------------------------------------------------------- KFP: the pipeline on the smoke profile
 
 step "compiling the pipeline (smoke profile, image $IMAGE)"
-"$STUDY" compile --profile smoke --out "$WORK/study_pipeline.yaml"
+"$STUDY" compile --profile smoke --no-gpu --out "$WORK/study_pipeline.yaml"
 grep -q "image: $IMAGE" "$WORK/study_pipeline.yaml"
 if grep -q "ghcr.io/fmstudy/trainer:" "$WORK/study_pipeline.yaml"; then
   echo "e2e: the compiled pipeline still names ghcr.io/fmstudy/trainer, which kind cannot pull" >&2

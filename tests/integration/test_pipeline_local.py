@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import TINY_TRANSFER, run_cli
 
 pytestmark = pytest.mark.slow
+
 
 
 def _executor_output(root: Path, task: str) -> dict:
@@ -20,7 +21,8 @@ def test_local_pipeline_produces_report_and_metrics_artifacts(tmp_path, fmnist_d
                      "--set", "data.train_size=1000", "--set", "data.test_size=300",
                      "--set", "train.epochs=1", "--set", "train.batch_size=64",
                      "--set", "sweeps.max_trials.optimizer=2", "--set", "sweeps.max_trials.activations=2",
-                     "--set", "sweeps.max_trials.filters=2")
+                     "--set", "sweeps.max_trials.filters=2",
+                     *TINY_TRANSFER)
     assert result.returncode == 0, result.stderr[-3000:]
     root = tmp_path / "tiny"
     report = root / "report" / "report.md"
@@ -56,12 +58,16 @@ def test_local_pipeline_produces_report_and_metrics_artifacts(tmp_path, fmnist_d
     assert "## Question 2A: optimizers" in text and "Nadam at 93.05%" in text
     assert "| study | selu, relu, relu, relu | 67 (combination 68) | 93.37% |" in text
     assert "| study | 32, 64, 64, 64 | 53 (combination 54) | 93.38% |" in text
-    assert html.count("data:image/png;base64,") == 5
+    assert html.count("data:image/png;base64,") == 7  # curves, confusion, 3 sweeps, 2 transfer curves
 
     # Question 1B: the AutoKeras search beside the hand-written CNN, with the study's figures.
     assert "| AutoKeras search (vanilla block) |" in text and "23,608,205" in text and "92.10%" in text
     nas = _executor_output(root, "nas")["artifacts"]["metrics"]["artifacts"][0]["metadata"]
     assert {"test_accuracy", "params", "trials"} <= set(nas)
+
+    # Question 3: both bases through both phases, beside the study's figures.
+    assert "Question 3" in text and "MobileNetV2" in text and "InceptionV3" in text
+    assert "92.23%" in text and "98.06%" in text
 
 
 def test_an_existing_run_folder_is_refused(tmp_path):

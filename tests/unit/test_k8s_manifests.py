@@ -465,7 +465,8 @@ def test_pipeline_compiled_for_kind_names_the_loaded_image_and_the_checked_tasks
     # What kind_e2e.sh compiles: the smoke profile, images named by STUDY_IMAGE_REGISTRY/TAG.
     out = tmp_path / "study_pipeline.yaml"
     env = {**os.environ, "STUDY_IMAGE_REGISTRY": "fmstudy", "STUDY_IMAGE_TAG": "dev"}
-    code = f"from pipelines.compile import compile_pipeline; compile_pipeline({str(out)!r}, profile='smoke')"
+    code = ("from pipelines.cluster import ClusterOptions; from pipelines.compile import compile_pipeline; "
+            f"compile_pipeline({str(out)!r}, profile='smoke', cluster=ClusterOptions(use_gpus=False))")
     subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, check=True, timeout=300)
     ir = yaml.safe_load(out.read_text())
     assert set(PIPELINE_ARTIFACT_TASKS) <= set(ir["root"]["dag"]["tasks"])

@@ -2,7 +2,7 @@
 
 import yaml
 
-from components.settings import TRAINER_IMAGE
+from components.settings import TRAINER_GPU_IMAGE, TRAINER_IMAGE
 from pipelines.cluster import ClusterOptions
 from pipelines.compile import compile_pipeline
 
@@ -58,7 +58,7 @@ def test_training_retries_and_caching_switch(tmp_path):
 
 def test_gcs_key_secret_is_mounted_and_named_in_the_environment(tmp_path):
     spec, executors = compiled(tmp_path, gcs_key_secret="fmstudy-gcs-key")
-    assert len(executors) == 8  # every step
+    assert len(executors) == 11  # every step
     for config in executors.values():
         (volume,) = config["secretAsVolume"]
         assert volume["secretName"] == "fmstudy-gcs-key" and volume["mountPath"] == "/var/secrets/gcs"
@@ -70,6 +70,6 @@ def test_gcs_key_secret_is_mounted_and_named_in_the_environment(tmp_path):
 def test_workload_identity_by_default_mounts_no_secret(tmp_path):
     spec, executors = compiled(tmp_path)
     assert not any("secretAsVolume" in config for config in executors.values())
-    for executor in spec["deploymentSpec"]["executors"].values():
+    for name, executor in spec["deploymentSpec"]["executors"].items():
         assert "GOOGLE_APPLICATION_CREDENTIALS" not in {e["name"] for e in executor["container"].get("env", [])}
-        assert executor["container"]["image"] == TRAINER_IMAGE
+        assert executor["container"]["image"] == (TRAINER_GPU_IMAGE if "transfer-learning" in name else TRAINER_IMAGE)
