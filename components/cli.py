@@ -87,20 +87,11 @@ def cmd_evaluate(args) -> None:
 
 
 def cmd_report(args) -> None:
-    from components.report import (
-        dataset_section,
-        nas_section,
-        seed_cnn_section,
-        sweep_sections,
-        transfer_section,
-        write_report,
-    )
+    from components.report import study_sections, write_report
 
-    sweeps = dict(item.split("=", 1) for item in args.sweep)
-    transfers = dict(item.split("=", 1) for item in args.transfer)
-    sections = [dataset_section(args.data), seed_cnn_section(args.model, args.evaluation, nas_uri=args.nas),
-                *([nas_section(args.nas)] if args.nas else []), *sweep_sections(sweeps),
-                *([transfer_section(transfers)] if transfers else [])]
+    sections = study_sections(args.data, args.model, args.evaluation, nas_uri=args.nas,
+                              sweep_uris=dict(item.split("=", 1) for item in args.sweep),
+                              transfer_uris=dict(item.split("=", 1) for item in args.transfer))
     paths = write_report(sections, args.out)
     print(f"report: {paths['markdown']}")
 

@@ -160,6 +160,19 @@ def transfer_section(runs: dict[str, str]) -> Section:
     return build(runs)
 
 
+def study_sections(data_uri: str, model_uri: str, evaluation_uri: str, nas_uri: str | None = None,
+                   sweep_uris: dict[str, str] | None = None,
+                   transfer_uris: dict[str, str] | None = None) -> list[Section]:
+    """Every section the given steps' outputs allow, in the study's order."""
+    return [
+        dataset_section(data_uri),
+        seed_cnn_section(model_uri, evaluation_uri, nas_uri=nas_uri),
+        *([nas_section(nas_uri)] if nas_uri else []),
+        *sweep_sections(sweep_uris or {}),
+        *([transfer_section(transfer_uris)] if transfer_uris else []),
+    ]
+
+
 def render_markdown(title: str, sections: list[Section]) -> str:
     lines = [f"# {title}", ""]
     for s in sections:

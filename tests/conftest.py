@@ -103,3 +103,12 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 600) -> subpro
 def last_error_line(stderr: str) -> str:
     lines = [line for line in stderr.strip().splitlines() if line.strip()]
     return lines[-1] if lines else ""
+
+
+def assert_user_error(result: subprocess.CompletedProcess, pattern: str) -> None:
+    """Bad input: exit status 2, no traceback, and a last line `error: ...` containing ``pattern``."""
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    assert "Traceback" not in result.stderr
+    line = last_error_line(result.stderr)
+    assert line.startswith("error: "), line
+    assert pattern in line, line

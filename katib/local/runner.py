@@ -189,15 +189,7 @@ class LocalSweep:
                 return None
         if self.grid_size is not None and len(records) >= self.grid_size:
             return None
-        trial = self.study.ask(fixed_distributions=self.search_space)
-        record = TrialRecord(
-            name=self._trial_name(trial.number),
-            number=trial.number,
-            assignments=parameter_assignments(self.spec.parameters, trial.params),
-        )
-        self.records[record.name] = record
-        save_record(self.run_dir, record)
-        return record
+        return self._adopt(self.study.ask(fixed_distributions=self.search_space))
 
     def _launch(self, executor: ThreadPoolExecutor, record: TrialRecord) -> None:
         rule = self._stopping_rule()
@@ -305,8 +297,8 @@ class LocalSweep:
         self.study.enqueue_trial(optuna_values(self.spec.parameters, record.assignments))
         return self.study.ask(fixed_distributions=self.search_space).number
 
-    def _adopt(self, trial: optuna.trial.FrozenTrial) -> TrialRecord:
-        """A record for an Optuna trial that was asked for but never recorded."""
+    def _adopt(self, trial: optuna.trial.Trial | optuna.trial.FrozenTrial) -> TrialRecord:
+        """A record for an Optuna trial: a new one, or one asked for before an interruption but never recorded."""
         record = TrialRecord(
             name=self._trial_name(trial.number),
             number=trial.number,

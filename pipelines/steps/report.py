@@ -12,19 +12,13 @@ def build_report(dataset: Input[Dataset], model: Input[Model], evaluation: Input
     """The study report: a folder (Markdown + figures), plus Markdown and HTML for the KFP UI."""
     import shutil
 
-    from components.report import (
-        dataset_section,
-        nas_section,
-        seed_cnn_section,
-        sweep_sections,
-        transfer_section,
-        write_report,
-    )
+    from components.report import study_sections, write_report
 
-    sweeps = {"optimizer": optimizer_sweep.path, "activations": activation_sweep.path, "filters": filter_sweep.path}
-    sections = [dataset_section(dataset.path), seed_cnn_section(model.path, evaluation.path, nas_uri=nas.path),
-                nas_section(nas.path), *sweep_sections(sweeps),
-                transfer_section({"mobilenet_v2": mobilenet_transfer.path, "inception_v3": inception_transfer.path})]
+    sections = study_sections(
+        dataset.path, model.path, evaluation.path, nas_uri=nas.path,
+        sweep_uris={"optimizer": optimizer_sweep.path, "activations": activation_sweep.path,
+                    "filters": filter_sweep.path},
+        transfer_uris={"mobilenet_v2": mobilenet_transfer.path, "inception_v3": inception_transfer.path})
     paths = write_report(sections, report.path)
     shutil.copyfile(paths["markdown"], markdown.path)
     shutil.copyfile(paths["html"], html.path)

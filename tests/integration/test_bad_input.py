@@ -7,15 +7,7 @@ from pathlib import Path
 import pytest
 
 from components.data import IDX_FILES
-from tests.conftest import last_error_line, run_cli
-
-
-def assert_user_error(result, pattern: str) -> None:
-    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
-    assert "Traceback" not in result.stderr
-    line = last_error_line(result.stderr)
-    assert line.startswith("error: "), line
-    assert pattern in line, line
+from tests.conftest import assert_user_error, last_error_line, run_cli
 
 
 @pytest.fixture

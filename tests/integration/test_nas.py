@@ -13,7 +13,7 @@ import pytest
 
 from components import storage
 from components.nas import RESULT_FILE, NasConfig, load_best_model, preview_first_trial, run_nas
-from tests.conftest import REPO, free_port, last_error_line
+from tests.conftest import REPO, assert_user_error, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -234,14 +234,6 @@ def test_search_on_gcs_uploads_each_trial_and_resumes_from_the_bucket(tiny_data,
 
 
 # ------------------------------------------------------------------------ bad input
-
-def assert_user_error(result, pattern: str) -> None:
-    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
-    assert "Traceback" not in result.stderr
-    line = last_error_line(result.stderr)
-    assert line.startswith("error: "), line
-    assert pattern in line, line
-
 
 @pytest.mark.parametrize("args, message", [
     (["--block-type", "densenet"], "block type 'densenet': expected one of resnet, xception, vanilla, efficient"),
