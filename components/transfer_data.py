@@ -93,21 +93,12 @@ def write_image_folder(data_uri: str, out_uri: str, classes: Sequence[int] = TAR
             for split, i in picked:
                 Image.fromarray(np.asarray(data.x[split][i]), mode="L").save(folder / f"{split}_{i:05d}.png")
             counts[folder.name] = len(picked)
-        if storage.is_gcs(out_uri):
-            storage.upload_dir(tmp, out_uri)
-        else:
-            _move_tree(Path(tmp), Path(out_uri))
+        # A copy, not a rename: the scratch folder may be on another file system (a container's /tmp).
+        storage.upload_dir(tmp, out_uri)
     record = {"source": data_uri, "fashion_mnist_labels": list(classes), "class_counts": counts,
               "images": sum(counts.values()), "seed": seed, "images_per_class": images_per_class}
     storage.write_text(storage.join(out_uri, IMAGE_FOLDER_MARKER), json.dumps(record, indent=2))
     return record
-
-
-def _move_tree(src: Path, dst: Path) -> None:
-    for rel in storage.list_files(str(src)):
-        target = dst / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(src / rel, target)
 
 
 # ------------------------------------------------------------- scanning a folder
