@@ -19,7 +19,7 @@ a path or gs:// URI of a weights file (air-gapped clusters), ``none``, or
 0-4 of a dataset artifact, :func:`pretrain_on_source`) and transfer from that,
 which is how the offline smoke profile shows real transfer.
 
-Run it as ``python -m components.transfer {run,pretrain,image-folder} ...``.
+Run it as ``study transfer {run,pretrain,image-folder} ...``.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import math
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -647,14 +647,6 @@ def transfer_section(runs: Mapping[str, str]):
 
 # ----------------------------------------------------------------------- CLI
 
-class _Parser(argparse.ArgumentParser):
-    """A usage mistake is one line and exit status 2, like every other bad input."""
-
-    def error(self, message: str):
-        print(f"error: {self.prog}: {message}", file=sys.stderr)
-        sys.exit(2)
-
-
 def _int_list(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(v) for v in text.split(",") if v.strip())
@@ -769,18 +761,3 @@ def _cmd_image_folder(args) -> None:
 def run_from_args(args) -> int:
     args.transfer_func(args)
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = _Parser(prog="python -m components.transfer", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run_from_args(args)
-    except (UserError, TrialDiverged) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -24,7 +24,7 @@ TARGET_NAMES = ["ankle_boot", "bag", "sandal", "shirt", "sneaker"]
 
 
 def run_transfer_cli(*args, env=None, timeout=600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "components.transfer", *map(str, args)], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "components.cli", "transfer", *map(str, args)], cwd=REPO,
                           capture_output=True, text=True, env=env, timeout=timeout)
 
 
