@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import fields
 
+from components.argtypes import optional_int
 from components.errors import TrialDiverged, UserError
 
 EXIT_USER_ERROR = 2
@@ -34,9 +35,6 @@ def _csv(kind: Callable) -> Callable[[str], tuple]:
     parse.__name__ = f"{kind.__name__} list"
     return parse
 
-
-def _optional_int(text: str) -> int | None:
-    return None if text.lower() in ("", "none", "null", "all") else int(text)
 
 
 def _stage_uri(text: str) -> str:
@@ -197,8 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "default: Debian's dataset-fashion-mnist, then the Keras download")
     p.add_argument("--out", required=True, help="artifact folder or gs:// URI")
     p.add_argument("--val-fraction", type=float, default=0.1)
-    p.add_argument("--train-size", type=_optional_int, default=None, help="stratified subset of the 60,000")
-    p.add_argument("--test-size", type=_optional_int, default=None, help="stratified subset of the 10,000")
+    p.add_argument("--train-size", type=optional_int, default=None, help="stratified subset of the 60,000")
+    p.add_argument("--test-size", type=optional_int, default=None, help="stratified subset of the 10,000")
     p.add_argument("--seed", type=int, default=42)
     p.set_defaults(func=cmd_data)
 

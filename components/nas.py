@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from components import storage
+from components.argtypes import optional_float, optional_int
 from components.errors import UserError
 from components.settings import OBJECTIVE_METRIC
 
@@ -653,12 +654,6 @@ def _bool(text: str) -> bool:
     return value
 
 
-def _optional_int(text: str) -> int | None:
-    return None if text.lower() in ("", "none", "null", "all") else int(text)
-
-
-def _optional_float(text: str) -> float | None:
-    return None if text.lower() in ("", "none", "null") else float(text)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -681,9 +676,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=d.epochs)
     parser.add_argument("--batch-size", type=int, default=d.batch_size)
     parser.add_argument("--seed", type=int, default=d.seed)
-    parser.add_argument("--train-images", type=_optional_int, default=d.train_images,
+    parser.add_argument("--train-images", type=optional_int, default=d.train_images,
                         help="a stratified subset of the training split (default: all)")
-    parser.add_argument("--val-split", type=_optional_float, default=d.val_split,
+    parser.add_argument("--val-split", type=optional_float, default=d.val_split,
                         help="carve this fraction of training images for validation "
                              "(default: the artifact's validation split)")
     parser.add_argument("--preview", action="store_true",

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from components import storage
+from components.argtypes import optional_float, optional_int
 from components.errors import TrialDiverged, UserError
 from components.transfer_data import CACHE_MODES, SOURCE_CLASSES, TARGET_CLASSES
 
@@ -654,12 +655,6 @@ def _int_list(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated integers, e.g. 5,6,7,8,9") from None
 
 
-def _optional_int(text: str) -> int | None:
-    return None if text.lower() in ("", "none", "null", "all") else int(text)
-
-
-def _optional_float(text: str) -> float | None:
-    return None if text.lower() in ("", "none", "null") else float(text)
 
 
 def _add_model_arguments(p: argparse.ArgumentParser) -> None:
@@ -669,14 +664,14 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base", required=True, help=f"one of {', '.join(BASES)}")
     p.add_argument("--input-size", type=int, default=d.input_size,
                    help="image side in pixels (at least 32 for MobileNetV2, 75 for InceptionV3)")
-    p.add_argument("--alpha", type=_optional_float, default=d.alpha, help="MobileNetV2 width multiplier")
+    p.add_argument("--alpha", type=optional_float, default=d.alpha, help="MobileNetV2 width multiplier")
     p.add_argument("--dropout", type=float, default=d.dropout)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--mixed-precision", choices=SWITCHES, default=d.mixed_precision, help="auto: on a GPU")
     p.add_argument("--xla", choices=SWITCHES, default=d.xla, help="auto: on a GPU")
     p.add_argument("--source-classes", type=_int_list, default=d.source_classes)
-    p.add_argument("--source-images", type=_optional_int, default=d.source_images,
+    p.add_argument("--source-images", type=optional_int, default=d.source_images,
                    help="training images drawn for pretraining (default: all)")
     p.add_argument("--source-epochs", type=int, default=d.source_epochs)
     p.add_argument("--source-learning-rate", type=float, default=d.source_learning_rate)
@@ -721,7 +716,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="dataset artifact of `study data`")
     p.add_argument("--out", required=True)
     p.add_argument("--classes", type=_int_list, default=TARGET_CLASSES)
-    p.add_argument("--images-per-class", type=_optional_int, default=None)
+    p.add_argument("--images-per-class", type=optional_int, default=None)
     p.add_argument("--seed", type=int, default=42)
     p.set_defaults(transfer_func=_cmd_image_folder)
 
