@@ -2,7 +2,7 @@
 
 Run by ``bench/gpu_study.sh`` (which sets up the Python environment); directly::
 
-    KERAS_BACKEND=jax python -m bench.gpu_study --data DIR_WITH_IDX_FILES --parallel 6
+    KERAS_BACKEND=jax python -m bench.gpu_study --data DIR_WITH_IDX_FILES --parallel 12
     KERAS_BACKEND=jax python -m bench.gpu_study --data DIR --slice          # A whole, a fixed sample of B and C
 
 Trials are packed on the GPU: ``--parallel N`` worker processes each run trials
@@ -282,6 +282,8 @@ class Study:
             "sample": args.sample if args.slice else None, "backend": os.environ.get("KERAS_BACKEND"),
             "dtype_policy": args.dtype_policy, "checkpoints": not args.no_checkpoints,
             "stages": args.stages, "q1a": not args.no_q1a,
+            # gpu_study.sh --mps exports the daemon's pipe folder to the workers once it answers.
+            "mps": bool(os.environ.get("CUDA_MPS_PIPE_DIRECTORY")),
         }
         self.results["machine"] = machine_summary()
         self.prepare_data()
@@ -369,10 +371,12 @@ def render_markdown(res: dict) -> str:
 
     s = res.get("settings", {})
     m = res.get("machine", {})
+    sharing = {True: "through MPS", False: "by time slices (no MPS)"}.get(s.get("mps"), "(MPS not recorded)")
     out = ["# The study on one GPU", "",
            f"- mode: **{s.get('mode')}**, {s.get('parallel')} trials at once, {s.get('epochs')} epochs, backend "
            f"{s.get('backend')}, dtype policy {s.get('dtype_policy')}, "
-           f"checkpoints {'on' if s.get('checkpoints') else 'off'}",
+           f"checkpoints {'on' if s.get('checkpoints') else 'off'}, "
+           f"GPU shared {sharing}",
            f"- machine: {', '.join(m.get('gpus') or []) or 'no GPU'}; CPU {m.get('cpu', {}).get('model')} × "
            f"{m.get('cores')}; Python {m.get('python')}; "
            + ", ".join(f"{k} {v}" for k, v in sorted((m.get("libraries") or {}).items())),
@@ -440,8 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="folder with the four Fashion-MNIST IDX files (.gz or raw); "
                                                 "default: the data step's usual sources")
     p.add_argument("--out", default=None, help="results folder (default: runs/gpu-study-<time>)")
-    p.add_argument("--parallel", type=int, default=int(os.environ.get("GPU_STUDY_PARALLEL", 6)),
-                   help="trials on the GPU at once (default 6)")
+    p.add_argument("--parallel", type=int, default=int(os.environ.get("GPU_STUDY_PARALLEL", 12)),
+                   help="trials on the GPU at once (default 12, as measured on an H200)")
     p.add_argument("--slice", action="store_true", help="sweep A whole, a fixed sample of B and C; projects the "
                                                         "full study's time")
     p.add_argument("--sample", type=int, default=12, help="slice mode: trials of B and of C (default 12)")

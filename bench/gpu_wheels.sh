@@ -2,11 +2,14 @@
 # The wheels bench/gpu_study.sh installs on a GPU machine that reaches no package index.
 # Run it where PyPI is reachable, then copy DIR (and this checkout, or just bench/) to the GPU machine:
 #
-#   bench/gpu_wheels.sh DIR [--python-version 3.11] [--platform TAG]... [--no-lock]
+#   bench/gpu_wheels.sh DIR [--python-version 3.11] [--platform TAG]... [--no-lock] [--keras-only]
 #
-# DIR gets keras, tensorboard, pyyaml and optuna with every dependency they have, as wheels for that
-# Python and platform (binary ones included), at the versions requirements.lock pins (--no-lock: only
-# keras pinned, for a Python the lock has no wheels for), plus a wheel of this project (fmstudy).
+# DIR gets keras, tensorboard and pyyaml with every dependency they have, as wheels for that Python
+# and platform (binary ones included), at the versions requirements.lock pins (--no-lock: only keras
+# pinned, for a Python the lock has no wheels for), plus a wheel of this project (fmstudy).
+# --keras-only: just keras and the two dependencies a JAX or PyTorch GPU image usually lacks (namex,
+# optree), pinned as the lock pins them: about 2.5 MB where the machine has numpy, h5py, ml-dtypes,
+# rich, absl-py, tensorboard and pyyaml; gpu_study.sh installs only what that Python lacks anyway.
 # JAX and PyTorch are not included: the GPU machine brings its own CUDA builds.
 set -euo pipefail
 # The comment block above, as help.
@@ -20,11 +23,13 @@ shift
 PYVER=3.11
 PLATFORMS=()
 USE_LOCK=1
+KERAS_ONLY=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --python-version) PYVER="${2:?}"; shift 2 ;;
     --platform) PLATFORMS+=("${2:?}"); shift 2 ;;
     --no-lock) USE_LOCK=0; shift ;;
+    --keras-only) KERAS_ONLY=1; shift ;;
     *) echo "error: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -40,8 +45,15 @@ else
 fi
 platform_args=()
 for p in "${PLATFORMS[@]}"; do platform_args+=(--platform "$p"); done
-"$PYTHON" -m pip download --quiet --only-binary=:all: --implementation cp --python-version "$PYVER" \
-  "${platform_args[@]}" -c "$constraints" -d "$DIR" keras tensorboard pyyaml optuna
+download=("$PYTHON" -m pip download --quiet --only-binary=:all: --implementation cp --python-version "$PYVER"
+          "${platform_args[@]}" -c "$constraints" -d "$DIR")
+if [ "$KERAS_ONLY" = 1 ]; then
+  grep -E '^(keras|namex|optree)==' "$ROOT/requirements.lock" > "$constraints"
+  "${download[@]}" --no-deps keras namex optree
+  echo "gpu-wheels: $(ls "$DIR" | wc -l) wheels in $DIR for Python $PYVER ($(du -sh "$DIR" | cut -f1))"
+  exit 0
+fi
+"${download[@]}" keras tensorboard pyyaml
 # Build the project's wheel from a copy, so no build/ folder is left in the checkout.
 src="$(mktemp -d)"
 trap 'rm -f "$constraints"; rm -rf "$src"' EXIT

@@ -333,6 +333,33 @@ def test_winner_and_steady_rate():
     assert gpu_study.steady_images_per_second([20.0, 2.0, 2.5, 2.0], 1000) == 500
 
 
+def test_gpu_study_report_of_the_committed_h200_slice():
+    """The report renders what a GPU machine wrote, and says how the GPU was shared."""
+    results = json.loads((REPO / "bench/results/gpu/2026-11-25-h200-slice-mps.json").read_text())
+    text = gpu_study.render_markdown(results)
+    assert "NVIDIA H200" in text and "GPU shared (MPS not recorded)" in text  # written before the field existed
+    assert "A: optimizers (best val_accuracy) | Adam (index 6) | 93.05%" in text
+    assert "**999** (16.7 min; target ≤ 15 min: not met)" in text
+    results["settings"]["mps"] = True
+    assert "GPU shared through MPS" in gpu_study.render_markdown(results)
+    results["settings"]["mps"] = False
+    assert "GPU shared by time slices (no MPS)" in gpu_study.render_markdown(results)
+
+
+def test_gpu_study_script_rejects_bad_input_with_one_line(tmp_path):
+    script = str(REPO / "bench/gpu_study.sh")
+    bad_backend = subprocess.run(["bash", script, "--backend", "mxnet", "--install-only"],
+                                 capture_output=True, text=True)
+    assert bad_backend.returncode == 2
+    assert bad_backend.stderr.strip() == "error: --backend mxnet: expected jax or torch"
+    # A Python with neither the backend nor Keras (a bare venv) and no wheels folder.
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "bare")], check=True)
+    env = {**os.environ, "PYTHON": str(tmp_path / "bare/bin/python"), "PYTHONPATH": ""}
+    no_backend = subprocess.run(["bash", script, "--install-only"], capture_output=True, text=True, env=env)
+    assert no_backend.returncode == 2
+    assert no_backend.stderr.strip().startswith(f"error: {tmp_path}/bare/bin/python has no jax")
+
+
 # ---------------------------------------------------------------- one real item
 
 def test_quick_run_of_the_throughput_item(tmp_path, fmnist_dir):
