@@ -79,9 +79,25 @@ def library_versions(names=LIBRARIES) -> dict[str, str]:
     return versions
 
 
+def source_commit(repo: str | os.PathLike | None = None) -> str | None:
+    """The checkout's commit, with ``+dirty`` when tracked files differ from it (None outside git)."""
+    repo = repo or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                              text=True, timeout=20, check=False)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", str(repo), "diff", "--quiet", "HEAD", "--"], timeout=20,
+                               check=False).returncode != 0
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty else "")
+
+
 def machine_info() -> dict:
     cpu = cpu_info()
     return {
+        "commit": source_commit(),
         "cpu": cpu,
         "cores": usable_cores(),
         "memory_gib": memory_gib(),

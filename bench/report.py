@@ -39,6 +39,7 @@ def machine_lines(machine: dict) -> list[str]:
              f"- memory: {machine.get('memory_gib')} GiB; GPUs: {', '.join(machine.get('gpus') or []) or 'none'}",
              f"- Python {machine['python']} on {machine['platform']}",
              f"- libraries: {libs}",
+             f"- source: commit {machine.get('commit') or 'unknown'}",
              f"- Keras backend (default): {machine.get('keras_backend_default')}"]
     return lines
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from bench import flops, gpu_study, report, run, search, stats, timeline
-from bench.machine import cpu_info, machine_slug
+from bench.machine import cpu_info, machine_slug, source_commit
 
 REPO = Path(__file__).resolve().parents[2]
 SEED_FORWARD_FLOPS = 70_552_576  # 2 × multiply-adds of conv1..4 and dense1..3, by hand
@@ -304,6 +305,12 @@ def test_machine_info_parsing():
     assert machine_slug({"cpu": cpu, "cores": 2, "gpus": []}) == "amd-epyc-2c"
     h100 = {"cpu": cpu, "cores": 16, "gpus": ["NVIDIA H100 80GB HBM3, 81559 MiB"]}
     assert machine_slug(h100) == "nvidia-h100-80gb-hbm3"
+
+
+
+def test_results_name_the_source_commit(tmp_path):
+    assert re.fullmatch(r"[0-9a-f]{12}(\+dirty)?", source_commit(REPO))
+    assert source_commit(tmp_path) is None  # not a checkout
 
 
 # ------------------------------------------------------------- GPU study helpers
