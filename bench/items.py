@@ -39,7 +39,7 @@ FULL_SIZES: dict = {
     "data_train_size": None, "data_test_size": None,
     "train_images": 10240, "epochs": 4, "batch_size": 128,  # 1 warm-up epoch + 3 measured (median)
     "gemm_n": 4096, "gemm_repeats": 5,
-    "variants": "baseline,spe1,spe32,threads,xla,batch256",
+    "variants": "baseline,threads,xla,spe8,threads+spe8,batch256",
     "backends": "tensorflow,jax,torch",
     "pipeline_repeats": 20,
     # Item 2: fp32 vs mixed_bfloat16, the same epochs on the same data and seed.
@@ -79,7 +79,7 @@ def _variant_settings(name: str, cores: int) -> tuple[dict, dict]:
     spec, env = {}, {}
     for part in name.split("+"):
         if part == "baseline":
-            pass  # as components.train runs a trial: jit "auto", its steps per execution, default threads
+            pass  # as components.train runs a trial: jit "auto", 1 step per execution, default threads
         elif part == "xla":
             spec["jit_compile"] = True
         elif part == "nojit":
@@ -206,8 +206,7 @@ def item_throughput(ctx: Context) -> dict:
                          f"{ctx.backend}) / {flops.training_flops(forward) / 1e6:.1f} MFLOP per training image "
                          f"(3 × {forward / 1e6:.2f}) = {ceiling:,.0f} images/s.")
     r["notes"].append("baseline = components.train's settings (jit_compile auto: off for TensorFlow on a CPU, on "
-                      "for JAX; steps per execution from components.train.steps_per_execution: 8 for TensorFlow, 1 "
-                      "otherwise; default threads). speN overrides it; batchN changes a trial hyperparameter.")
+                      "for JAX; 1 step per execution; default threads). batchN changes a trial hyperparameter.")
     if ok:
         best_name = max(ok, key=lambda k: ok[k]["images_per_second"])
         best = ok[best_name]

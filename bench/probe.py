@@ -139,7 +139,7 @@ def train_probe(spec: dict) -> dict:
     from bench.flops import model_forward_flops
     from components.data import load_dataset
     from components.models import build_seed_cnn, param_counts
-    from components.train import make_optimizer, steps_per_execution
+    from components.train import make_optimizer
 
     if spec.get("torch_threads"):
         import torch
@@ -158,7 +158,7 @@ def train_probe(spec: dict) -> dict:
     filters = tuple(spec.get("filters") or (32, 32, 64, 64))
     model = build_seed_cnn(activations, filters, input_shape=x.shape[1:],
                            num_classes=int(data.metadata["num_classes"]))
-    compile_args = {"steps_per_execution": int(spec.get("steps_per_execution") or steps_per_execution())}
+    compile_args = {"steps_per_execution": int(spec.get("steps_per_execution", 1))}
     if spec.get("jit_compile", "auto") != "auto":
         compile_args["jit_compile"] = bool(spec["jit_compile"])
     # As components.train compiles it (the trial's settings), plus the knobs under test.

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,30 +30,6 @@ from components.tblog import SummaryLog
 METRIC_NAMES = (OBJECTIVE_METRIC, *ADDITIONAL_METRICS)
 CHECKPOINT_DIR = "checkpoint"
 METRICS_FILE = "metrics.json"
-
-
-# Training steps per call into the backend (Keras' steps_per_execution): the same arithmetic with
-# fewer round trips from Python. With TensorFlow on 2 CPU cores, 8 trained about 40% more images/s
-# than 1 (bench item 1); Keras' PyTorch trainer takes only 1, and under JAX it is a Python loop anyway.
-STEPS_PER_EXECUTION = {"tensorflow": 8}
-STEPS_PER_EXECUTION_ENV = "STUDY_STEPS_PER_EXECUTION"
-
-
-def steps_per_execution(backend: str | None = None) -> int:
-    """This backend's steps per execution; ``STUDY_STEPS_PER_EXECUTION`` overrides (not for PyTorch)."""
-    backend = backend or keras.backend.backend()
-    if backend == "torch":
-        return 1
-    raw = os.environ.get(STEPS_PER_EXECUTION_ENV, "").strip()
-    if not raw:
-        return STEPS_PER_EXECUTION.get(backend, 1)
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise UserError(f"{STEPS_PER_EXECUTION_ENV}={raw!r}: expected a whole number ≥ 1")
-    return value
 
 
 def make_optimizer(name: str, learning_rate: float | None) -> keras.optimizers.Optimizer:
@@ -182,8 +157,7 @@ def run_trial(config: TrialConfig, data_uri: str, output_uri: str,
         model = build_seed_cnn(config.activations, config.filters,
                                input_shape=x_train.shape[1:], num_classes=int(data.metadata["num_classes"]))
         model.compile(optimizer=make_optimizer(config.optimizer, config.learning_rate),
-                      loss="sparse_categorical_crossentropy", metrics=["accuracy"],
-                      steps_per_execution=steps_per_execution())
+                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     else:
         log(f"trial: resuming after epoch {state.epoch} of {config.epochs}")
 

@@ -62,18 +62,3 @@ def test_layer_order_matches_the_study():
 def test_bad_settings_are_refused_with_one_line(kwargs, message):
     with pytest.raises(UserError, match=message):
         build_seed_cnn(**kwargs)
-
-
-def test_steps_per_execution_per_backend_and_its_override(monkeypatch):
-    from components.train import STEPS_PER_EXECUTION_ENV, steps_per_execution
-
-    monkeypatch.delenv(STEPS_PER_EXECUTION_ENV, raising=False)
-    assert steps_per_execution("tensorflow") == 8
-    assert steps_per_execution("jax") == 1
-    monkeypatch.setenv(STEPS_PER_EXECUTION_ENV, "32")
-    assert steps_per_execution("tensorflow") == 32 and steps_per_execution("jax") == 32
-    assert steps_per_execution("torch") == 1  # Keras' PyTorch trainer refuses more
-    for bad in ("0", "eight", "-1"):
-        monkeypatch.setenv(STEPS_PER_EXECUTION_ENV, bad)
-        with pytest.raises(UserError, match=f"{STEPS_PER_EXECUTION_ENV}='{bad}': expected a whole number ≥ 1"):
-            steps_per_execution("tensorflow")
