@@ -572,6 +572,8 @@ def _start_sweep(experiment_file: Path, run_dir: Path) -> subprocess.Popen:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
+        # As a terminal's Ctrl-C finds it: a background job (CI started with `&`) inherits SIGINT ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
