@@ -25,7 +25,6 @@ import contextlib
 import heapq
 import json
 import os
-import platform
 import re
 import statistics
 import sys
@@ -35,6 +34,9 @@ import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from multiprocessing import get_context
 from pathlib import Path
+
+from bench.machine import machine_info
+from bench.report import md_table
 
 STAGES = ("optimizer", "activations", "filters")
 STAGE_LABELS = {"optimizer": "A: optimizers", "activations": "B: activations", "filters": "C: filters"}
@@ -95,13 +97,8 @@ def winner(results: list[dict]) -> dict | None:
     return max(done, key=lambda r: (r["objective"], -r["index"])) if done else None
 
 
-def md_table(columns: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def write_atomic(path: Path, text: str) -> None:
+    """Not katib.local.files' twin: importing katib.local imports Optuna, which GPU images lack."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -285,7 +282,7 @@ class Study:
             # gpu_study.sh --mps exports the daemon's pipe folder to the workers once it answers.
             "mps": bool(os.environ.get("CUDA_MPS_PIPE_DIRECTORY")),
         }
-        self.results["machine"] = machine_summary()
+        self.results["machine"] = machine_info()
         self.prepare_data()
         env = worker_environment(args.parallel)
         self.results["worker_env"] = env
@@ -355,15 +352,6 @@ def worker_environment(parallel: int) -> dict[str, str]:
         env["XLA_PYTHON_CLIENT_MEM_FRACTION"] = os.environ.get("XLA_PYTHON_CLIENT_MEM_FRACTION",
                                                                f"{0.9 / max(parallel, 1):.3f}")
     return env
-
-
-def machine_summary() -> dict:
-    try:
-        from bench.machine import machine_info
-
-        return machine_info()
-    except ImportError:  # bench/ copied without its siblings
-        return {"python": platform.python_version(), "platform": platform.platform()}
 
 
 def render_markdown(res: dict) -> str:
