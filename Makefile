@@ -1,6 +1,8 @@
 # The front door. `make help` lists every target.
 SHELL := /bin/bash
-PYTHON ?= python3
+# The newest supported Python on PATH; PYTHON=python3.12 overrides (scripts/install.sh checks it).
+SUPPORTED_PYTHONS := 3.13 3.12 3.11 3.10
+PYTHON ?= $(or $(firstword $(foreach v,$(SUPPORTED_PYTHONS),$(shell python$(v) -c '' >/dev/null 2>&1 && echo python$(v)))),python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STUDY := $(VENV)/bin/study
@@ -14,12 +16,9 @@ OVERLAY ?= kind
 BENCH_ONLY ?=
 BENCH_SET ?=
 FMNIST_DIR := /usr/share/datasets/fashion-mnist
-# torch==2.13.0+cpu (Optuna's GP sampler, the PyTorch backend) is a CPU build that PyPI does not
-# serve; machines of this kind keep it in /opt/wheels.
-FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 
 .DEFAULT_GOAL := help
-.PHONY: help install data run test test-fast pipeline katib images images-gpu run-docker submit e2e katib-apply k8s-render k8s-apply bench bench-quick lint clean
+.PHONY: help install lock data run test test-fast pipeline katib images images-gpu run-docker submit e2e katib-apply k8s-render k8s-apply bench bench-quick lint clean
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -27,14 +26,15 @@ help: ## list the targets
 	@echo "             BASE_IMAGE=local|IMAGE  BAKE_DATA=/usr/share/datasets/fashion-mnist  KFP_ENDPOINT=URL"
 	@echo "             OVERLAY=kind|gpu-cloud  BENCH_ONLY=1,3  BENCH_SET='train_images=2560'"
 
-$(STAMP): requirements.lock pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet $(FIND_LINKS) -r requirements.lock
-	$(PY) -m pip install --quiet --no-deps -e .
-	touch $@
+$(STAMP): uv.lock pyproject.toml scripts/install.sh
+	@scripts/install.sh $(VENV) $(PYTHON)
 
-install: $(STAMP) ## create .venv with the pinned dependencies (requirements.lock)
+install: $(STAMP) ## create .venv from uv.lock with the newest supported Python (PYTHON=python3.12 to choose)
+
+lock: install ## re-resolve uv.lock (every supported Python and platform) and export requirements.lock
+	$(VENV)/bin/uv lock
+	$(VENV)/bin/uv export --frozen --no-hashes --no-header --no-annotate --no-emit-project --no-dev \
+	  --output-file requirements.lock >/dev/null
 
 data: ## install Debian's dataset-fashion-mnist when missing (as root, where apt-get exists)
 	@if ls $(FMNIST_DIR)/train-images-idx3-ubyte* >/dev/null 2>&1; then \

@@ -16,7 +16,7 @@ import os
 import sys
 import time
 import traceback
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from bench.items import FULL_SIZES, ITEMS, QUICK_SIZES, Context
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     machine = machine_info()
-    now = datetime.now(UTC)
+    now = datetime.now(timezone.utc)
     stem = results_stem(now.strftime("%Y-%m-%d"), machine_slug(machine), args.quick, only)
     out_dir = Path(args.out or (REPO / ("runs/bench/results" if args.quick else "bench/results")))
     work = Path(args.work or REPO / "runs" / "bench").resolve()
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         results["items"].append(item)
         paths = write_results(results, out_dir, stem)
         log(f"item {number}: {item['status']} — {item.get('headline') or item.get('error', '')}")
-    results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    results["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     paths = write_results(results, out_dir, stem)
     log(f"results: {paths['json']} and {paths['markdown']}")
     return 1 if failed else 0

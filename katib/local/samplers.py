@@ -76,12 +76,15 @@ _SETTINGS: dict[str, dict[str, tuple[str | None, SettingConverter]]] = {
 }
 _SETTINGS["multivariate-tpe"] = _SETTINGS["tpe"]
 
-# Optional packages that some Optuna samplers import on first use.
+# Packages that some Optuna samplers import on first use.
 _NEEDS: dict[str, tuple[str, ...]] = {
     "cmaes": ("cmaes",),
     "sobol": ("scipy",),
     "bayesianoptimization": ("torch", "scipy"),
 }
+# Of those, the ones the default install leaves out on purpose, with the extra that brings them:
+# PyTorch on PyPI is a CUDA build of several GB, needed only for Optuna's GPSampler.
+_EXTRAS: dict[str, str] = {"torch": "gp"}
 
 SUPPORTED_ALGORITHMS = tuple(_SETTINGS)
 
@@ -186,6 +189,13 @@ def missing_packages(algorithm_name: str) -> tuple[str, ...]:
 
 def _require_packages(algorithm_name: str) -> None:
     missing = missing_packages(algorithm_name)
+    extras = sorted({_EXTRAS[p] for p in missing if p in _EXTRAS})
+    if extras:
+        raise UserError(
+            f"algorithm {algorithm_name!r} needs the optional extra {', '.join(extras)!s}"
+            f" ({', '.join(p for p in missing if p in _EXTRAS)}), which is not installed:"
+            f" .venv/bin/uv pip install -e '.[{','.join(extras)}]'"
+        )
     if missing:
         raise UserError(
             f"algorithm {algorithm_name!r} needs the Python package(s) {', '.join(missing)},"

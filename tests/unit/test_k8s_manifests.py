@@ -18,6 +18,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10
+    import tomli as tomllib
+
 import kubernetes_validate
 import pytest
 import yaml
@@ -113,11 +118,9 @@ def default_settings() -> dict:
 
 
 def locked_version(package: str) -> str:
-    for line in (REPO / "requirements.lock").read_text().splitlines():
-        name, _, version = line.partition("==")
-        if name.strip().lower() == package:
-            return version.split(";")[0].strip()
-    raise AssertionError(f"{package} is not in requirements.lock")
+    versions = {p["version"] for p in tomllib.loads((REPO / "uv.lock").read_text())["package"] if p["name"] == package}
+    assert len(versions) == 1, f"{package}: uv.lock holds {sorted(versions) or 'no version'}"
+    return versions.pop()
 
 
 def option_value(command: list[str], flag: str) -> str:
