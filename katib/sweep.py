@@ -50,19 +50,25 @@ def stage_experiment(stage: str, data_uri: str, output_root: str, sweep_settings
 def run_sweep_stage(stage: str, data_uri: str, out_dir: str | Path, sweep_settings: dict,
                     fixed: dict[str, str] | None = None, log: Callable[[str], None] = print) -> dict:
     """Run one sweep on this machine (local Katib backend); return (and write) its summary."""
-    from katib.local import run_experiment
+    from katib.local import RunFolderLock, run_experiment
 
     out_dir = Path(out_dir)
     storage.check_writable(str(out_dir))
     experiment, fixed = stage_experiment(
         stage, data_uri, str(out_dir / "outputs"), sweep_settings, fixed,
         parallel_trials=int(sweep_settings.get("local_parallel_trials") or sweep_settings["parallel_trials"]))
-    storage.write_text(str(out_dir / EXPERIMENT_FILE), to_yaml(experiment))
-    result = run_experiment(experiment, out_dir, log=log, extra_env=trial_environment())
-    trials = [TrialRow(r.name, r.state, r.reason, r.assignment_values, r.objective_value) for r in result.trials]
-    best = (result.optimal_trial or {}).get("bestTrialName")
-    summary = summarize(stage, fixed, trials, best, result.condition, result.reason, where=str(result.run_dir))
-    storage.write_text(str(out_dir / SUMMARY_FILE), json.dumps(summary, indent=2))
+    with RunFolderLock(out_dir):  # one sweep per folder: the YAML and summary are this run's too
+        storage.write_text(str(out_dir / EXPERIMENT_FILE), to_yaml(experiment))
+        # Each trial's metrics.json holds every epoch, also of a resumed trial: the observation's source.
+        metrics_file = str(out_dir / "outputs" / "${trialSpec.Name}" / "metrics.json")
+        result = run_experiment(experiment, out_dir, log=log, extra_env=trial_environment(),
+                                trial_metrics_file=metrics_file)
+        trials = [TrialRow(r.name, r.state, r.reason, r.assignment_values, r.objective_value)
+                  for r in result.trials]
+        best = (result.optimal_trial or {}).get("bestTrialName")
+        summary = summarize(stage, fixed, trials, best, result.condition, result.reason,
+                            where=str(result.run_dir))
+        storage.write_text(str(out_dir / SUMMARY_FILE), json.dumps(summary, indent=2))
     return summary
 
 

@@ -5,7 +5,9 @@ with Katib's semantics (suggestions, metrics collection, median stop, goal and
 trial counts) and writes Katib-shaped results into a run folder.
 """
 
+from katib.local.interrupts import SweepInterrupted
+from katib.local.locks import RunFolderLock
 from katib.local.results import ExperimentResult
 from katib.local.runner import run_experiment
 
-__all__ = ["ExperimentResult", "run_experiment"]
+__all__ = ["ExperimentResult", "RunFolderLock", "SweepInterrupted", "run_experiment"]

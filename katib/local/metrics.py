@@ -13,8 +13,9 @@ value by its metric strategy.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from components.errors import UserError
 from components.settings import KATIB_DEFAULT_METRICS_FILTER
@@ -123,3 +124,28 @@ class Observation:
 
     def as_katib(self) -> list[dict[str, str]]:
         return [summary.as_katib() for summary in self.metrics.values()]
+
+
+def observation_from_history(history: Any, metric_names: Sequence[str], objective_metric: str) -> Observation | None:
+    """One report per epoch and metric from ``{metric: [value per epoch]}``; None without objective values.
+
+    The text of each value is Python's shortest round-trip form, so the same
+    history always gives the same observation, however many attempts it took.
+    """
+    if not isinstance(history, Mapping) or not _numbers(history.get(objective_metric)):
+        return None
+    observation = Observation(metric_names, objective_metric)
+    columns = {name: _numbers(history.get(name)) for name in metric_names}
+    for epoch in range(max(len(values) for values in columns.values())):
+        for name, values in columns.items():
+            if epoch < len(values):
+                observation.add(MetricReport(name, values[epoch], repr(values[epoch])))
+    return observation
+
+
+def _numbers(values: Any) -> list[float]:
+    if not isinstance(values, list):
+        return []
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return []
+    return [float(v) for v in values]

@@ -55,6 +55,10 @@ class TrialRecord:
     finished_at: str = ""
     # How many times the trial was started (an interrupted trial runs again).
     attempts: int = 0
+    # The running attempt's process (its pid is its process group's id) and that process's start
+    # time, so a later run can tell an orphan of this trial from an unrelated process with the pid.
+    pid: int | None = None
+    pid_identity: str | None = None
 
     @property
     def finished(self) -> bool:

@@ -56,11 +56,13 @@ class ExperimentResult:
 
     def status(self) -> dict[str, Any]:
         """A Katib-like Experiment ``status``."""
+        # Katib's lists exclude each other: a trial whose metrics are unavailable is in that list,
+        # not in failedTrialList (updateTrialsSummary, experiment/util/status_util.go).
+        unavailable = [t.name for t in self.trials if t.reason == REASON_METRICS_UNAVAILABLE]
         names = {
-            state: [t.name for t in self.trials_in(state)]
+            state: [t.name for t in self.trials_in(state) if t.name not in unavailable]
             for state in (SUCCEEDED, FAILED, EARLY_STOPPED, RUNNING, PENDING)
         }
-        unavailable = [t.name for t in self.trials if t.reason == REASON_METRICS_UNAVAILABLE]
         return {
             "conditions": [
                 {

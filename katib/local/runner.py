@@ -11,7 +11,8 @@ exhausted grid, in Katib's order.
 All Optuna calls happen on the calling thread; worker threads only run trial
 processes. The run folder holds the Optuna study (a journal file) and one
 record per trial, so a run started again with the same folder resumes: finished
-trials are kept, interrupted ones run again under the same Optuna trial.
+trials are kept, interrupted ones run again under the same Optuna trial. One
+run folder has one sweep at a time (:class:`katib.local.locks.RunFolderLock`).
 """
 
 from __future__ import annotations
@@ -25,11 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.storages import JournalStorage
-from optuna.storages.journal import JournalFileBackend
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from components.errors import UserError
+from katib.local import hooks
 from katib.local.conditions import (
     REASON_RUNNING,
     REASON_SUGGESTION_END_REACHED,
@@ -45,9 +45,11 @@ from katib.local.conditions import (
 from katib.local.early_stopping import StoppingRule, median_stop_value, read_early_stopping
 from katib.local.experiment_spec import ExperimentSpec, read_experiment, search_fingerprint
 from katib.local.files import read_json, utc_timestamp, write_json_atomic
-from katib.local.hparams import TENSORBOARD_FOLDER, write_hparams
+from katib.local.final_results import summary_line, write_final_results
+from katib.local.interrupts import InterruptGuard, resume_command
+from katib.local.locks import RunFolderLock
 from katib.local.metrics import compile_filters
-from katib.local.plots import OBJECTIVE_PNG, TRIALS_HTML, write_objective_plot, write_trials_html
+from katib.local.processes import stop_orphan
 from katib.local.records import (
     EARLY_STOPPED,
     FAILED,
@@ -62,26 +64,19 @@ from katib.local.records import (
 from katib.local.records import (
     REASON_RUNNING as TRIAL_REASON_RUNNING,
 )
-from katib.local.results import (
-    OPTIMAL_TRIAL_JSON,
-    STATUS_JSON,
-    TRIALS_CSV,
-    TRIALS_JSON,
-    ExperimentResult,
-    optimal_trial,
-    trial_table,
-    write_live_results,
-    write_trials_csv,
-)
+from katib.local.restarts import check_restart
+from katib.local.results import STATUS_JSON, ExperimentResult, optimal_trial, write_live_results
 from katib.local.samplers import create_sampler
 from katib.local.search_space import grid_size, optuna_search_space, optuna_values, parameter_assignments
+from katib.local.study import STUDY_FILE, SweepStudy
 from katib.local.trial_command import build_trial_command
-from katib.local.trial_run import ProcessRegistry, TrialOutcome, run_trial
+from katib.local.trial_run import TERMINATE_GRACE_S, ProcessRegistry, TrialOutcome, run_trial
 
-STUDY_FILE = "study.journal"
 EXPERIMENT_FILE = "experiment.json"
 # How often the scheduler wakes while trials run (it also wakes when one ends).
 POLL_S = 0.5
+# Where a trial's name goes in a trial_metrics_file template (Katib's own placeholder).
+TRIAL_NAME_PLACEHOLDER = "${trialSpec.Name}"
 
 Log = Callable[[str], None]
 
@@ -92,26 +87,38 @@ def run_experiment(
     *,
     log: Log = print,
     extra_env: dict[str, str] | None = None,
+    trial_metrics_file: str | None = None,
+    resume_hint: str | None = None,
 ) -> ExperimentResult:
     """Run ``experiment`` in ``run_dir`` (resuming what is there) and return how it ended.
 
     ``log`` receives progress lines and every trial output line (prefixed with
     the trial name); ``extra_env`` is added to each trial's environment, over
-    the container's ``env``. Bad input raises :class:`components.errors.UserError`.
+    the container's ``env``. ``trial_metrics_file`` is where each trial leaves
+    its own per-epoch metrics (a JSON ``history``; ``${trialSpec.Name}`` is the
+    trial's name): a trial that succeeds is observed from it, so a resumed
+    trial counts every epoch exactly once. ``resume_hint`` is the command an
+    interrupted run tells the user to run (default: this process's command
+    line). Bad input raises :class:`components.errors.UserError`; SIGINT and
+    SIGTERM raise :class:`katib.local.interrupts.SweepInterrupted`.
     """
     spec = read_experiment(experiment)
-    sweep = LocalSweep(spec, Path(run_dir), log=_thread_safe(log), extra_env=extra_env or {})
-    return sweep.run(experiment)
+    sweep = LocalSweep(spec, Path(run_dir), log=_thread_safe(log), extra_env=extra_env or {},
+                       trial_metrics_file=trial_metrics_file)
+    with RunFolderLock(run_dir):
+        return sweep.run(experiment, resume_hint or resume_command())
 
 
 class LocalSweep:
     """One run of an Experiment in a run folder: the scheduler and its bookkeeping."""
 
-    def __init__(self, spec: ExperimentSpec, run_dir: Path, log: Log, extra_env: Mapping[str, str]) -> None:
+    def __init__(self, spec: ExperimentSpec, run_dir: Path, log: Log, extra_env: Mapping[str, str],
+                 trial_metrics_file: str | None = None) -> None:
         self.spec = spec
         self.run_dir = run_dir
         self.log = log
         self.extra_env = dict(extra_env)
+        self.trial_metrics_file = trial_metrics_file
         # Everything that can reject the Experiment is built before any trial runs.
         self.search_space = optuna_search_space(spec.parameters)
         self.sampler = create_sampler(spec.algorithm_name, spec.algorithm_settings, spec.parameters)
@@ -126,28 +133,44 @@ class LocalSweep:
         self.running: dict[Future[TrialOutcome], TrialRecord] = {}
         self.completion: Completion | None = None
         self.start_time = utc_timestamp()
-        self.study: optuna.Study | None = None
+        self.study: SweepStudy | None = None
+        self.guard = InterruptGuard()
 
     # ---- the run -------------------------------------------------------------
 
-    def run(self, experiment: dict[str, Any]) -> ExperimentResult:
+    def run(self, experiment: dict[str, Any], resume_hint: str) -> ExperimentResult:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._check_run_dir(experiment)
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # progress is logged per trial here
-        self.study = self._open_study()
-        self._resume()
+        self.guard.install()
+        try:
+            return self._run(resume_hint)
+        finally:
+            self.guard.restore()
+
+    def _run(self, resume_hint: str) -> ExperimentResult:
+        with self.guard.deferred():
+            self.study = SweepStudy(self.run_dir, self.spec.name, self.spec.maximize, self.sampler,
+                                    self.search_space, self.log)
+            self._resume()
         executor = ThreadPoolExecutor(max_workers=self.spec.parallel_trial_count, thread_name_prefix="trial")
         try:
             self._schedule(executor)
-        except BaseException:
-            # Ctrl-C (or a bug): stop the trials, keep them as running so a rerun runs them again.
-            self.registry.terminate_all()
-            executor.shutdown(wait=True, cancel_futures=True)
-            message = "Interrupted; run again with the same run folder to resume"
-            self._write_live(Completion(EXPERIMENT_RUNNING, REASON_RUNNING, message))
+        except BaseException as error:
+            # Ctrl-C, SIGTERM (or a bug): stop the trials, keep them as running so a rerun runs them again.
+            with self.guard.deferred():  # a second Ctrl-C must not cut the cleanup short
+                self.registry.terminate_all()
+                executor.shutdown(wait=True, cancel_futures=True)
+                how = "Interrupted" if isinstance(error, KeyboardInterrupt) else f"Stopped by an error ({error!r})"
+                message = f"{how}; to resume, run again with the same run folder: {resume_hint}"
+                self._write_live(Completion(EXPERIMENT_RUNNING, REASON_RUNNING, message))
+                self.log(f"sweep {self.spec.name}: {message}")
             raise
         executor.shutdown(wait=True)
-        return self._finish()
+        result = self._result(self.completion, completion_time=utc_timestamp())
+        write_final_results(self.run_dir, result, self.spec, STUDY_FILE)
+        self.log(f"experiment {self.spec.name} {result.condition} ({result.reason}): {summary_line(result)}")
+        return result
 
     def _schedule(self, executor: ThreadPoolExecutor) -> None:
         """Start trials while Katib would, wait for them, until the Experiment is complete."""
@@ -170,14 +193,16 @@ class LocalSweep:
                 return
             done, _ = wait(list(self.running), timeout=POLL_S, return_when=FIRST_COMPLETED)
             for future in done:
-                self._trial_ended(self.running.pop(future), future.result())
+                with self.guard.deferred():  # the trial's end, its record and Optuna's tell: all or none
+                    self._trial_ended(self.running.pop(future), future.result())
 
     def _start_trials(self, executor: ThreadPoolExecutor) -> None:
         while len(self.running) < self.spec.parallel_trial_count:
-            record = self.pending.popleft() if self.pending else self._new_trial()
-            if record is None:
-                return
-            self._launch(executor, record)
+            with self.guard.deferred():  # Optuna's ask and the new trial's record: all or none
+                record = self.pending.popleft() if self.pending else self._new_trial()
+                if record is None:
+                    return
+                self._launch(executor, record)
 
     def _new_trial(self) -> TrialRecord | None:
         """Ask Optuna for the next assignment, if Katib would create another trial now."""
@@ -189,7 +214,7 @@ class LocalSweep:
                 return None
         if self.grid_size is not None and len(records) >= self.grid_size:
             return None
-        return self._adopt(self.study.ask(fixed_distributions=self.search_space))
+        return self._adopt(self.study.ask())
 
     def _launch(self, executor: ThreadPoolExecutor, record: TrialRecord) -> None:
         rule = self._stopping_rule()
@@ -202,22 +227,21 @@ class LocalSweep:
             log_path.replace(log_path.with_name(f"stdout.attempt-{record.attempts}.log"))
         record.state, record.reason, record.message = RUNNING, TRIAL_REASON_RUNNING, "Trial is running"
         record.started_at, record.finished_at, record.exit_code = utc_timestamp(), "", None
+        record.pid = record.pid_identity = None
         record.attempts += 1
         save_record(self.run_dir, record)
         settings = ", ".join(f"{a['name']}={a['value']}" for a in record.assignments)
         note = f" (median stop below {rule.value:g} from step {rule.start_step})" if rule else ""
         self.log(f"[{record.name}] started: {settings}{note}")
+
+        def started(pid: int, identity: str | None) -> None:  # on the trial's thread, before any output
+            record.pid, record.pid_identity = pid, identity
+            save_record(self.run_dir, record)
+
+        metrics_file = (self.trial_metrics_file or "").replace(TRIAL_NAME_PLACEHOLDER, record.name) or None
         future = executor.submit(
-            run_trial,
-            record.name,
-            command,
-            log_path,
-            self.spec.metric_names,
-            self.spec.objective_metric,
-            self.filters,
-            rule,
-            self.log,
-            self.registry,
+            run_trial, record.name, command, log_path, self.spec.metric_names, self.spec.objective_metric,
+            self.filters, rule, self.log, self.registry, started, metrics_file,
         )
         self.running[future] = record
 
@@ -233,22 +257,13 @@ class LocalSweep:
         record.objective_value = observation.value(self.spec.objective_metric, strategy)
         # The record first, then Optuna: a crash in between is repaired on resume.
         save_record(self.run_dir, record)
+        hooks.reached("recorded")
         self._tell(record)
         value = "" if record.objective_value is None else f" {self.spec.objective_metric}={record.objective_value:g}"
         self.log(f"[{record.name}] {record.state}{value}: {record.message}")
         self._write_live(None)
 
     # ---- Optuna ----------------------------------------------------------------
-
-    def _open_study(self) -> optuna.Study:
-        storage = JournalStorage(JournalFileBackend(str(self.run_dir / STUDY_FILE)))
-        return optuna.create_study(
-            storage=storage,
-            study_name=self.spec.name,
-            direction="maximize" if self.spec.maximize else "minimize",
-            sampler=self.sampler,
-            load_if_exists=True,
-        )
 
     def _tell(self, record: TrialRecord) -> None:
         """Report a finished trial to Optuna: a value for succeeded ones, a state otherwise.
@@ -258,18 +273,18 @@ class LocalSweep:
         samplers treat as "no value" (or, for pruned, as a partial result).
         """
         if record.state == SUCCEEDED:
-            self.study.tell(record.number, record.objective_value, skip_if_finished=True)
+            self.study.tell(record.number, record.objective_value)
         elif record.state == EARLY_STOPPED:
-            self.study.tell(record.number, state=TrialState.PRUNED, skip_if_finished=True)
+            self.study.tell(record.number, state=TrialState.PRUNED)
         elif record.state == FAILED:
-            self.study.tell(record.number, state=TrialState.FAIL, skip_if_finished=True)
+            self.study.tell(record.number, state=TrialState.FAIL)
 
     def _resume(self) -> None:
-        """Take over the trials of an earlier run in this folder."""
+        """Take over the trials of an earlier run in this folder, repairing what a kill left half done."""
         records = load_records(self.run_dir)
-        if not records and not self.study.trials:
+        optuna_trials = self.study.trials()
+        if not records and not optuna_trials:
             return
-        optuna_trials = {t.number: t for t in self.study.get_trials(deepcopy=False)}
         recorded_numbers = set()
         for record in records:
             self.records[record.name] = record
@@ -279,25 +294,27 @@ class LocalSweep:
                 if trial is not None and trial.state == TrialState.RUNNING:
                     self._tell(record)  # the earlier run stopped between the record and Optuna
                 continue
+            if record.pid is not None:
+                stop_orphan(record.pid, record.pid_identity or "", TERMINATE_GRACE_S, self.log,
+                            f"trial {record.name}")
             if trial is None or trial.state != TrialState.RUNNING:
-                record.number = self._reopen(record)
+                values = optuna_values(self.spec.parameters, record.assignments)
+                record.number = self.study.reopen(values).number
                 recorded_numbers.add(record.number)
+                save_record(self.run_dir, record)
             self.pending.append(record)
-        for number, trial in optuna_trials.items():
+        for number, trial in sorted(optuna_trials.items()):
             if trial.state == TrialState.RUNNING and number not in recorded_numbers:
-                self.pending.append(self._adopt(trial))
+                # Asked for before a kill, never recorded; perhaps without all its parameters.
+                self.pending.append(self._adopt(self.study.complete(trial)))
+        self.study.discard_waiting()
         finished = sum(1 for r in self._records() if r.finished)
         self.log(
             f"resuming {self.run_dir}: {finished} finished trial(s) kept,"
             f" {len(self.pending)} interrupted trial(s) to run again"
         )
 
-    def _reopen(self, record: TrialRecord) -> int:
-        """A new Optuna trial with the record's assignment (its old one is closed)."""
-        self.study.enqueue_trial(optuna_values(self.spec.parameters, record.assignments))
-        return self.study.ask(fixed_distributions=self.search_space).number
-
-    def _adopt(self, trial: optuna.trial.Trial | optuna.trial.FrozenTrial) -> TrialRecord:
+    def _adopt(self, trial: FrozenTrial) -> TrialRecord:
         """A record for an Optuna trial: a new one, or one asked for before an interruption but never recorded."""
         record = TrialRecord(
             name=self._trial_name(trial.number),
@@ -350,26 +367,8 @@ class LocalSweep:
         running = Completion(EXPERIMENT_RUNNING, REASON_RUNNING, "Experiment is running")
         write_live_results(self.run_dir, self._result(completion or running))
 
-    def _finish(self) -> ExperimentResult:
-        result = self._result(self.completion, completion_time=utc_timestamp())
-        records = result.trials
-        files = {"trials_csv": TRIALS_CSV, "trials_json": TRIALS_JSON, "optimal_trial": OPTIMAL_TRIAL_JSON}
-        write_trials_csv(self.run_dir / TRIALS_CSV, records, self.spec)
-        columns, rows = trial_table(records, self.spec)
-        write_trials_html(self.run_dir / TRIALS_HTML, columns, rows, f"Experiment {self.spec.name}", _summary(result))
-        files["trials_html"] = TRIALS_HTML
-        if write_objective_plot(self.run_dir / OBJECTIVE_PNG, records, self.spec):
-            files["objective_plot"] = OBJECTIVE_PNG
-        final_metrics = {row[0]: dict(zip(columns, row)) for row in rows}
-        write_hparams(self.run_dir, records, self.spec, final_metrics)
-        files.update(tensorboard=TENSORBOARD_FOLDER, study=STUDY_FILE, status=STATUS_JSON)
-        result.files = files
-        write_live_results(self.run_dir, result)  # the status file last: it lists the others
-        self.log(f"experiment {self.spec.name} {result.condition} ({result.reason}): {_summary(result)}")
-        return result
-
     def _check_run_dir(self, experiment: dict[str, Any]) -> None:
-        """Refuse to resume a folder that holds a different search (its study would not fit)."""
+        """Refuse a folder that holds a different search, or a finished run Katib would not restart."""
         path = self.run_dir / EXPERIMENT_FILE
         fingerprint = json.loads(json.dumps(search_fingerprint(self.spec), default=str))
         stored = read_json(path)
@@ -379,21 +378,10 @@ class LocalSweep:
                 " changed); use a new run folder"
             )
         previous = read_json(self.run_dir / STATUS_JSON) or {}
-        self.start_time = (previous.get("status") or {}).get("startTime") or self.start_time
         experiment_json = json.loads(json.dumps(experiment, default=str))
+        check_restart((stored or {}).get("experiment"), previous, experiment_json)
+        self.start_time = (previous.get("status") or {}).get("startTime") or self.start_time
         write_json_atomic(path, {"fingerprint": fingerprint, "experiment": experiment_json})
-
-
-def _summary(result: ExperimentResult) -> str:
-    counts = ", ".join(
-        f"{len(result.trials_in(state))} {state.lower()}" for state in (SUCCEEDED, FAILED, EARLY_STOPPED)
-    )
-    text = f"{len(result.trials)} trials ({counts})"
-    best = result.optimal_trial
-    if best:
-        settings = ", ".join(f"{a['name']}={a['value']}" for a in best["parameterAssignments"])
-        text += f"; best {best['bestTrialName']}: {settings}"
-    return f"{text}. {result.message}"
 
 
 def _check_ends(spec: ExperimentSpec, grid_points: int | None) -> None:

@@ -9,16 +9,22 @@ trial's condition from the exit status and the observation.
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import signal
 import subprocess
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from components import storage
+from katib.local import hooks
 from katib.local.early_stopping import StoppingRule
 from katib.local.files import utc_timestamp
-from katib.local.metrics import Observation, parse_metric_line
+from katib.local.metrics import Observation, observation_from_history, parse_metric_line
+from katib.local.processes import process_identity
 from katib.local.records import (
     EARLY_STOPPED,
     FAILED,
@@ -80,8 +86,16 @@ def run_trial(
     rule: StoppingRule | None,
     log: Callable[[str], None],
     registry: ProcessRegistry,
+    on_start: Callable[[int, str | None], None] = lambda pid, identity: None,
+    metrics_file: str | None = None,
 ) -> TrialOutcome:
-    """Run the trial to its end and say how it ended, in Katib's terms."""
+    """Run the trial to its end and say how it ended, in Katib's terms.
+
+    ``on_start(pid, identity)`` is called as soon as the process exists (the
+    runner records it, to find an orphan later). ``metrics_file``, when
+    given, is the trial's own per-epoch record (see :func:`read_trial_history`):
+    a trial that succeeds is observed from it rather than from its output.
+    """
     observation = Observation(metric_names, objective_metric)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -94,6 +108,8 @@ def run_trial(
             text=True,
             errors="replace",
             bufsize=1,
+            # Its own process group: stopped as a whole, and out of reach of the terminal's Ctrl-C.
+            start_new_session=True,
         )
     except OSError as error:
         log_path.write_text(f"could not start {command.argv[0]}: {error}\n", encoding="utf-8")
@@ -102,18 +118,44 @@ def run_trial(
         )
     registry.add(process)
     try:
+        on_start(process.pid, process_identity(process.pid))
         stopped_by = _follow_output(name, process, log_path, observation, filters, rule, log)
         exit_code = process.wait()
     finally:
         registry.discard(process)
+    hooks.reached("trial-ended")
+    if metrics_file and exit_code == 0 and not stopped_by:
+        own = read_trial_history(metrics_file, metric_names, objective_metric)
+        if own is not None:
+            observation = own
+        else:
+            log(f"[{name}] no per-epoch metrics in {metrics_file}; its output's metrics are used")
     return _outcome(exit_code, observation, stopped_by, objective_metric, log_path)
+
+
+def read_trial_history(uri: str, metric_names: Sequence[str], objective_metric: str) -> Observation | None:
+    """The observation in a trial's own metrics file: JSON with ``history``, a list of values per metric.
+
+    That is what ``study train`` writes last (metrics.json), one value per
+    epoch across all attempts of a resumed trial, where its output holds only
+    the epochs of the last attempt. None when the file is missing or has no
+    objective values.
+    """
+    try:
+        if not storage.exists(uri):
+            return None
+        data = json.loads(storage.read_text(uri))
+    except (OSError, ValueError):
+        return None
+    history = data.get("history") if isinstance(data, dict) else None
+    return observation_from_history(history, metric_names, objective_metric)
 
 
 def terminate(process: subprocess.Popen[str]) -> None:
     """SIGTERM now (as Katib's collector does), SIGKILL if still running after the grace period."""
     if process.poll() is not None:
         return
-    process.terminate()
+    _signal_group(process, signal.SIGTERM)
     timer = threading.Timer(TERMINATE_GRACE_S, _kill_if_running, args=(process,))
     timer.daemon = True
     timer.start()
@@ -121,7 +163,15 @@ def terminate(process: subprocess.Popen[str]) -> None:
 
 def _kill_if_running(process: subprocess.Popen[str]) -> None:
     if process.poll() is None:
-        process.kill()
+        _signal_group(process, signal.SIGKILL)
+
+
+def _signal_group(process: subprocess.Popen[str], signum: int) -> None:
+    """The trial's whole process group (its id is the trial's pid): its children end too."""
+    try:
+        os.killpg(process.pid, signum)
+    except (ProcessLookupError, PermissionError):
+        process.send_signal(signum)
 
 
 def _follow_output(

@@ -425,7 +425,9 @@ def test_a_finished_run_is_not_run_again(tmp_path: Path) -> None:
 
 def test_raising_max_trial_count_continues_a_finished_run(tmp_path: Path) -> None:
     parameters = [{"name": "x", "parameterType": "double", "feasibleSpace": {"min": "0.0", "max": "1.0"}}]
-    experiment = make_experiment(parameters, "random", {"random_state": "5"}, maxTrialCount=2)
+    # Katib restarts a finished Experiment only with resumePolicy LongRunning or FromVolume.
+    experiment = make_experiment(parameters, "random", {"random_state": "5"}, maxTrialCount=2,
+                                 resumePolicy="LongRunning")
     assert len(run(experiment, tmp_path).trials) == 2
     experiment["spec"]["maxTrialCount"] = 3
     result = run(experiment, tmp_path)
