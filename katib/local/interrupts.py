@@ -36,7 +36,9 @@ class InterruptGuard:
 
     def __init__(self) -> None:
         self._depth = 0
-        self._pending: int | None = None
+        # The signal received and not yet handled. Kept after raising too: Python drops an
+        # exception raised while it runs a weakref callback or __del__, so the scheduler checks.
+        self._received: int | None = None
         self._previous: dict[int, object] = {}
 
     def install(self) -> None:
@@ -61,15 +63,20 @@ class InterruptGuard:
             yield
         finally:
             self._depth -= 1
-            if self._depth == 0 and self._pending is not None:
-                signum, self._pending = self._pending, None
-                raise SweepInterrupted(signum)
+            self.check()
+
+    def check(self) -> None:
+        """Raise the signal received, if any (outside deferred sections)."""
+        if self._depth == 0 and self._received is not None:
+            raise SweepInterrupted(self._received)
+
+    def acknowledge(self) -> None:
+        """The interruption is being handled: later deferred sections end without raising it again."""
+        self._received = None
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self._depth:
-            self._pending = self._pending or signum
-            return
-        raise SweepInterrupted(signum)
+        self._received = self._received or signum
+        self.check()
 
 
 def resume_command() -> str:

@@ -149,15 +149,16 @@ class LocalSweep:
             self.guard.restore()
 
     def _run(self, resume_hint: str) -> ExperimentResult:
-        with self.guard.deferred():
-            self.study = SweepStudy(self.run_dir, self.spec.name, self.spec.maximize, self.sampler,
-                                    self.search_space, self.log)
-            self._resume()
         executor = ThreadPoolExecutor(max_workers=self.spec.parallel_trial_count, thread_name_prefix="trial")
         try:
+            with self.guard.deferred():
+                self.study = SweepStudy(self.run_dir, self.spec.name, self.spec.maximize, self.sampler,
+                                        self.search_space, self.log)
+                self._resume()
             self._schedule(executor)
         except BaseException as error:
             # Ctrl-C, SIGTERM (or a bug): stop the trials, keep them as running so a rerun runs them again.
+            self.guard.acknowledge()
             with self.guard.deferred():  # a second Ctrl-C must not cut the cleanup short
                 self.registry.terminate_all()
                 executor.shutdown(wait=True, cancel_futures=True)
@@ -168,7 +169,9 @@ class LocalSweep:
             raise
         executor.shutdown(wait=True)
         result = self._result(self.completion, completion_time=utc_timestamp())
-        write_final_results(self.run_dir, result, self.spec, STUDY_FILE)
+        with self.guard.deferred():
+            write_final_results(self.run_dir, result, self.spec, STUDY_FILE)
+            self.guard.acknowledge()  # a signal now came after the sweep's end: its results are complete
         self.log(f"experiment {self.spec.name} {result.condition} ({result.reason}): {summary_line(result)}")
         return result
 
@@ -192,6 +195,7 @@ class LocalSweep:
                     )
                 return
             done, _ = wait(list(self.running), timeout=POLL_S, return_when=FIRST_COMPLETED)
+            self.guard.check()  # a signal whose exception Python dropped (see InterruptGuard)
             for future in done:
                 with self.guard.deferred():  # the trial's end, its record and Optuna's tell: all or none
                     self._trial_ended(self.running.pop(future), future.result())

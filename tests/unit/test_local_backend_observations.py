@@ -139,3 +139,18 @@ def test_a_restart_must_raise_max_trial_count_above_the_trials(tmp_path: Path) -
     experiment["spec"]["maxTrialCount"] = 2
     with pytest.raises(UserError, match="maxTrialCount 2 must be greater than the 3 trials"):
         run(experiment, tmp_path)
+
+
+@pytest.mark.parametrize("point", ["trial-ended", "recorded"])
+def test_a_kill_between_a_trials_end_and_its_record_or_tell_records_it_once(tmp_path: Path, point: str) -> None:
+    # trial-ended: the trial process is done, its record not written; recorded: written, Optuna not told.
+    out, run_dir = tmp_path / "out", tmp_path / "run"
+    experiment = resumable(out, maxTrialCount=3)
+    child = start_sweep(experiment, run_dir, metrics_file(out), STUDY_TEST_KILL_AT=point)
+    child.communicate(timeout=60)
+    assert child.returncode == -signal.SIGKILL
+    resumed = run(experiment, run_dir, trial_metrics_file=metrics_file(out))
+    uninterrupted = run(resumable(tmp_path / "out2", maxTrialCount=3), tmp_path / "run2",
+                        trial_metrics_file=metrics_file(tmp_path / "out2"))
+    assert observed(resumed) == observed(uninterrupted)
+    assert resumed.trials[0].attempts == (2 if point == "trial-ended" else 1)
