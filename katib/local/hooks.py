@@ -24,6 +24,10 @@ _counts: dict[str, int] = {}
 _lock = threading.Lock()
 
 
+def active() -> bool:
+    return bool(os.environ.get(PAUSE_ENV) or os.environ.get(KILL_ENV))
+
+
 def reached(point: str) -> None:
     """Stop or kill this process here when a test asked for ``point``."""
     pause, kill = os.environ.get(PAUSE_ENV), os.environ.get(KILL_ENV)

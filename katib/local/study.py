@@ -31,9 +31,28 @@ class _HookedJournal(JournalFileBackend):
     """The file backend with a named test instant before each kind of journal write."""
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
-        for log in logs:
-            hooks.reached(f"journal-{_op_name(log.get('op_code'))}")
+        if hooks.active():
+            for log in logs:
+                hooks.reached(f"journal-{_op_name(log.get('op_code'))}")
         super().append_logs(logs)
+
+
+def _drop_torn_tail(path: Path, log: Callable[[str], None]) -> None:
+    """Cut a last entry without its newline (a crash or a full disk mid-write).
+
+    Optuna skips such a line when reading, but its next append would be glued
+    onto it, making one undecodable line in the middle, which Optuna refuses
+    ever after. Called with the run folder locked.
+    """
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with open(path, "rb+") as f:
+        data = f.read()
+        if data.endswith(b"\n"):
+            return
+        keep = data.rfind(b"\n") + 1
+        f.truncate(keep)
+    log(f"dropped the half-written last entry of {path} ({len(data) - keep} bytes), left by a crash")
 
 
 def _op_name(code: Any) -> str:
@@ -59,6 +78,7 @@ class SweepStudy:
     ) -> None:
         path = run_dir / STUDY_FILE
         break_stale_optuna_lock(path, log)
+        _drop_torn_tail(path, log)
         storage = JournalStorage(_HookedJournal(str(path), lock_obj=JournalFlock(path)))
         self.search_space = dict(search_space)
         self.study = optuna.create_study(

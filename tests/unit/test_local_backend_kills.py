@@ -247,3 +247,17 @@ def test_the_resume_command_can_be_named_by_the_caller(tmp_path: Path) -> None:
         run(experiment, tmp_path / "run", resume_hint="study run --run-id 7", log=lines.append)
     assert lines[-1].endswith("to resume, run again with the same run folder: study run --run-id 7")
     assert not any(alive(pid) for pid in pids_that(out / "sweep-0000", "stalled"))
+
+
+def test_a_half_written_last_journal_entry_is_dropped(tmp_path: Path) -> None:
+    # SIGKILL cannot split one write(2), but a crash of the machine or a full disk can.
+    experiment = make_experiment(GRID_3, maxTrialCount=1, resumePolicy="LongRunning")
+    run(experiment, tmp_path)
+    with open(tmp_path / "study.journal", "ab") as journal:
+        journal.write(b'{"op_code":4,"worker_id":"x","study_id":0,"datetime_start":"20')
+    experiment["spec"]["maxTrialCount"] = 2
+    lines: list[str] = []
+    assert len(run(experiment, tmp_path, log=lines.append).trials) == 2
+    assert any("half-written last entry" in line for line in lines)
+    experiment["spec"]["maxTrialCount"] = 3
+    assert [t.state for t in run(experiment, tmp_path).trials] == ["Succeeded"] * 3
