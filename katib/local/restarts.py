@@ -1,4 +1,4 @@
-"""When a finished Experiment may run again in its run folder: Katib's restart rule.
+"""Taking over a run folder: the same search only, and a finished Experiment only as Katib restarts it.
 
 Katib's webhook (``pkg/webhook/v1beta1/experiment/validator/validator.go``,
 ``validateExperiment`` with an old object) refuses to change a completed
@@ -13,9 +13,16 @@ interrupted run is not completed and always resumes.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from components.errors import UserError
+from katib.local.experiment_spec import ExperimentSpec, search_fingerprint
+from katib.local.files import read_json, write_json_atomic
+from katib.local.results import STATUS_JSON
+
+EXPERIMENT_FILE = "experiment.json"
 
 # Katib's default (experiment_defaults.go) when the Experiment sets none.
 DEFAULT_RESUME_POLICY = "Never"
@@ -57,3 +64,21 @@ def _count(value: Any) -> int | None:
         return None if value is None else int(value)
     except (TypeError, ValueError):
         return None
+
+
+def take_over_run_folder(run_dir: Path, spec: ExperimentSpec, experiment: dict[str, Any]) -> str | None:
+    """Refuse a folder that holds a different search or a finished run Katib would not restart;
+    record this Experiment there. Returns the earlier run's start time, if any."""
+    path = run_dir / EXPERIMENT_FILE
+    fingerprint = json.loads(json.dumps(search_fingerprint(spec), default=str))
+    stored = read_json(path)
+    if stored is not None and stored.get("fingerprint") != fingerprint:
+        raise UserError(
+            f"{run_dir} holds a run of a different search (parameters, objective or algorithm"
+            " changed); use a new run folder"
+        )
+    previous = read_json(run_dir / STATUS_JSON) or {}
+    experiment_json = json.loads(json.dumps(experiment, default=str))
+    check_restart((stored or {}).get("experiment"), previous, experiment_json)
+    write_json_atomic(path, {"fingerprint": fingerprint, "experiment": experiment_json})
+    return (previous.get("status") or {}).get("startTime")

@@ -17,7 +17,6 @@ run folder has one sweep at a time (:class:`katib.local.locks.RunFolderLock`).
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -43,8 +42,8 @@ from katib.local.conditions import (
     SUCCEEDED as EXPERIMENT_SUCCEEDED,
 )
 from katib.local.early_stopping import StoppingRule, median_stop_value, read_early_stopping
-from katib.local.experiment_spec import ExperimentSpec, read_experiment, search_fingerprint
-from katib.local.files import read_json, utc_timestamp, write_json_atomic
+from katib.local.experiment_spec import ExperimentSpec, read_experiment
+from katib.local.files import utc_timestamp
 from katib.local.final_results import summary_line, write_final_results
 from katib.local.interrupts import InterruptGuard, resume_command
 from katib.local.locks import RunFolderLock
@@ -64,15 +63,14 @@ from katib.local.records import (
 from katib.local.records import (
     REASON_RUNNING as TRIAL_REASON_RUNNING,
 )
-from katib.local.restarts import check_restart
-from katib.local.results import STATUS_JSON, ExperimentResult, optimal_trial, write_live_results
+from katib.local.restarts import take_over_run_folder
+from katib.local.results import ExperimentResult, optimal_trial, write_live_results
 from katib.local.samplers import create_sampler
 from katib.local.search_space import grid_size, optuna_search_space, optuna_values, parameter_assignments
 from katib.local.study import STUDY_FILE, SweepStudy
 from katib.local.trial_command import build_trial_command
 from katib.local.trial_run import TERMINATE_GRACE_S, ProcessRegistry, TrialOutcome, run_trial
 
-EXPERIMENT_FILE = "experiment.json"
 # How often the scheduler wakes while trials run (it also wakes when one ends).
 POLL_S = 0.5
 # Where a trial's name goes in a trial_metrics_file template (Katib's own placeholder).
@@ -140,7 +138,7 @@ class LocalSweep:
 
     def run(self, experiment: dict[str, Any], resume_hint: str) -> ExperimentResult:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._check_run_dir(experiment)
+        self.start_time = take_over_run_folder(self.run_dir, self.spec, experiment) or self.start_time
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # progress is logged per trial here
         self.guard.install()
         try:
@@ -370,22 +368,6 @@ class LocalSweep:
     def _write_live(self, completion: Completion | None) -> None:
         running = Completion(EXPERIMENT_RUNNING, REASON_RUNNING, "Experiment is running")
         write_live_results(self.run_dir, self._result(completion or running))
-
-    def _check_run_dir(self, experiment: dict[str, Any]) -> None:
-        """Refuse a folder that holds a different search, or a finished run Katib would not restart."""
-        path = self.run_dir / EXPERIMENT_FILE
-        fingerprint = json.loads(json.dumps(search_fingerprint(self.spec), default=str))
-        stored = read_json(path)
-        if stored is not None and stored.get("fingerprint") != fingerprint:
-            raise UserError(
-                f"{self.run_dir} holds a run of a different search (parameters, objective or algorithm"
-                " changed); use a new run folder"
-            )
-        previous = read_json(self.run_dir / STATUS_JSON) or {}
-        experiment_json = json.loads(json.dumps(experiment, default=str))
-        check_restart((stored or {}).get("experiment"), previous, experiment_json)
-        self.start_time = (previous.get("status") or {}).get("startTime") or self.start_time
-        write_json_atomic(path, {"fingerprint": fingerprint, "experiment": experiment_json})
 
 
 def _check_ends(spec: ExperimentSpec, grid_points: int | None) -> None:
