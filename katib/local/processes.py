@@ -5,7 +5,9 @@ the trial's pid): the sweep stops the whole group, and a terminal's Ctrl-C
 reaches the sweep alone, which then stops its trials in order. A sweep killed
 with SIGKILL cannot stop them; its trials' records hold each one's pid and
 start time, and the next run stops a trial left running before running it
-again, so two processes never write one trial's output.
+again, so two processes never write one trial's output. A kill in the instant
+between a trial's start and its record is covered on Linux by a marker in each
+trial's environment (``KATIB_LOCAL_TRIAL``), found in ``/proc/*/environ``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from components.errors import UserError
 
@@ -54,6 +57,53 @@ def stop_orphan(pid: int, identity: str, grace_s: float, log: Callable[[str], No
         if process_identity(pid) != identity:
             return True
     raise UserError(f"{what} (pid {pid}) from an earlier sweep does not stop; end it, then run again")
+
+
+TRIAL_MARKER_ENV = "KATIB_LOCAL_TRIAL"
+
+
+def trial_marker(run_dir: Path, trial_name: str) -> str:
+    """What a trial's KATIB_LOCAL_TRIAL holds: its run folder and name, unique on this machine."""
+    return f"{run_dir.resolve()}::{trial_name}"
+
+
+def marked_processes(marker: str) -> list[int]:
+    """Live processes (Linux) whose environment has KATIB_LOCAL_TRIAL=marker; [] elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return []
+    needle = f"\0{TRIAL_MARKER_ENV}={marker}\0".encode()
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/environ", "rb") as f:
+                environ = b"\0" + f.read() + b"\0"
+        except OSError:  # gone, or another user's
+            continue
+        if needle in environ and process_identity(int(entry.name)) is not None:
+            found.append(int(entry.name))
+    return found
+
+
+def stop_marked(marker: str, grace_s: float, log: Callable[[str], None], what: str) -> bool:
+    """Stop every process of a trial found by its marker (one started but not recorded); True if any."""
+    pids = marked_processes(marker)
+    if not pids:
+        return False
+    log(f"{what} is still running from an earlier sweep (pid {', '.join(map(str, pids))}); stopping it first")
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            try:
+                _signal_group(os.getpgid(pid), signum)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace_s
+        while marked_processes(marker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not marked_processes(marker):
+            return True
+    raise UserError(f"{what} (pid {', '.join(map(str, pids))}) from an earlier sweep does not stop; end it first")
 
 
 def _signal_group(pgid: int, signum: int) -> None:

@@ -48,7 +48,7 @@ from katib.local.final_results import summary_line, write_final_results
 from katib.local.interrupts import InterruptGuard, resume_command
 from katib.local.locks import RunFolderLock
 from katib.local.metrics import compile_filters
-from katib.local.processes import stop_orphan
+from katib.local.processes import TRIAL_MARKER_ENV, stop_marked, stop_orphan, trial_marker
 from katib.local.records import (
     EARLY_STOPPED,
     FAILED,
@@ -220,8 +220,10 @@ class LocalSweep:
 
     def _launch(self, executor: ThreadPoolExecutor, record: TrialRecord) -> None:
         rule = self._stopping_rule()
+        # The marker finds this trial's processes should the sweep die before recording its pid.
+        env = {**self.extra_env, TRIAL_MARKER_ENV: trial_marker(self.run_dir, record.name)}
         command = build_trial_command(
-            self.spec.trial_template, record.name, self.spec.namespace, record.assignments, self.extra_env
+            self.spec.trial_template, record.name, self.spec.namespace, record.assignments, env
         )
         log_path = trial_dir(self.run_dir, record.name) / LOG_FILE
         if record.attempts > 0 and log_path.exists():
@@ -296,9 +298,10 @@ class LocalSweep:
                 if trial is not None and trial.state == TrialState.RUNNING:
                     self._tell(record)  # the earlier run stopped between the record and Optuna
                 continue
-            if record.pid is not None:
-                stop_orphan(record.pid, record.pid_identity or "", TERMINATE_GRACE_S, self.log,
-                            f"trial {record.name}")
+            what = f"trial {record.name}"
+            if record.pid is None or not stop_orphan(record.pid, record.pid_identity or "", TERMINATE_GRACE_S,
+                                                     self.log, what):
+                stop_marked(trial_marker(self.run_dir, record.name), TERMINATE_GRACE_S, self.log, what)
             if trial is None or trial.state != TrialState.RUNNING:
                 values = optuna_values(self.spec.parameters, record.assignments)
                 record.number = self.study.reopen(values).number

@@ -117,6 +117,7 @@ def run_trial(
             FAILED, REASON_FAILED, f"Trial could not start: {error}", None, observation, utc_timestamp()
         )
     registry.add(process)
+    hooks.reached("trial-started")  # the process runs; its pid is not recorded yet
     try:
         on_start(process.pid, process_identity(process.pid))
         stopped_by = _follow_output(name, process, log_path, observation, filters, rule, log)

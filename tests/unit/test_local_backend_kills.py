@@ -261,3 +261,26 @@ def test_a_half_written_last_journal_entry_is_dropped(tmp_path: Path) -> None:
     assert any("half-written last entry" in line for line in lines)
     experiment["spec"]["maxTrialCount"] = 3
     assert [t.state for t in run(experiment, tmp_path).trials] == ["Succeeded"] * 3
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="found by its environment in /proc (Linux)")
+def test_a_trial_started_but_not_yet_recorded_is_found_and_stopped(tmp_path: Path) -> None:
+    out, run_dir = tmp_path / "out", tmp_path / "run"
+    experiment = resumable(out, "--stall-at-start", maxTrialCount=3)
+    child = start_sweep(experiment, run_dir, STUDY_TEST_KILL_AT="trial-started")
+    child.communicate(timeout=60)
+    assert child.returncode == -signal.SIGKILL
+    trial_out = out / "sweep-0000"
+    try:
+        wait_for(lambda: pids_that(trial_out, "stalled"))
+        (orphan,) = pids_that(trial_out, "stalled")
+        assert alive(orphan) and records(run_dir)["sweep-0000"]["pid"] is None  # killed before recording it
+        lines: list[str] = []
+        result = run(experiment, run_dir, log=lines.append)
+        assert not alive(orphan)
+        assert [name for name, _ in events(trial_out)][:3] == ["start-after-0", "stalled", "sigterm"]
+        assert any(str(orphan) in line and "still running" in line for line in lines)
+        assert [t.state for t in result.trials] == ["Succeeded"] * 3
+    finally:
+        for pid in pids_that(trial_out, "stalled"):
+            kill_quietly(pid)
