@@ -118,6 +118,25 @@ def test_ctrl_c_inside_optunas_ask_waits_for_the_ask_and_resumes_cleanly(tmp_pat
     assert sorted(t.assignment_values["x"] for t in result.trials) == ["0.1", "0.3", "0.5"]
 
 
+def test_ctrl_c_inside_optunas_tell_lets_the_tell_finish(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    # Paused as the first trial's outcome is written to the journal (its record is already saved).
+    child = start_sweep(make_experiment(GRID_3), run_dir, STUDY_TEST_PAUSE_AT="journal-set_trial_state_values")
+    try:
+        wait_stopped(child)
+        signal_and_continue(child, signal.SIGINT)
+        child.communicate(timeout=60)
+    finally:
+        kill_quietly(child.pid)
+    assert child.returncode == 130
+    storage = JournalStorage(JournalFileBackend(str(run_dir / "study.journal")))
+    (trial,) = optuna.load_study(study_name="sweep", storage=storage).trials
+    assert trial.state == optuna.trial.TrialState.COMPLETE
+    assert trial.value == records(run_dir)["sweep-0000"]["objective_value"]
+    result = run(make_experiment(GRID_3), run_dir)
+    assert [t.attempts for t in result.trials] == [1, 1, 1]  # nothing ran twice
+
+
 def test_a_sigkill_inside_optunas_ask_is_repaired_on_resume(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     child = start_sweep(make_experiment(GRID_3), run_dir, STUDY_TEST_KILL_AT="journal-set_trial_param@2")
@@ -284,3 +303,15 @@ def test_a_trial_started_but_not_yet_recorded_is_found_and_stopped(tmp_path: Pat
     finally:
         for pid in pids_that(trial_out, "stalled"):
             kill_quietly(pid)
+
+
+def test_the_resume_command_of_a_console_script_is_its_name(monkeypatch) -> None:
+    from katib.local.interrupts import resume_command
+
+    study = Path(sys.executable).with_name("study")
+    monkeypatch.setattr(sys, "argv", [str(study), "sweep", "run", "my experiment.yaml"])
+    monkeypatch.setenv("PATH", f"{study.parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    assert resume_command() == "study sweep run 'my experiment.yaml'"
+    monkeypatch.setenv("PATH", "/nonexistent")  # not found under its name: the full command line
+    monkeypatch.setattr(sys, "orig_argv", [sys.executable, str(study), "sweep", "run", "e.yaml"])
+    assert resume_command() == f"{sys.executable} {study} sweep run e.yaml"
