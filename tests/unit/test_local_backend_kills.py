@@ -315,3 +315,25 @@ def test_the_resume_command_of_a_console_script_is_its_name(monkeypatch) -> None
     monkeypatch.setenv("PATH", "/nonexistent")  # not found under its name: the full command line
     monkeypatch.setattr(sys, "orig_argv", [sys.executable, str(study), "sweep", "run", "e.yaml"])
     assert resume_command() == f"{sys.executable} {study} sweep run e.yaml"
+
+
+def test_a_running_record_whose_optuna_trial_is_closed_runs_again_under_a_new_one(tmp_path: Path) -> None:
+    out, run_dir = tmp_path / "out", tmp_path / "run"
+    experiment = resumable(out, "--stall-before", "2", maxTrialCount=3)
+    child = start_sweep(experiment, run_dir)
+    try:
+        wait_for(lambda: pids_that(out / "sweep-0000", "stalled"), child)
+        child.send_signal(signal.SIGTERM)
+        child.communicate(timeout=60)
+    finally:
+        kill_quietly(child.pid)
+    storage = JournalStorage(JournalFileBackend(str(run_dir / "study.journal")))
+    study = optuna.load_study(study_name="sweep", storage=storage)
+    study.tell(0, state=optuna.trial.TrialState.FAIL)  # closed, while its record still says Running
+    result = run(experiment, run_dir)
+    by_name = {t.name: t for t in result.trials}
+    # Optuna had one trial when the sweep stopped: the record's new Optuna trial is number 1.
+    assert by_name["sweep-0000"].state == "Succeeded" and by_name["sweep-0000"].number == 1
+    trials = optuna.load_study(study_name="sweep", storage=storage).trials
+    assert trials[1].params == {"x": 0.5} and trials[1].state == optuna.trial.TrialState.COMPLETE
+    assert sorted(t.assignment_values["x"] for t in result.trials) == ["0.1", "0.3", "0.5"]
