@@ -100,4 +100,4 @@ lint: install ## static checks (ruff)
 	$(PY) -m ruff check components katib pipelines tests bench
 
 clean: ## remove the virtual environment and local runs
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) .venv-3.* runs .pytest_cache
