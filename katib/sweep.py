@@ -140,6 +140,7 @@ def summarize(stage: str, fixed: dict[str, str], trials: list[TrialRow], best_tr
         "best_trial": best_trial,
         OBJECTIVE_METRIC: best[OBJECTIVE_METRIC],
         "grid_size": sweep.grid_size,
+        "values": [list(p.values) for p in sweep.parameters],  # the grid's axes, for the report's heatmaps
         "condition": condition,
         "reason": reason,
         "trials": rows,
