@@ -15,6 +15,8 @@ import math
 from collections.abc import Sequence
 
 OBJECTIVE = "val_accuracy"
+# A longer sweep shows its best trials as bars (the heatmap shows them all).
+MAX_BARS = 20
 
 
 def _png(figure) -> bytes:
@@ -32,9 +34,10 @@ def objective_bars(summary: dict, label: str, study_value: float | None, study_l
 def objective_bars_figure(summary: dict, label: str, study_value: float | None, study_label: str):
     from matplotlib.figure import Figure
 
-    rows = sorted((t for t in summary["trials"] if t.get(OBJECTIVE) is not None), key=lambda t: -t[OBJECTIVE])
-    if not rows:
+    ranked = sorted((t for t in summary["trials"] if t.get(OBJECTIVE) is not None), key=lambda t: -t[OBJECTIVE])
+    if not ranked:
         return None
+    rows = ranked[:MAX_BARS]
     names = [", ".join(map(str, t["combination"])) for t in rows]
     heights = [t[OBJECTIVE] for t in rows]
     figure = Figure(figsize=(8, max(2.5, 0.28 * len(rows) + 1.2)), layout="constrained")
@@ -47,10 +50,12 @@ def objective_bars_figure(summary: dict, label: str, study_value: float | None, 
     axes.invert_yaxis()
     axes.set_xlim(0, 1.08)
     axes.set_xlabel("validation accuracy (axis from 0)")
-    axes.set_title(f"{label}: {len(rows)} trials, best first")
+    shown = f"the best {len(rows)} of {len(ranked)}" if len(rows) < len(ranked) else f"{len(rows)}"
+    axes.set_title(f"{label}: {shown} trials, best first")
     if study_value is not None:
         axes.axvline(study_value, color="black", linestyle="--", linewidth=1)
-        axes.text(study_value, -0.6, f" study: {study_label} {100 * study_value:.2f}%", fontsize=7, va="bottom")
+        axes.text(study_value, len(rows) - 0.4, f" study: {study_label}\n {100 * study_value:.2f}%", fontsize=7,
+                  va="top", ha="right")
     axes.grid(axis="x", alpha=0.3)
     return figure
 
@@ -74,7 +79,7 @@ def grid_heatmap(summary: dict, label: str, study_combination: Sequence | None) 
     figure = Figure(figsize=(7.5, 6.5), layout="constrained")
     axes = figure.add_subplot()
     image = axes.imshow(grid, cmap="viridis")
-    figure.colorbar(image, ax=axes, label="validation accuracy")
+    figure.colorbar(image, ax=axes, label="validation accuracy", shrink=0.8)
     axes.set_xticks(range(9), col_labels, rotation=45, ha="right", fontsize=8)
     axes.set_yticks(range(9), row_labels, fontsize=8)
     axes.set_xlabel("layers 3, 4")
@@ -91,9 +96,9 @@ def grid_heatmap(summary: dict, label: str, study_combination: Sequence | None) 
     for index, marker, name, color in marks:
         if index is not None:
             row, col = divmod(index, 9)
-            axes.scatter([col], [row], marker=marker, s=160, facecolors="none" if marker == "o" else color,
-                         edgecolors=color, linewidths=2, label=name)
-    axes.legend(loc="upper left", bbox_to_anchor=(1.25, 1.0), fontsize=8)
+            style = {"facecolors": "none", "edgecolors": color} if marker == "o" else {"c": color}
+            axes.scatter([col], [row], marker=marker, s=160, linewidths=2, label=name, **style)
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, fontsize=8, facecolor="lightgrey")
     return _png(figure)
 
 
