@@ -98,7 +98,7 @@ def cmd_run(args) -> None:
     from pipelines.local_run import run_locally
 
     run_locally(profile=args.profile, overrides=args.set, run_id=args.run_id, runs_dir=args.runs_dir,
-                runner=args.runner)
+                runner=args.runner, verbose=args.verbose)
 
 
 def cmd_compile(args) -> None:
@@ -237,6 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--runner", default="subprocess", choices=["subprocess", "docker"],
                    help="docker: every step in a container of the trainer image (`make images` first)")
+    p.add_argument("--verbose", action="store_true",
+                   help="show kfp.local's log and Python warnings as they come, instead of the progress view "
+                        "(the log is always in the run folder: kfp-local.log)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("compile", help="compile the pipeline to KFP IR YAML for a cluster")
