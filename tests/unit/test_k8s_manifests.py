@@ -3,14 +3,15 @@
 Each kustomize root is rendered with `kubectl kustomize` (kustomize v5, built into kubectl) and
 every object is validated against the Kubernetes OpenAPI schemas (kubernetes-validate, strict: an
 unknown or misspelled field fails); then what the study relies on is asserted: the namespace label
-Katib needs, RBAC confined to the namespace, the overlays' images, node selection and settings.
+Katib needs, RBAC confined to the namespace, the overlays' images, node selection and settings, the
+AutoKeras search as an opt-in. RBAC against the launcher's real calls is in test_k8s_rbac.py, Pod
+Security and the trials' account in test_k8s_pod_security.py.
 The Katib Experiments' trial Jobs get the same schema check plus Katib's own rules. kind_e2e.sh is
 run here only to check that it skips cleanly where kind is missing.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import shutil
@@ -28,8 +29,9 @@ import pytest
 import yaml
 
 from components.profiles import load_profile
-from components.settings import K8S_NAMESPACE, K8S_SERVICE_ACCOUNT
+from components.settings import IMAGE_UID, K8S_NAMESPACE, K8S_SERVICE_ACCOUNT, K8S_TRIAL_SERVICE_ACCOUNT
 from katib import launcher
+from katib.experiments import cluster_experiments
 from katib.validate import validate_experiment
 from tests.e2e.kind_e2e import (
     PIPELINE_ARTIFACT_TASKS,
@@ -40,10 +42,22 @@ from tests.e2e.kind_e2e import (
     primary_container,
     shrink_experiment,
 )
+from tests.fixtures.kustomize import (
+    K8S,
+    MULTI_USER,
+    NAS_ROOTS,
+    REPO,
+    ROOTS,
+    kustomization,
+    kustomize,
+    needs_kubectl,
+    objects,
+    one,
+    pod_specs,
+    rendered,
+    root_namespace,
+)
 
-REPO = Path(__file__).resolve().parents[2]
-K8S = REPO / "k8s"
-ROOTS = ("base", "overlays/kind", "overlays/gpu-cloud")
 EXPERIMENT_FILES = sorted((REPO / "katib" / "experiments").glob("*.yaml")) + sorted(
     (REPO / "katib" / "experiments" / "gpu").glob("*.yaml"))
 E2E_SCRIPT = REPO / "tests" / "e2e" / "kind_e2e.sh"
@@ -61,40 +75,11 @@ KATIB_INJECTION_LABEL = "katib.kubeflow.org/metrics-collector-injection"
 CLUSTER_SCOPED_KINDS = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
                         "PersistentVolume", "StorageClass", "PriorityClass"}
 EMULATOR = "Deployment/gcs-emulator"  # the kind overlay's in-cluster GCS
-POD_TEMPLATE_KINDS = {"Job", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"}
-
-KUBECTL = shutil.which("kubectl")
-needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not on PATH (it renders the kustomize roots)")
+NAS_JOBS = {"Job/nas-chief", "Job/nas-workers"}
+LAUNCHER_ROLE = "fmstudy-launcher"
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def kustomize(path: Path) -> list[dict]:
-    result = subprocess.run([KUBECTL, "kustomize", str(path)], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, f"kubectl kustomize {path} failed:\n{result.stderr}"
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
-
-
-@functools.cache
-def rendered(root: str) -> tuple[dict, ...]:
-    return tuple(kustomize(K8S / root))
-
-
-def objects(root: str, kind: str) -> list[dict]:
-    return [doc for doc in rendered(root) if doc["kind"] == kind]
-
-
-def one(root: str, kind: str, name: str) -> dict:
-    found = [doc for doc in objects(root, kind) if doc["metadata"]["name"] == name]
-    assert len(found) == 1, f"{root}: expected one {kind} {name}, found {len(found)}"
-    return found[0]
-
-
-def pod_specs(root: str) -> dict[str, dict]:
-    """{'Kind/name': its pod spec} for every object with a pod template."""
-    return {f"{doc['kind']}/{doc['metadata']['name']}": doc["spec"]["template"]["spec"]
-            for doc in rendered(root) if doc["kind"] in POD_TEMPLATE_KINDS}
 
 
 def schema_problem(obj: dict) -> str | None:
@@ -155,62 +140,71 @@ def test_every_object_is_valid_kubernetes(root):
 @needs_kubectl
 @pytest.mark.parametrize("root", ROOTS)
 def test_everything_lives_in_the_study_namespace(root):
-    namespace = one(root, "Namespace", K8S_NAMESPACE)
-    assert namespace["metadata"]["labels"][KATIB_INJECTION_LABEL] == "enabled"
+    expected = root_namespace(root)
+    if root == MULTI_USER:
+        # The profile controller owns (and labels) a profile's namespace; the overlay must not create it.
+        assert objects(root, "Namespace") == []
+        assert expected != K8S_NAMESPACE
+    else:
+        namespace = one(root, "Namespace", K8S_NAMESPACE)
+        assert namespace["metadata"]["labels"][KATIB_INJECTION_LABEL] == "enabled"
     for doc in rendered(root):
         if doc["kind"] not in CLUSTER_SCOPED_KINDS:
-            assert doc["metadata"].get("namespace") == K8S_NAMESPACE, f"{doc['kind']}/{doc['metadata']['name']}"
+            assert doc["metadata"].get("namespace") == expected, f"{doc['kind']}/{doc['metadata']['name']}"
+    assert one(root, "ConfigMap", SETTINGS_CONFIGMAP)["data"]["STUDY_NAMESPACE"] == expected
 
 
 @needs_kubectl
 @pytest.mark.parametrize("root", ROOTS)
-def test_rbac_is_namespaced_minimal_and_without_wildcards(root):
+def test_rbac_is_namespaced_and_without_wildcards(root):
+    # What each identity may do, against the launcher's recorded calls: test_k8s_rbac.py.
     kinds = {doc["kind"] for doc in rendered(root)}
     assert not kinds & {"ClusterRole", "ClusterRoleBinding"}, "nothing cluster-wide"
-    role = one(root, "Role", K8S_SERVICE_ACCOUNT)
-    rules = role["rules"]
-    for rule in rules:
+    roles = objects(root, "Role")
+    assert [r["metadata"]["name"] for r in roles] == [LAUNCHER_ROLE]
+    for rule in roles[0]["rules"]:
         for field in ("apiGroups", "resources", "verbs"):
             assert "*" not in rule.get(field, []), f"wildcard in {field}: {rule}"
         assert not rule.get("resourceNames") or "*" not in rule["resourceNames"]
-
-    def verbs(group: str, resource: str) -> set[str]:
-        return {v for r in rules if group in r["apiGroups"] and resource in r["resources"] for v in r["verbs"]}
-
-    # What katib/launcher.py calls: create, get, delete, and a watch (list + watch) on its Experiment.
-    assert verbs(launcher.GROUP, launcher.PLURAL) == {"create", "get", "list", "watch", "delete"}
-    assert verbs(launcher.GROUP, "trials") == {"get", "list", "watch"}
-    assert verbs(launcher.GROUP, "suggestions") == {"get", "list"}
-    assert verbs("", "pods") == verbs("", "pods/log") == {"get", "list", "watch"}
-    granted = {(g, r) for rule in rules for g in rule["apiGroups"] for r in rule["resources"]}
-    assert granted == {(launcher.GROUP, "experiments"), (launcher.GROUP, "trials"),
-                       (launcher.GROUP, "suggestions"), ("", "pods"), ("", "pods/log")}
-    for rule in rules:
-        if set(rule["verbs"]) & {"create", "update", "patch", "delete", "deletecollection"}:
-            assert rule["resources"] == [launcher.PLURAL], f"only Experiments may be written: {rule}"
-
-    binding = one(root, "RoleBinding", K8S_SERVICE_ACCOUNT)
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                                  "name": K8S_SERVICE_ACCOUNT}
+        assert rule["resources"] == [launcher.PLURAL], f"only Experiments: {rule}"
+    for binding in objects(root, "RoleBinding"):
+        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": LAUNCHER_ROLE}
+    binding = one(root, "RoleBinding", LAUNCHER_ROLE)
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": K8S_SERVICE_ACCOUNT,
-                                    "namespace": K8S_NAMESPACE}]
+                                    "namespace": root_namespace(root)}]
 
 
 @needs_kubectl
 @pytest.mark.parametrize("root", ROOTS)
-def test_pods_run_as_the_study_account_and_no_secret_is_rendered(root):
+def test_pods_run_as_the_trial_account_without_a_token_and_no_secret_is_rendered(root):
     assert objects(root, "Secret") == [], "the GCS key Secret is created by hand, never committed"
-    specs = pod_specs(root)
-    assert specs, f"{root} has no pods"
-    for where, spec in specs.items():
-        assert spec.get("serviceAccountName") == K8S_SERVICE_ACCOUNT, where
+    for where, spec in pod_specs(root).items():
+        # No pod the manifests start calls the API server: the account without rights, no token.
+        assert spec.get("serviceAccountName") == K8S_TRIAL_SERVICE_ACCOUNT, where
+        assert spec.get("automountServiceAccountToken") is False, where
+    trial_account = one(root, "ServiceAccount", K8S_TRIAL_SERVICE_ACCOUNT)
+    assert trial_account.get("automountServiceAccountToken") is False
+    for binding in objects(root, "RoleBinding") + objects(root, "ClusterRoleBinding"):
+        assert all(s["name"] != K8S_TRIAL_SERVICE_ACCOUNT for s in binding["subjects"]), "trials get no API rights"
 
 
 @needs_kubectl
 @pytest.mark.parametrize("root", ROOTS)
+def test_applying_an_overlay_starts_no_search_unless_it_opts_in(root):
+    jobs = {name for name in pod_specs(root) if name.startswith("Job/")}
+    if root in NAS_ROOTS:
+        assert NAS_JOBS <= jobs
+        assert objects(root, "PersistentVolumeClaim")
+    else:
+        assert not jobs & NAS_JOBS, f"{root} starts the AutoKeras search"
+        assert not objects(root, "PersistentVolumeClaim")
+
+
+@needs_kubectl
+@pytest.mark.parametrize("root", NAS_ROOTS)
 def test_jobs_read_the_settings_and_mount_the_key_optionally(root):
     jobs = {name: spec for name, spec in pod_specs(root).items() if name.startswith("Job/")}
-    assert {"Job/nas-chief", "Job/nas-workers"} <= set(jobs), "the KerasTuner Jobs (base/nas) are included"
+    assert NAS_JOBS <= set(jobs), "the KerasTuner Jobs (components/nas) are included"
     for where, spec in jobs.items():
         container = spec["containers"][0]
         assert {"configMapRef": {"name": SETTINGS_CONFIGMAP}} in container["envFrom"], where
@@ -240,11 +234,24 @@ def test_settings_configmap_holds_components_settings_defaults():
 
 
 @needs_kubectl
-def test_base_service_account_has_the_workload_identity_placeholder():
-    account = one("base", "ServiceAccount", K8S_SERVICE_ACCOUNT)
-    assert account["metadata"]["annotations"][WORKLOAD_IDENTITY].endswith(".iam.gserviceaccount.com")
-    assert one("overlays/gpu-cloud", "ServiceAccount", K8S_SERVICE_ACCOUNT)["metadata"]["annotations"] == \
-        account["metadata"]["annotations"]
+def test_workload_identity_is_one_setting_of_the_gpu_cloud_overlay():
+    setting = yaml.safe_load((K8S / "overlays" / "gpu-cloud" / "workload-identity.yaml").read_text())
+    value = setting["data"]["GCP_SERVICE_ACCOUNT"]
+    assert value.endswith(".iam.gserviceaccount.com")
+    for root in ("overlays/gpu-cloud", "overlays/gpu-cloud-nas"):
+        accounts = objects(root, "ServiceAccount")
+        assert {a["metadata"]["name"] for a in accounts} == {K8S_SERVICE_ACCOUNT, K8S_TRIAL_SERVICE_ACCOUNT}
+        for account in accounts:
+            assert account["metadata"]["annotations"][WORKLOAD_IDENTITY] == value, root
+        assert objects(root, "ConfigMap") and all(c["metadata"]["name"] != setting["metadata"]["name"]
+                                                  for c in objects(root, "ConfigMap")), "local-config: not rendered"
+    # Written once: every other place gets it from the replacement.
+    holders = [p for p in K8S.rglob("*.yaml") if value in p.read_text()]
+    assert holders == [K8S / "overlays" / "gpu-cloud" / "workload-identity.yaml"]
+    # Off GKE nothing claims a workload identity.
+    for root in ("base", "overlays/kind", "overlays/kind-nas", MULTI_USER):
+        for account in objects(root, "ServiceAccount"):
+            assert WORKLOAD_IDENTITY not in (account["metadata"].get("annotations") or {}), root
 
 
 @needs_kubectl
@@ -265,35 +272,61 @@ def test_gcs_key_component_points_credentials_at_the_mounted_key(tmp_path):
 
 
 @needs_kubectl
-def test_kind_overlay_runs_the_loaded_image_on_cpu():
-    for where, spec in pod_specs("overlays/kind").items():
+@pytest.mark.parametrize("root", ["overlays/kind", "overlays/kind-nas"])
+def test_kind_overlay_runs_the_loaded_image_on_cpu(root):
+    for where, spec in pod_specs(root).items():
         for container in spec["containers"]:
             if where != EMULATOR:
                 assert container["image"] == KIND_IMAGE, where
             assert GPU_RESOURCE not in container.get("resources", {}).get("limits", {}), where
         assert not spec.get("nodeSelector") and not spec.get("tolerations"), where
-    data = one("overlays/kind", "ConfigMap", SETTINGS_CONFIGMAP)["data"]
+    data = one(root, "ConfigMap", SETTINGS_CONFIGMAP)["data"]
     assert f"{data['STUDY_IMAGE_REGISTRY']}/trainer:{data['STUDY_IMAGE_TAG']}" == KIND_IMAGE
-    overlay = yaml.safe_load((K8S / "overlays" / "kind" / "kustomization.yaml").read_text())
-    assert {"name": "ghcr.io/fmstudy/trainer", "newName": "fmstudy/trainer", "newTag": "dev"} in overlay["images"]
+    assert {"name": "ghcr.io/fmstudy/trainer", "newName": "fmstudy/trainer", "newTag": "dev"} in \
+        kustomization(root)["images"]
+    # kind-nas names the image again (its component's pods come after kind's transformers): the same one.
+    assert kustomization("overlays/kind-nas")["images"] == kustomization("overlays/kind")["images"]
 
 
 @needs_kubectl
-def test_kind_overlay_has_no_workload_identity_and_smaller_requests():
-    account = one("overlays/kind", "ServiceAccount", K8S_SERVICE_ACCOUNT)
-    assert WORKLOAD_IDENTITY not in (account["metadata"].get("annotations") or {})
-
+def test_kind_search_has_smaller_requests():
     def cpu(quantity: str) -> float:
         return float(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
 
-    base, kind = pod_specs("base"), pod_specs("overlays/kind")
-    for where in base:
-        base_requests = base[where]["containers"][0]["resources"]["requests"]
+    cloud, kind = pod_specs("overlays/gpu-cloud-nas"), pod_specs("overlays/kind-nas")
+    for where in NAS_JOBS:
+        cloud_requests = cloud[where]["containers"][0]["resources"]["requests"]
         kind_requests = kind[where]["containers"][0]["resources"]["requests"]
-        assert cpu(kind_requests["cpu"]) < cpu(base_requests["cpu"]), where
-        assert cpu(kind_requests["cpu"]) <= 1, f"{where}: a kind node has a few cores for everything"
-    [claim] = objects("overlays/kind", "PersistentVolumeClaim")
+        assert cpu(kind_requests["cpu"]) < cpu(cloud_requests["cpu"]), where
+    for where, spec in kind.items():
+        assert cpu(spec["containers"][0]["resources"]["requests"]["cpu"]) <= 1, \
+            f"{where}: a kind node has a few cores for everything"
+    [claim] = objects("overlays/kind-nas", "PersistentVolumeClaim")
     assert claim["spec"]["accessModes"] == ["ReadWriteOnce"], "kind's local-path provisioner has no RWX"
+
+
+@needs_kubectl
+@pytest.mark.parametrize("root", NAS_ROOTS)
+def test_search_reads_the_dataset_the_data_step_writes(root):
+    # The data step's artifact: what the Experiments' trials read and the kind seed Job writes.
+    data_uris = {option_value(primary_container(e)["command"], "--data")
+                 for e in cluster_experiments(load_profile("seed")).values()}
+    [data_uri] = data_uris
+    seed = pod_specs("overlays/kind")["Job/fmstudy-seed-data"]["containers"][0]
+    assert option_value(seed["command"] + seed["args"], "--out") == data_uri
+    [settings] = [c for c in objects(root, "ConfigMap") if c["metadata"]["name"].startswith("nas-settings")]
+    assert settings["data"]["DATA_URI"] == data_uri
+
+
+@needs_kubectl
+@pytest.mark.parametrize("root", NAS_ROOTS)
+def test_search_volume_is_writable_by_the_image_user(root):
+    # A new volume's root is owned by root; fsGroup makes the kubelet hand it to the pod's group.
+    for where in NAS_JOBS:
+        spec = pod_specs(root)[where]
+        assert spec["securityContext"]["fsGroup"] == IMAGE_UID, where
+        assert spec["securityContext"]["runAsUser"] == IMAGE_UID, where
+        assert any(v.get("persistentVolumeClaim") for v in spec["volumes"]), where
 
 
 @needs_kubectl
@@ -328,7 +361,7 @@ def test_kind_overlay_emulates_the_artifact_bucket_and_seeds_what_the_experiment
 @needs_kubectl
 def test_gpu_overlay_puts_the_kerastuner_workers_on_the_gpu_pool():
     defaults = default_settings()
-    specs = pod_specs("overlays/gpu-cloud")
+    specs = pod_specs("overlays/gpu-cloud-nas")
     workers = specs["Job/nas-workers"]
     assert workers["nodeSelector"] == {GPU_NODE_LABEL: GPU_ACCELERATOR}
     assert {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"} in workers["tolerations"]
@@ -339,7 +372,7 @@ def test_gpu_overlay_puts_the_kerastuner_workers_on_the_gpu_pool():
     chief = specs["Job/nas-chief"]
     assert not chief.get("nodeSelector") and not chief.get("tolerations")
     assert chief["containers"][0]["image"] == defaults["trainer"]
-    [claim] = objects("overlays/gpu-cloud", "PersistentVolumeClaim")
+    [claim] = objects("overlays/gpu-cloud-nas", "PersistentVolumeClaim")
     assert claim["spec"]["accessModes"] == ["ReadWriteMany"] and claim["spec"]["storageClassName"]
 
 
@@ -361,7 +394,8 @@ def test_experiment_passes_katib_rules_and_its_trial_job_is_valid_kubernetes(pat
     # Katib sets the Job's metadata (name, namespace, labels) when it creates a trial.
     assert schema_problem({**trial_job, "metadata": {"name": "trial"}}) is None
     pod = trial_job["spec"]["template"]["spec"]
-    assert pod["serviceAccountName"] == K8S_SERVICE_ACCOUNT
+    assert pod["serviceAccountName"] == K8S_TRIAL_SERVICE_ACCOUNT
+    assert pod["automountServiceAccountToken"] is False
     gpu = path.parent.name == "gpu"
     limits = primary_container(experiment)["resources"].get("limits", {})
     assert (GPU_RESOURCE in limits) == gpu
