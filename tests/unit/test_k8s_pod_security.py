@@ -136,3 +136,24 @@ def test_trials_built_by_a_sweep_step_are_restricted_and_have_no_api_access():
         assert violations(spec, meta, level=RESTRICTED) == [], name
         assert spec["serviceAccountName"] == K8S_TRIAL_SERVICE_ACCOUNT, name
         assert spec["automountServiceAccountToken"] is False, name
+
+
+def _with_katibs_sidecar(spec: dict, inject_security_context: bool) -> dict:
+    """The trial pod after Katib's pod webhook (kubeflow/katib pkg/webhook/v1beta1/pod/inject_webhook.go,
+    v0.17): the metrics-collector sidecar is appended, with a copy of the first container's
+    securityContext only when the webhook's injectSecurityContext setting is on."""
+    pod = copy.deepcopy(spec)
+    sidecar = {"name": "metrics-logger-and-collector", "image": "ghcr.io/kubeflow/katib/file-metrics-collector"}
+    if inject_security_context and pod["containers"][0].get("securityContext"):
+        sidecar["securityContext"] = copy.deepcopy(pod["containers"][0]["securityContext"])
+    pod["containers"].append(sidecar)
+    pod["shareProcessNamespace"] = True
+    return pod
+
+
+def test_trial_pods_stay_restricted_after_katib_injects_its_collector_with_inject_security_context():
+    [(_, spec, meta)] = list(pod_specs(yaml.safe_load(EXPERIMENT_FILES[0].read_text())))
+    assert violations(_with_katibs_sidecar(spec, inject_security_context=True), meta, level=RESTRICTED) == []
+    # Without the setting the sidecar lacks the container-level controls (what the README warns about).
+    problems = violations(_with_katibs_sidecar(spec, inject_security_context=False), meta, level=RESTRICTED)
+    assert problems and all("metrics-logger-and-collector" in p for p in problems)
