@@ -190,6 +190,18 @@ def test_pods_run_as_the_trial_account_without_a_token_and_no_secret_is_rendered
 
 @needs_kubectl
 @pytest.mark.parametrize("root", ROOTS)
+def test_every_object_is_labelled_as_the_studys(root):
+    # `kubectl delete -l app.kubernetes.io/part-of=fmstudy` finds everything an overlay applied.
+    unlabelled = [f"{d['kind']}/{d['metadata']['name']}" for d in rendered(root)
+                  if (d["metadata"].get("labels") or {}).get("app.kubernetes.io/part-of") != "fmstudy"]
+    assert unlabelled == []
+    for doc in rendered(root):
+        nas = doc["metadata"]["name"].startswith(("nas-", "nas-settings"))
+        assert (doc["metadata"]["labels"].get("app.kubernetes.io/component") == "nas") == nas, doc["metadata"]
+
+
+@needs_kubectl
+@pytest.mark.parametrize("root", ROOTS)
 def test_applying_an_overlay_starts_no_search_unless_it_opts_in(root):
     jobs = {name for name in pod_specs(root) if name.startswith("Job/")}
     if root in NAS_ROOTS:
