@@ -31,7 +31,7 @@ TRIAL_NAME_PARAMETER = "trialName"
 EXPERIMENTS_DIR = Path(__file__).with_name("experiments")
 
 # How Katib reads each metric from a trial's observations (its metricStrategies). Katib's defaulting
-# webhook gives every metric left out the objective type's strategy (pkg/apis/controller/
+# webhook gives every metric left out the objective type's strategy (Katib v0.19 pkg/apis/controller/
 # experiments/v1beta1/experiment_defaults.go, setDefaultObjective): "max" for our maximize
 # objective, which would show a trial's worst loss. So every metric is named here.
 METRIC_STRATEGIES = {OBJECTIVE_METRIC: "max", "accuracy": "max", "loss": "min", "val_loss": "min"}

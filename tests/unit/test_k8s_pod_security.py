@@ -140,8 +140,9 @@ def test_trials_built_by_a_sweep_step_are_restricted_and_have_no_api_access():
 
 def _with_katibs_sidecar(spec: dict, inject_security_context: bool) -> dict:
     """The trial pod after Katib's pod webhook (kubeflow/katib pkg/webhook/v1beta1/pod/inject_webhook.go,
-    v0.17): the metrics-collector sidecar is appended, with a copy of the first container's
-    securityContext only when the webhook's injectSecurityContext setting is on."""
+    v0.19.0): the metrics-collector sidecar is appended, with a copy of the first container's
+    securityContext only when katib-config's init.controller.injectSecurityContext is true
+    (pkg/apis/config/v1beta1/types.go)."""
     pod = copy.deepcopy(spec)
     sidecar = {"name": "metrics-logger-and-collector", "image": "ghcr.io/kubeflow/katib/file-metrics-collector"}
     if inject_security_context and pod["containers"][0].get("securityContext"):

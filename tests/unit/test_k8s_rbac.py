@@ -9,11 +9,11 @@ manifests' Roles and bindings are then evaluated as Kubernetes RBAC does.
 Who runs the launcher (upstream facts, named where they are used):
 - standalone KFP: every step pod runs as ServiceAccount pipeline-runner in KFP's namespace
   (kubeflow/pipelines backend/src/apiserver/common/const.go DefaultPipelineRunnerServiceAccount;
-  manifests/kustomize/env/platform-agnostic sets namespace kubeflow; KFP 2.5, as kind_e2e.sh installs);
+  manifests/kustomize/env/platform-agnostic sets namespace kubeflow; KFP 2.5.0, as kind_e2e.sh installs);
 - multi-user Kubeflow: default-editor in the user's profile namespace (kubeflow/pipelines
-  manifests/kustomize/base/installs/multi-user/api-service/params.env DEFAULTPIPELINERUNNERSERVICEACCOUNT;
-  kubeflow/kubeflow components/profile-controller/controllers/profile_controller.go creates it and
-  binds it to the ClusterRole kubeflow-edit);
+  manifests/kustomize/base/installs/multi-user/api-service/params.env DEFAULTPIPELINERUNNERSERVICEACCOUNT,
+  KFP 2.5.0; kubeflow/kubeflow components/profile-controller/controllers/profile_controller.go,
+  commit 0429a23c, creates it and binds it to the ClusterRole kubeflow-edit);
 - a pod of our own that runs `study katib launch`: fmstudy-runner.
 """
 
@@ -38,13 +38,14 @@ STANDALONE_ROOTS = ("overlays/kind", "overlays/kind-nas", "overlays/gpu-cloud", 
 
 # Upstream RBAC of a multi-user Kubeflow install, as its manifests and controller create it.
 AGGREGATE_TO_EDIT = "rbac.authorization.kubeflow.org/aggregate-to-kubeflow-edit"
-# kubeflow/manifests common/kubeflow-roles/base/cluster-roles.yaml (v1.9): kubeflow-edit has no
+# kubeflow/manifests common/kubeflow-roles/base/cluster-roles.yaml (commit f782bdb8): kubeflow-edit has no
 # rules of its own; it aggregates every ClusterRole labelled aggregate-to-kubeflow-edit.
 KUBEFLOW_EDIT = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
                  "metadata": {"name": "kubeflow-edit"},
                  "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {AGGREGATE_TO_EDIT: "true"}}]},
                  "rules": []}
-# kubeflow/katib manifests/v1beta1/installs/katib-with-kubeflow/kubeflow-katib-roles.yaml (v0.17):
+# kubeflow/katib manifests/v1beta1/installs/katib-with-kubeflow/kubeflow-katib-roles.yaml (v0.19.0, the
+# version kind_e2e.sh installs; unchanged on master):
 # Katib's edit role carries that label. katib-standalone (what kind_e2e.sh installs) has no such role.
 KATIB_EDIT = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
               "metadata": {"name": "kubeflow-katib-edit", "labels": {AGGREGATE_TO_EDIT: "true"}},

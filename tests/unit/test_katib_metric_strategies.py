@@ -3,8 +3,8 @@
 Katib's defaulting webhook fills a strategy for every metric the Experiment leaves out, and gives
 each the objective type's strategy: "max" under a maximize objective, "min" under minimize, else
 "latest" (kubeflow/katib pkg/apis/controller/experiments/v1beta1/experiment_defaults.go,
-setDefaultObjective, v0.17). katib_defaults() below does the same, so the test reads each
-Experiment as Katib will hold it.
+setDefaultObjective, v0.19.0: the version kind_e2e.sh installs). katib_defaults() below does the
+same, so the test reads each Experiment as Katib will hold it.
 """
 
 from __future__ import annotations
