@@ -16,8 +16,9 @@ from kubeflow_katib_api import models as katib
 from components.settings import (
     ADDITIONAL_METRICS,
     ARTIFACT_ROOT,
+    IMAGE_UID,
     K8S_NAMESPACE,
-    K8S_SERVICE_ACCOUNT,
+    K8S_TRIAL_SERVICE_ACCOUNT,
     OBJECTIVE_METRIC,
     TRAINER_GPU_IMAGE,
     TRAINER_IMAGE,
@@ -28,6 +29,12 @@ API_VERSION = "kubeflow.org/v1beta1"
 PRIMARY_CONTAINER = "training"
 TRIAL_NAME_PARAMETER = "trialName"
 EXPERIMENTS_DIR = Path(__file__).with_name("experiments")
+
+# How Katib reads each metric from a trial's observations (its metricStrategies). Katib's defaulting
+# webhook gives every metric left out the objective type's strategy (Katib v0.19 pkg/apis/controller/
+# experiments/v1beta1/experiment_defaults.go, setDefaultObjective): "max" for our maximize
+# objective, which would show a trial's worst loss. So every metric is named here.
+METRIC_STRATEGIES = {OBJECTIVE_METRIC: "max", "accuracy": "max", "loss": "min", "val_loss": "min"}
 
 
 @dataclass
@@ -100,11 +107,19 @@ def _trial_job(sweep: Sweep, opts: ExperimentOptions) -> dict:
         image=TRAINER_GPU_IMAGE if opts.gpu else TRAINER_IMAGE,
         command=_trial_command(sweep, opts),
         resources=k8s.V1ResourceRequirements(requests={"cpu": opts.cpu, "memory": opts.memory}, limits=limits),
+        security_context=k8s.V1SecurityContext(allow_privilege_escalation=False,
+                                               capabilities=k8s.V1Capabilities(drop=["ALL"])),
     )
     pod = k8s.V1PodSpec(
         containers=[container],
         restart_policy="Never",
-        service_account_name=K8S_SERVICE_ACCOUNT,
+        # A trial only trains and writes artifacts: an account without API rights, and no token.
+        service_account_name=K8S_TRIAL_SERVICE_ACCOUNT,
+        automount_service_account_token=False,
+        # Pod Security `restricted` (tests/fixtures/pod_security.py), as the image's own user.
+        security_context=k8s.V1PodSecurityContext(
+            run_as_non_root=True, run_as_user=IMAGE_UID, run_as_group=IMAGE_UID,
+            seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault")),
         tolerations=[k8s.V1Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")]
         if opts.gpu else None,
     )
@@ -128,8 +143,10 @@ def build_experiment(sweep: Sweep, opts: ExperimentOptions) -> dict:
     ] + [katib.V1beta1TrialParameterSpec(name=TRIAL_NAME_PARAMETER, reference="${trialSpec.Name}",
                                          description="the trial's name: its output folder")]
     spec = katib.V1beta1ExperimentSpec(
-        objective=katib.V1beta1ObjectiveSpec(type="maximize", objective_metric_name=OBJECTIVE_METRIC,
-                                             additional_metric_names=list(ADDITIONAL_METRICS)),
+        objective=katib.V1beta1ObjectiveSpec(
+            type="maximize", objective_metric_name=OBJECTIVE_METRIC, additional_metric_names=list(ADDITIONAL_METRICS),
+            metric_strategies=[katib.V1beta1MetricStrategy(name=name, value=METRIC_STRATEGIES[name])
+                               for name in (OBJECTIVE_METRIC, *ADDITIONAL_METRICS)]),
         algorithm=katib.V1beta1AlgorithmSpec(algorithm_name="grid"),
         parallel_trial_count=min(opts.parallel_trials, max_trials),
         max_trial_count=max_trials,
