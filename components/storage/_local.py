@@ -1,0 +1,86 @@
+"""Local files: atomic writes (a temporary sibling renamed over the target), and a full disk said plainly."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from components.errors import UserError
+
+# A write that runs out of room: the device is full, or the user's quota is.
+_NO_ROOM = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded"}
+
+
+def no_room_error(path: str | Path, err: OSError) -> UserError | None:
+    """The one-line error for a write that ran out of room, or None for any other OSError."""
+    reason = _NO_ROOM.get(err.errno)
+    return UserError(f"{path}: {reason}; nothing was written") if reason else None
+
+
+@contextlib.contextmanager
+def atomic_local_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it over ``path`` only on success.
+
+    ``suffix`` lets writers that insist on an extension (Keras: ``.keras``) use it. Whatever
+    fails inside, the temporary file is removed, so a failed write leaves the old ``path``
+    (or nothing) and no partial file; running out of disk space becomes a one-line error.
+    """
+    path = Path(path)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    except OSError as err:
+        problem = no_room_error(path, err)
+        if problem is None:
+            raise
+        raise problem from None
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; artifacts are meant to be read
+        os.replace(tmp, path)
+    except OSError as err:
+        problem = no_room_error(path, err)
+        if problem is None:
+            raise
+        raise problem from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def ensure_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"{path}: cannot create folder ({err.strerror or err})") from None
+
+
+def read_bytes(uri: str) -> bytes:
+    try:
+        return Path(uri).read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"{uri}: no such file") from None
+    except IsADirectoryError:
+        raise UserError(f"{uri}: is a folder, expected a file") from None
+
+
+def list_files(uri: str) -> list[str]:
+    root = Path(uri)
+    if not root.is_dir():
+        return []
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def check_writable(uri: str) -> None:
+    path = Path(uri)
+    ensure_dir(path)
+    try:
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-check-"):
+            pass
+    except OSError as err:
+        raise UserError(f"{uri}: output folder is not writable ({err.strerror or err})") from None
