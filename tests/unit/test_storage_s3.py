@@ -118,3 +118,14 @@ def test_every_remote_scheme_is_remote():
     assert storage.is_remote("s3://b/x") and storage.is_remote("gs://b/x") and not storage.is_remote("/tmp/x")
     # Callers written for gs:// ask is_gcs whether a URI is remote; s3:// must take the same path there.
     assert storage.is_gcs("s3://b/x")
+
+
+def test_data_step_reads_its_idx_source_from_s3(s3_bucket, fmnist_dir, tmp_path):
+    """A caller that asks is_gcs (components/data.py) takes its remote path for s3:// too."""
+    source = f"{s3_bucket}/raw"
+    for path in sorted(fmnist_dir.glob("*-ubyte.gz")):
+        storage.upload_file(path, f"{source}/{path.name}")
+    metadata = prepare_dataset(DataSettings(source=source, train_size=500, test_size=200), str(tmp_path / "d"))
+    assert metadata["counts"] == {"train": 450, "val": 50, "test": 200}
+    with pytest.raises(UserError, match=r"s3://.*/nothing: missing train-images-idx3-ubyte"):
+        prepare_dataset(DataSettings(source=f"{s3_bucket}/nothing"), str(tmp_path / "e"))
