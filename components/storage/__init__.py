@@ -21,7 +21,7 @@ from pathlib import Path
 from components.errors import UserError
 from components.storage._gcs import STORE as _GCS
 from components.storage._gcs import _blob, _client  # noqa: F401 - tests reach the GCS client through these
-from components.storage._local import atomic_local_path, ensure_dir
+from components.storage._local import atomic_local_path, ensure_dir, remove_stale_temporaries
 from components.storage._local import check_writable as _check_local
 from components.storage._local import list_files as _list_local
 from components.storage._local import read_bytes as _read_local
@@ -31,7 +31,7 @@ from components.storage._scratch import release_scratch, scratch_dir
 
 __all__ = ["Workspace", "atomic_local_path", "check_writable", "download_dir", "download_file", "exists",
            "is_gcs", "is_remote", "is_s3", "join", "list_files", "read_bytes", "read_text", "release_scratch",
-           "scratch_dir", "upload_dir", "upload_file", "write_bytes", "write_text"]
+           "remove_stale_temporaries", "scratch_dir", "upload_dir", "upload_file", "write_bytes", "write_text"]
 
 GCS_SCHEME = _GCS.scheme
 S3_SCHEME = _S3.scheme
@@ -180,7 +180,8 @@ class Workspace:
     uploads named files after they are complete. A scratch folder made here (no ``scratch``
     given) is removed when the workspace is closed or dropped, or its process exits, and
     swept by a later process if this one is killed (see ``_scratch``): the URI holds
-    everything worth keeping.
+    everything worth keeping. A local or given folder is kept, but the temporary files a
+    killed writer left in it (a checkpoint half-saved) are removed on start.
     """
 
     def __init__(self, uri: str, scratch: str | Path | None = None):
@@ -195,6 +196,8 @@ class Workspace:
             self.local = scratch_dir("study-ws-")
             self._release = weakref.finalize(self, release_scratch, self.local)
         self.local.mkdir(parents=True, exist_ok=True)
+        if self._release is None:
+            remove_stale_temporaries(self.local)
 
     @property
     def remote(self) -> bool:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +15,13 @@ from components.errors import UserError
 
 # A write that runs out of room: the device is full, or the user's quota is.
 _NO_ROOM = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded"}
+
+
+# A temporary file's name says which process writes it (host and pid), so that a later process
+# can tell one left by a killed writer from one being written now (see remove_stale_temporaries).
+_HOST = re.sub(r"[^A-Za-z0-9]+", "-", socket.gethostname()) or "host"
+_TAG = f"study-tmp-{_HOST}-"
+_in_flight: set[Path] = set()  # this process's temporary files, while their writes run
 
 
 def no_room_error(path: str | Path, err: OSError) -> UserError | None:
@@ -31,7 +40,8 @@ def atomic_local_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     """
     path = Path(path)
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.{_TAG}{os.getpid()}-", suffix=suffix,
+                                        dir=path.parent)
     except OSError as err:
         problem = no_room_error(path, err)
         if problem is None:
@@ -39,6 +49,7 @@ def atomic_local_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
         raise problem from None
     os.close(fd)
     tmp = Path(tmp_name)
+    _in_flight.add(tmp)
     try:
         yield tmp
         os.chmod(tmp, 0o644)  # mkstemp makes files private; artifacts are meant to be read
@@ -49,8 +60,43 @@ def atomic_local_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
             raise
         raise problem from None
     finally:
+        _in_flight.discard(tmp)
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Remove temporary files under ``folder`` that a killed writer on this host left; return them.
+
+    A file is stale when the process its name gives is gone, or is this process but not
+    writing it (a container restarted in place reuses its pids). Files from other hosts (a
+    volume shared between pods) are left alone: their writers cannot be asked.
+    """
+    pattern = re.compile(rf"^\..+\.{re.escape(_TAG)}(\d+)-")
+    removed = []
+    for parent, _, names in os.walk(folder):
+        for name in names:
+            match = pattern.match(name)
+            if not match:
+                continue
+            path = Path(parent, name)
+            if not _writer_alive(int(match.group(1)), path):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                    removed.append(path)
+    return removed
+
+
+def _writer_alive(pid: int, path: Path) -> bool:
+    if pid == os.getpid():
+        return path in _in_flight
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    return True
 
 
 def ensure_dir(path: Path) -> None:
