@@ -24,10 +24,26 @@ _TAG = f"study-tmp-{_HOST}-"
 _in_flight: set[Path] = set()  # this process's temporary files, while their writes run
 
 
+# Below this much free space, a write error without an errno is taken for a full disk.
+_NEARLY_FULL_BYTES = 1 << 20
+
+
 def no_room_error(path: str | Path, err: OSError) -> UserError | None:
     """The one-line error for a write that ran out of room, or None for any other OSError."""
     reason = _NO_ROOM.get(err.errno)
+    if reason is None and err.errno is None and _nearly_full(Path(path).parent):
+        # numpy's array.tofile (np.save) reports a short write as "N requested and M written",
+        # without the errno; the disk it wrote to tells what happened.
+        reason = "no space left on device"
     return UserError(f"{path}: {reason}; nothing was written") if reason else None
+
+
+def _nearly_full(folder: Path) -> bool:
+    try:
+        stat = os.statvfs(folder)
+    except OSError:
+        return False
+    return stat.f_bavail * stat.f_frsize < _NEARLY_FULL_BYTES
 
 
 @contextlib.contextmanager

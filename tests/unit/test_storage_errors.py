@@ -134,3 +134,22 @@ def test_real_full_disk_leaves_no_partial_file(tiny_disk, tmp_path):
         with pytest.raises(UserError, match=r"x_test.npy: no space left on device; nothing was written$"):
             write()
         assert storage.list_files(str(tiny_disk)) == []
+
+
+def test_numpy_short_write_on_a_full_disk_is_one_line_too(tiny_disk):
+    """np.save reports a full disk as 'N requested and M written' with no errno (numpy's tofile)."""
+    import numpy as np
+
+    target = tiny_disk / "x_test.npy"
+    with pytest.raises(UserError, match=r"x_test.npy: no space left on device; nothing was written$"):
+        with storage.atomic_local_path(target, suffix=".tmp.npy") as tmp:
+            np.save(tmp, np.zeros(200_000, dtype=np.uint8))
+    assert list(tiny_disk.iterdir()) == []
+
+
+def test_other_write_errors_are_not_called_a_full_disk(tmp_path):
+    with pytest.raises(OSError, match="requested and"):
+        with storage.atomic_local_path(tmp_path / "x.npy") as tmp:
+            tmp.write_bytes(b"x")
+            raise OSError("10 requested and 5 written")  # plenty of room here: not a full disk
+    assert list(tmp_path.iterdir()) == []
