@@ -48,8 +48,10 @@ def _limits() -> dict:
 
     deadline = deadline_s()
     connect = connect_timeout_s(deadline)
-    # A read may be slow on a big object; only reaching the service is bounded by the deadline.
-    return {"retry": DEFAULT_RETRY.with_timeout(max(deadline - connect, 0.1)),
+    # Short pauses between tries, so that the client gives up near the deadline, not long before
+    # it. A read may be slow on a big object; only reaching the service is bounded by the deadline.
+    retry = DEFAULT_RETRY.with_delay(initial=0.1, maximum=connect / 2, multiplier=2.0)
+    return {"retry": retry.with_timeout(max(deadline - connect, 0.1)),
             "timeout": (connect, max(deadline, 60.0))}
 
 

@@ -120,8 +120,9 @@ class S3Store(RemoteStore):
                     last, server_failed = err, True
                 else:
                     raise self._refusal(bucket, code, status, err, missing) from None
-            wait = min(pause, max(give_up - time.monotonic(), 0))
-            if time.monotonic() + wait + connect_timeout_s(deadline) > give_up:
+            # The last attempt starts when one connection attempt still fits before the deadline.
+            wait = min(pause, give_up - connect_timeout_s(deadline) - time.monotonic())
+            if wait < 0:
                 where = endpoint() or "AWS"
                 if server_failed:
                     raise UserError(f"s3://{bucket}: the storage service at {where} kept failing for "
