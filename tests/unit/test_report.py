@@ -70,3 +70,29 @@ def test_a_four_layer_three_value_sweep_gets_a_heatmap_and_a_one_parameter_sweep
                  "values": [["Adam", "Nadam"]], "best_index": 0}
     assert grid_heatmap(optimizer, "Sweep A", None) is None
     assert grid_heatmap({"trials": [], "values": VALUES}, "Sweep B", None) is None
+
+
+def _artifacts(tmp_path, train: int, epochs: int, accuracy: float):
+    import json
+
+    for name, content in (("data", {"counts": {"train": train, "val": 600, "test": 2000}}),
+                          ("model", {"epochs": epochs}), ("eval", {"test_accuracy": accuracy})):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metadata.json" if name == "data" else tmp_path / name / "metrics.json").write_text(
+            json.dumps(content))
+    return str(tmp_path / "data"), str(tmp_path / "model"), str(tmp_path / "eval")
+
+
+def test_a_small_run_says_so_first_with_its_distance_from_the_study(tmp_path):
+    from components.report import run_scale_note
+
+    note = run_scale_note(*_artifacts(tmp_path, 5400, 3, 0.8712))
+    assert note.startswith("**A small run, made to show the flow.**")
+    assert "5,400 images for 3 epoch(s)" in note and "54,000 images and 10 epochs" in note
+    assert "87.12% here against the study's 92.43% (-5.3 pp)" in note
+
+
+def test_a_run_of_the_studys_size_has_no_such_note(tmp_path):
+    from components.report import run_scale_note
+
+    assert run_scale_note(*_artifacts(tmp_path, 54000, 10, 0.9130)) is None
