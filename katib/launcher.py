@@ -27,6 +27,8 @@ import json
 import math
 import os
 import re
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -71,6 +73,9 @@ SWEEP_LABEL = "fmstudy/sweep"
 TRIAL_EXPERIMENT_LABEL = "katib.kubeflow.org/experiment"
 
 DEFAULT_TIMEOUT_S = 6 * 3600.0
+# What happens to the Experiment when the launch ends without a winner (timeout, Katib's
+# Failed, SIGTERM): "delete" removes it and its trials, "keep" leaves it to Katib.
+ON_STOP_CHOICES = ("keep", "delete")
 DEFAULT_POLL_S = 10.0
 # One watch request lasts at most this long, then a fresh one starts: API servers
 # and proxies end long requests on their own schedule anyway.
@@ -141,6 +146,12 @@ class ExperimentFailed(LaunchError):
     """Katib marked the Experiment Failed; ``result`` holds its reason, message and partial results."""
 
     exit_code = 1  # as `study sweep run` for a failed local Experiment
+
+
+class LaunchCancelled(LaunchError):
+    """The launch was told to stop (SIGTERM: the pipeline run was cancelled, or the pod evicted)."""
+
+    exit_code = 143  # 128 + SIGTERM, as a process killed by it reports
 
 
 class WatchUnavailable(Exception):
@@ -308,9 +319,12 @@ class ExperimentsApi:
         return self._call("get", name, self._objects.get_namespaced_custom_object,
                           GROUP, VERSION, self.namespace, PLURAL, name)
 
-    def delete(self, name: str) -> None:
+    def delete(self, name: str, uid: str | None = None) -> None:
+        """Delete it; with ``uid`` only that very object. Kubernetes checks DeleteOptions.preconditions.uid
+        and answers 409 Conflict when the object of that name is another one (a later run's)."""
+        body = {"preconditions": {"uid": uid}} if uid else None
         self._call("delete", name, self._objects.delete_namespaced_custom_object,
-                   GROUP, VERSION, self.namespace, PLURAL, name)
+                   GROUP, VERSION, self.namespace, PLURAL, name, body=body)
 
     def watch(self, name: str, seconds: float) -> Iterator[dict]:
         """The Experiment, then again at each change, for about ``seconds``.
@@ -343,9 +357,9 @@ class ExperimentsApi:
         if not events:
             raise WatchUnavailable("the watch ended without reporting the Experiment")
 
-    def _call(self, verb: str, name: str, method: Callable, *args) -> Any:
+    def _call(self, verb: str, name: str, method: Callable, *args, **kwargs) -> Any:
         try:
-            return method(*args, _request_timeout=(CONNECT_TIMEOUT_S, REQUEST_TIMEOUT_S))
+            return method(*args, **kwargs, _request_timeout=(CONNECT_TIMEOUT_S, REQUEST_TIMEOUT_S))
         except self._api_exception as err:
             raise api_failure(err.status, err.reason, err.body, verb=verb, namespace=self.namespace,
                               name=name, host=self.host) from None
@@ -442,35 +456,100 @@ def load_cluster_config(context: str | None = None) -> ApiClient:
 
 def launch_experiment(experiment: dict, *, timeout_s: float = DEFAULT_TIMEOUT_S, poll_s: float = DEFAULT_POLL_S,
                       delete_after: bool = False, api_client: ApiClient | None = None, log: Log = print,
-                      replace_existing: bool = False, namespace: str | None = None) -> LaunchResult:
+                      replace_existing: bool = False, namespace: str | None = None,
+                      on_stop: str = "keep") -> LaunchResult:
     """Create the Experiment, wait until Katib marks it Succeeded, return its best trial.
 
     ``namespace`` overrides metadata.namespace (default: components.settings.K8S_NAMESPACE).
     An existing Experiment of the same name is waited on when its spec matches, else
     refused (ExperimentExists) unless ``replace_existing``, which deletes it first.
     Raises ExperimentFailed when Katib marks it Failed, LaunchTimeout after
-    ``timeout_s``; with ``delete_after`` the Experiment (and its trials) is deleted
-    in every case once the wait ends.
+    ``timeout_s``, LaunchCancelled on SIGTERM. ``on_stop`` ("keep" or "delete") says what
+    happens to the Experiment in those three cases; with ``delete_after`` it is deleted
+    in every case once the wait ends. Only the object this launch created or waited on
+    is ever deleted (by uid), never a namesake created since.
     """
+    if on_stop not in ON_STOP_CHOICES:
+        raise UserError(f"on_stop {on_stop!r}: expected one of {', '.join(ON_STOP_CHOICES)}")
     check_experiment(experiment)  # every problem at once, before anything touches the cluster
     deadline = time.monotonic() + timeout_s
     body = creation_body(experiment, namespace)
     name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
     api = ExperimentsApi(api_client or load_cluster_config(), namespace)
+    delete_on_stop = delete_after or on_stop == "delete"
+    where = f"experiment {namespace}/{name}"
 
-    current, reused = create_or_reuse(api, body, replace_existing=replace_existing, deadline=deadline,
-                                      poll_s=poll_s, log=log)
-    deleted = False
+    with _sigterm_cancels():
+        uid = None
+        try:
+            current, reused = create_or_reuse(api, body, replace_existing=replace_existing, deadline=deadline,
+                                              poll_s=poll_s, log=log)
+            uid = (current.get("metadata") or {}).get("uid")
+            latest = wait_for_experiment(api, name, deadline=deadline, poll_s=poll_s, log=log) or current
+        except (LaunchCancelled, KeyboardInterrupt) as err:
+            why = str(err) if isinstance(err, LaunchCancelled) else "interrupted"
+            after = _stop(api, name, uid, body, delete_on_stop, why, log)
+            raise LaunchCancelled(f"{where}: the launch was stopped ({why}) before it finished; {after}") from None
+        result = experiment_result(latest, reused=reused)
+        if result.succeeded:
+            if delete_after:
+                result.deleted = delete_own(api, name, uid, log, "it finished (--delete)")
+        else:
+            why = f"it {result.condition.lower()}" if result.condition == FAILED else "it ran past the timeout"
+            _stop(api, name, uid, body, delete_on_stop, why, log)
+            result.deleted = delete_on_stop and not _exists_as(api, name, uid)
+    return _finish(result, timeout_s, deleted_by="--delete" if delete_after else "on_stop=delete")
+
+
+@contextlib.contextmanager
+def _sigterm_cancels() -> Iterator[None]:
+    """SIGTERM (a cancelled KFP run, an evicted pod) raises LaunchCancelled, so the cleanup runs.
+
+    Once: a second SIGTERM during the cleanup is ignored until it ends (the kubelet's
+    SIGKILL after the grace period still ends everything). Signals reach only the main thread.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def cancel(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise LaunchCancelled(f"received {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, cancel)
     try:
-        latest = wait_for_experiment(api, name, deadline=deadline, poll_s=poll_s, log=log) or current
+        yield
     finally:
-        if delete_after:
-            deleted = delete_quietly(api, name, log)
-    result = experiment_result(latest, reused=reused, deleted=deleted)
-    return _finish(result, timeout_s)
+        signal.signal(signal.SIGTERM, previous)
 
 
-def _finish(result: LaunchResult, timeout_s: float) -> LaunchResult:
+def _stop(api: ExperimentsApi, name: str, uid: str | None, body: dict, delete: bool, why: str, log: Log) -> str:
+    """Delete the Experiment or leave it, as asked; log it and return what happened, as a clause."""
+    where = f"experiment {api.namespace}/{name}"
+    if uid is None:  # stopped while creating it: ours only if it is exactly what we were creating
+        try:
+            found = api.get(name)
+        except LaunchError:
+            return f"{where} was not created"
+        if spec_difference(body.get("spec"), found.get("spec")) is not None or (
+                (found.get("metadata") or {}).get("labels") != (body.get("metadata") or {}).get("labels")):
+            return f"{where} is not this launch's; left alone"
+        uid = (found.get("metadata") or {}).get("uid")
+    if delete:
+        deleted = delete_own(api, name, uid, log, why)
+        return f"{where} was deleted with its trials" if deleted else f"{where} could not be deleted"
+    log(f"katib: keeping {where} after {why} (on_stop=keep): it runs on, and launching it again waits on it")
+    return f"{where} was kept (on_stop=keep)"
+
+
+def _exists_as(api: ExperimentsApi, name: str, uid: str | None) -> bool:
+    try:
+        return (api.get(name).get("metadata") or {}).get("uid") == uid
+    except LaunchError:
+        return False
+
+
+def _finish(result: LaunchResult, timeout_s: float, deleted_by: str = "--delete") -> LaunchResult:
     """The result when it holds a winner, else the error that says why not."""
     where = f"experiment {result.namespace}/{result.name}"
     counts = _counts_summary(result.trials)
@@ -478,7 +557,7 @@ def _finish(result: LaunchResult, timeout_s: float) -> LaunchResult:
         raise ExperimentFailed(f"{where} failed: {result.reason or 'no reason given'}: "
                                f"{_one_line(result.message) or 'no message'} ({counts})", result)
     if result.condition != SUCCEEDED:
-        after = ("it was deleted (--delete)" if result.deleted else
+        after = (f"it was deleted ({deleted_by})" if result.deleted else
                  "it keeps running on the cluster, and launching it again waits on it")
         raise LaunchTimeout(f"{where} did not finish within {_duration_text(timeout_s)} "
                             f"({result.condition or 'no status yet'}: {counts}); {after}", result)
@@ -626,17 +705,25 @@ def wait_until_gone(api: ExperimentsApi, name: str, *, deadline: float, poll_s: 
         time.sleep(max(0.0, min(poll_s, 2.0, deadline - time.monotonic())))
 
 
-def delete_quietly(api: ExperimentsApi, name: str, log: Log) -> bool:
-    """Delete the Experiment (its trials and suggestion go with it); a failure is logged, not raised,
-    so it never hides the result or the error that came before."""
+def delete_own(api: ExperimentsApi, name: str, uid: str | None, log: Log, why: str) -> bool:
+    """Delete the Experiment with this uid (its trials and suggestion go with it), saying why. A failure
+    is logged, not raised, so it never hides the result or the error that came before."""
+    where = f"experiment {api.namespace}/{name}"
+    log(f"katib: deleting {where} and its trials: {why}")
     try:
-        api.delete(name)
+        api.delete(name, uid=uid)
     except ExperimentNotFound:
         return True
-    except LaunchError as err:
-        log(f"katib: warning: could not delete experiment {api.namespace}/{name}: {err}")
+    except ApiFailure as err:
+        if err.status == 409:  # the uid precondition failed: the name now belongs to another object
+            log(f"katib: not deleting {where}: it is no longer the one this launch created")
+        else:
+            log(f"katib: warning: could not delete {where}: {err}")
         return False
-    log(f"katib: deleted experiment {api.namespace}/{name}")
+    except LaunchError as err:
+        log(f"katib: warning: could not delete {where}: {err}")
+        return False
+    log(f"katib: deleted {where}")
     return True
 
 
@@ -659,6 +746,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--poll", type=parse_duration, default=DEFAULT_POLL_S, metavar="SECONDS",
                         help="seconds between status reads when the API server's watch is unavailable (default 10)")
     parser.add_argument("--delete", action="store_true", help="delete the Experiment and its trials once it ends")
+    parser.add_argument("--on-stop", choices=ON_STOP_CHOICES, default="keep",
+                        help="on timeout, Katib's Failed or SIGTERM: keep the Experiment running or delete it "
+                             "(default keep)")
     parser.add_argument("--replace", action="store_true",
                         help="delete an existing Experiment of the same name first (else one with the same spec "
                              "is waited on, and one with another spec is an error)")
@@ -670,7 +760,8 @@ def run_from_args(args: argparse.Namespace, log: Log = print) -> int:
     """Launch the Experiment in ``args.experiment``; print (and optionally write) its best trial."""
     experiment = load_experiment(args.experiment)
     result = launch_experiment(experiment, namespace=args.namespace, timeout_s=args.timeout, poll_s=args.poll,
-                               delete_after=args.delete, replace_existing=args.replace, log=log)
+                               delete_after=args.delete, replace_existing=args.replace, log=log,
+                               on_stop=args.on_stop)
     if args.outputs_json:
         from components import storage
 
