@@ -488,7 +488,7 @@ def launch_experiment(experiment: dict, *, timeout_s: float = DEFAULT_TIMEOUT_S,
             latest = wait_for_experiment(api, name, deadline=deadline, poll_s=poll_s, log=log) or current
         except (LaunchCancelled, KeyboardInterrupt) as err:
             why = str(err) if isinstance(err, LaunchCancelled) else "interrupted"
-            after = _stop(api, name, uid, body, delete_on_stop, why, log)
+            _, after = _stop(api, name, uid, body, delete_on_stop, why, log)
             raise LaunchCancelled(f"{where}: the launch was stopped ({why}) before it finished; {after}") from None
         result = experiment_result(latest, reused=reused)
         if result.succeeded:
@@ -496,8 +496,7 @@ def launch_experiment(experiment: dict, *, timeout_s: float = DEFAULT_TIMEOUT_S,
                 result.deleted = delete_own(api, name, uid, log, "it finished (--delete)")
         else:
             why = f"it {result.condition.lower()}" if result.condition == FAILED else "it ran past the timeout"
-            _stop(api, name, uid, body, delete_on_stop, why, log)
-            result.deleted = delete_on_stop and not _exists_as(api, name, uid)
+            result.deleted, _ = _stop(api, name, uid, body, delete_on_stop, why, log)
     return _finish(result, timeout_s, deleted_by="--delete" if delete_after else "on_stop=delete")
 
 
@@ -523,30 +522,24 @@ def _sigterm_cancels() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _stop(api: ExperimentsApi, name: str, uid: str | None, body: dict, delete: bool, why: str, log: Log) -> str:
-    """Delete the Experiment or leave it, as asked; log it and return what happened, as a clause."""
+def _stop(api: ExperimentsApi, name: str, uid: str | None, body: dict, delete: bool, why: str,
+          log: Log) -> tuple[bool, str]:
+    """Delete the Experiment or leave it, as asked; log it. Returns (deleted, what happened as a clause)."""
     where = f"experiment {api.namespace}/{name}"
     if uid is None:  # stopped while creating it: ours only if it is exactly what we were creating
         try:
             found = api.get(name)
         except LaunchError:
-            return f"{where} was not created"
+            return False, f"{where} was not created"
         if spec_difference(body.get("spec"), found.get("spec")) is not None or (
                 (found.get("metadata") or {}).get("labels") != (body.get("metadata") or {}).get("labels")):
-            return f"{where} is not this launch's; left alone"
+            return False, f"{where} is not this launch's; left alone"
         uid = (found.get("metadata") or {}).get("uid")
     if delete:
         deleted = delete_own(api, name, uid, log, why)
-        return f"{where} was deleted with its trials" if deleted else f"{where} could not be deleted"
+        return deleted, f"{where} was deleted with its trials" if deleted else f"{where} was not deleted"
     log(f"katib: keeping {where} after {why} (on_stop=keep): it runs on, and launching it again waits on it")
-    return f"{where} was kept (on_stop=keep)"
-
-
-def _exists_as(api: ExperimentsApi, name: str, uid: str | None) -> bool:
-    try:
-        return (api.get(name).get("metadata") or {}).get("uid") == uid
-    except LaunchError:
-        return False
+    return False, f"{where} was kept (on_stop=keep)"
 
 
 def _finish(result: LaunchResult, timeout_s: float, deleted_by: str = "--delete") -> LaunchResult:

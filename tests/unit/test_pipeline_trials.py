@@ -14,7 +14,6 @@ import yaml
 from kfp import dsl
 
 from components import storage
-from components.profiles import load_profile
 from katib.sweep import KATIB_NAME_LIMIT, RUN_LABEL, run_experiment_name
 from pipelines.cluster import ClusterOptions, kind_options
 from pipelines.compile import compile_pipeline
