@@ -10,8 +10,8 @@ pod's own environment, which the trials never see).
 - GCS through a key secret: the secret's ``key.json`` mounted, and
   ``GOOGLE_APPLICATION_CREDENTIALS`` pointing at it.
 - S3 / MinIO (KFP on kind keeps its artifacts in MinIO): the endpoint in
-  ``STUDY_S3_ENDPOINT_URL`` and the keys, from a secret, in boto3's standard
-  ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY``.
+  ``AWS_ENDPOINT_URL_S3`` and the keys, from a secret, in ``AWS_ACCESS_KEY_ID`` /
+  ``AWS_SECRET_ACCESS_KEY``: boto3's own settings, which components.storage's s3:// reads.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from components.errors import UserError
 GCS_KEY_MOUNT = "/var/secrets/gcs"
 GCS_KEY_FILE = "key.json"
 GCS_KEY_VOLUME = "gcs-key"
-S3_ENDPOINT_ENV = "STUDY_S3_ENDPOINT_URL"
+S3_ENDPOINT_ENV = "AWS_ENDPOINT_URL_S3"
 S3_KEY_ENVS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 # KFP's own MinIO secret (backend/src/v2/objectstore: mlpipeline-minio-artifact, keys accesskey/secretkey).
 KFP_MINIO_SECRET = "mlpipeline-minio-artifact"

@@ -112,7 +112,7 @@ def test_kind_target_uses_kfps_minio_small_pods_and_the_local_image(tmp_path):
         assert container["resources"]["cpuRequest"] <= 0.5 and container["resources"]["memoryLimit"] <= 2.0
         assert "accelerator" not in container["resources"]
         env = {e["name"]: e["value"] for e in container["env"]}
-        assert env["STUDY_S3_ENDPOINT_URL"] == "http://minio-service.kubeflow:9000"
+        assert env["AWS_ENDPOINT_URL_S3"] == "http://minio-service.kubeflow:9000"
     for config in platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"].values():
         (secret,) = config["secretAsEnv"]
         assert secret["secretName"] == "mlpipeline-minio-artifact"

@@ -109,7 +109,7 @@ def test_kind_trials_reach_kfps_minio_by_s3(tmp_path, monkeypatch):
     (container,) = trial_pod(experiment)["containers"]
     assert container["image"] == "fmstudy/trainer:dev"
     env = {e["name"]: e for e in container["env"]}
-    assert env["STUDY_S3_ENDPOINT_URL"]["value"] == "http://minio-service.kubeflow:9000"
+    assert env["AWS_ENDPOINT_URL_S3"]["value"] == "http://minio-service.kubeflow:9000"
     assert env["AWS_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"] == {"name": "mlpipeline-minio-artifact",
                                                                    "key": "accesskey"}
     assert container["resources"]["requests"]["cpu"] == "500m"
