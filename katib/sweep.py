@@ -92,6 +92,16 @@ class ClusterSweep:
     trial_cpu: str = "2"
     trial_memory: str = "6Gi"
 
+    def __post_init__(self):
+        from katib.launcher import ON_STOP_CHOICES
+
+        # Checked before anything is written or created.
+        if self.sweep_cleanup not in ON_STOP_CHOICES:
+            raise UserError(f"sweep_cleanup {self.sweep_cleanup!r}: expected one of {', '.join(ON_STOP_CHOICES)}")
+        if self.work_root and not self.work_root.startswith(("gs://", "s3://", "/")):
+            raise UserError(f"work_root {self.work_root!r}: expected a gs:// or s3:// URI (or an absolute path) "
+                            "that the trials can reach")
+
     def experiment_name(self, stage: str) -> str:
         return run_experiment_name(stage, self.run_id) if self.run_id else experiment_name(get_sweep(stage))
 

@@ -128,3 +128,19 @@ def test_two_runs_create_two_experiments_and_neither_touches_the_other(tmp_path,
         # Run A's Experiment is still there after run B's sweep, and nobody deleted anything.
         assert set(fake.experiments) == {("fmstudy", names[RUN_A]), ("fmstudy", names[RUN_B])}
         assert fake.calls("DELETE") == []
+
+
+@pytest.mark.parametrize(("setting", "value", "message"), [
+    ("sweep_cleanup", "stop", "sweep_cleanup 'stop': expected one of keep, delete"),
+    ("work_root", "runs/work", "work_root 'runs/work': expected a gs:// or s3:// URI"),
+])
+def test_a_bad_run_parameter_is_one_line_before_anything_is_created(tmp_path, monkeypatch, setting, value, message):
+    from components.errors import UserError
+
+    inputs = {**sweep_task_inputs(tmp_path, ClusterOptions(), RUN_A), setting: value}
+    with FakeKubernetes() as fake, pytest.raises(UserError) as caught:
+        run_sweep.python_func(
+            dataset=dsl.Dataset(uri=str(tmp_path / "data")), sweep=dsl.Artifact(uri=str(tmp_path / "sweep")),
+            metrics=dsl.Metrics(uri=str(tmp_path / "m")), **inputs)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+    assert fake.requests == [] and not (tmp_path / "sweep").exists()
