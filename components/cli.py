@@ -102,13 +102,9 @@ def cmd_run(args) -> None:
 
 
 def cmd_compile(args) -> None:
-    from pipelines.cluster import ClusterOptions
-    from pipelines.compile import compile_pipeline
+    from pipelines.compile import run_from_args
 
-    options = ClusterOptions(gcs_key_secret=args.gcs_key_secret, gpu_node_label=args.gpu_node_label,
-                             gpu_node_value=args.gpu_node_value, use_gpus=not args.no_gpu, caching=not args.no_cache,
-                             pipeline_root=args.pipeline_root or ClusterOptions.pipeline_root)
-    print(compile_pipeline(args.out, profile=args.profile, cluster=options))
+    run_from_args(args)
 
 
 def cmd_katib_generate(args) -> None:
@@ -246,15 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("compile", help="compile the pipeline to KFP IR YAML for a cluster")
-    p.add_argument("--out", default="pipelines/compiled/study_pipeline.yaml")
-    p.add_argument("--profile", default="seed", help="profile whose values become the pipeline's defaults")
-    p.add_argument("--pipeline-root", default=None, help="gs:// root for KFP's artifacts (default: settings)")
-    p.add_argument("--gcs-key-secret", default=None,
-                   help="Kubernetes secret holding key.json for GCS (default: workload identity)")
-    p.add_argument("--gpu-node-label", default="cloud.google.com/gke-accelerator")
-    p.add_argument("--gpu-node-value", default="nvidia-tesla-t4", help="the GPU node pool's label value")
-    p.add_argument("--no-cache", action="store_true", help="turn off KFP's execution caching")
-    p.add_argument("--no-gpu", action="store_true", help="no GPU requests: the transfer steps run as CPU pods (kind)")
+    from pipelines.compile import add_arguments as add_compile_arguments  # kfp loads on use
+
+    add_compile_arguments(p)
     p.set_defaults(func=cmd_compile)
 
     katib = sub.add_parser("katib", help="Katib Experiments: generate the study's manifests, validate any")

@@ -23,6 +23,7 @@ from components.settings import (
     TRAINER_GPU_IMAGE,
     TRAINER_IMAGE,
 )
+from katib.access import ClusterAccess
 from katib.spaces import BASE_SETTINGS, SWEEPS, Sweep
 
 API_VERSION = "kubeflow.org/v1beta1"
@@ -59,6 +60,11 @@ class ExperimentOptions:
     command: tuple[str, ...] = ("study",)
     cpu: str = "2"
     memory: str = "6Gi"
+    # The trial images and store access: set by the pipeline's compile options, not by the
+    # environment of whichever pod builds the Experiment.
+    image: str = TRAINER_IMAGE
+    gpu_image: str = TRAINER_GPU_IMAGE
+    access: ClusterAccess = field(default_factory=ClusterAccess)
 
     @classmethod
     def from_profile(cls, sweeps: dict, **overrides) -> ExperimentOptions:
@@ -104,7 +110,7 @@ def _trial_job(sweep: Sweep, opts: ExperimentOptions) -> dict:
     limits = {"memory": opts.memory, **({"nvidia.com/gpu": "1"} if opts.gpu else {})}
     container = k8s.V1Container(
         name=PRIMARY_CONTAINER,
-        image=TRAINER_GPU_IMAGE if opts.gpu else TRAINER_IMAGE,
+        image=opts.gpu_image if opts.gpu else opts.image,
         command=_trial_command(sweep, opts),
         resources=k8s.V1ResourceRequirements(requests={"cpu": opts.cpu, "memory": opts.memory}, limits=limits),
         security_context=k8s.V1SecurityContext(allow_privilege_escalation=False,
@@ -123,6 +129,7 @@ def _trial_job(sweep: Sweep, opts: ExperimentOptions) -> dict:
         tolerations=[k8s.V1Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")]
         if opts.gpu else None,
     )
+    opts.access.apply_to_pod(container, pod)
     job = k8s.V1Job(
         api_version="batch/v1", kind="Job",
         # A retried pod resumes from the trial's checkpoint, so one retry costs little.
