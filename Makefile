@@ -11,7 +11,7 @@ PROFILE ?= smoke
 SET ?=
 RUN_ID ?=
 PYTEST_ARGS ?=
-K8S_ROOTS := base overlays/kind overlays/gpu-cloud
+K8S_ROOTS := base overlays/kind overlays/kind-nas overlays/gpu-cloud overlays/gpu-cloud-nas overlays/kubeflow-multi-user
 OVERLAY ?= kind
 BENCH_ONLY ?=
 BENCH_SET ?=
@@ -100,4 +100,4 @@ lint: install ## static checks (ruff)
 	$(PY) -m ruff check components katib pipelines tests bench
 
 clean: ## remove the virtual environment and local runs
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) .venv-3.* runs .pytest_cache

@@ -1,4 +1,5 @@
-"""The benchmark's seven items. Each is ``item_*(ctx) -> dict``; :data:`ITEMS` numbers them as issue 7 does.
+"""The benchmark's items. Each is ``item_*(ctx) -> dict``; :data:`ITEMS` numbers them as issue 7 does
+(item 8, the set-up time, lives in bench/install.py).
 
 Every item returns the same shape (see :func:`new_result`): its settings, the
 measured numbers, a headline, the target and whether it was met, a table for
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import flops, stats
+from bench.install import item_install
 from bench.probe import REPO, run_probe
 from bench.timeline import (
     epoch_seconds,
@@ -297,7 +299,10 @@ def item_backends(ctx: Context) -> dict:
     rows, per = [], {}
     for backend in [b.strip() for b in str(s["backends"]).split(",") if b.strip()]:
         if not backend_installed(backend):
-            per[backend] = {"skipped": f"{BACKEND_MODULES.get(backend, backend)} is not installed"}
+            reason = f"{BACKEND_MODULES.get(backend, backend)} is not installed"
+            if backend == "torch":
+                reason += " (PyTorch is not part of the default install: `uv pip install -e '.[gp]'` adds it)"
+            per[backend] = {"skipped": reason}
             rows.append([backend, "not installed", "–", "–", "–", "–"])
             continue
         try:
@@ -664,5 +669,5 @@ def item_pipeline_overhead(ctx: Context) -> dict:
 
 ITEMS: dict[int, Callable[[Context], dict]] = {
     1: item_throughput, 2: item_bf16, 3: item_backends, 4: item_pipeline,
-    5: item_search, 6: item_sweep_overhead, 7: item_pipeline_overhead,
+    5: item_search, 6: item_sweep_overhead, 7: item_pipeline_overhead, 8: item_install,
 }

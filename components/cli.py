@@ -98,17 +98,13 @@ def cmd_run(args) -> None:
     from pipelines.local_run import run_locally
 
     run_locally(profile=args.profile, overrides=args.set, run_id=args.run_id, runs_dir=args.runs_dir,
-                runner=args.runner)
+                runner=args.runner, verbose=args.verbose)
 
 
 def cmd_compile(args) -> None:
-    from pipelines.cluster import ClusterOptions
-    from pipelines.compile import compile_pipeline
+    from pipelines.compile import run_from_args
 
-    options = ClusterOptions(gcs_key_secret=args.gcs_key_secret, gpu_node_label=args.gpu_node_label,
-                             gpu_node_value=args.gpu_node_value, use_gpus=not args.no_gpu, caching=not args.no_cache,
-                             pipeline_root=args.pipeline_root or ClusterOptions.pipeline_root)
-    print(compile_pipeline(args.out, profile=args.profile, cluster=options))
+    run_from_args(args)
 
 
 def cmd_katib_generate(args) -> None:
@@ -122,11 +118,14 @@ def cmd_katib_generate(args) -> None:
 
 
 def cmd_katib_validate(args) -> None:
-    from katib.validate import check_experiment, load_experiment
+    from katib.validate import check_experiment, load_experiment, unchecked_parts
 
     for path in args.files:
-        check_experiment(load_experiment(path))
-        print(f"{path}: valid")
+        experiment = load_experiment(path)
+        check_experiment(experiment)
+        unseen = unchecked_parts(experiment)
+        print(f"{path}: not checked: {'; '.join(unseen)} (not visible here); the rest is valid" if unseen
+              else f"{path}: valid")
 
 
 def cmd_sweep_run(args) -> int:
@@ -237,18 +236,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", default="runs")
     p.add_argument("--runner", default="subprocess", choices=["subprocess", "docker"],
                    help="docker: every step in a container of the trainer image (`make images` first)")
+    p.add_argument("--verbose", action="store_true",
+                   help="show kfp.local's log and Python warnings as they come, instead of the progress view "
+                        "(the log is always in the run folder: kfp-local.log)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("compile", help="compile the pipeline to KFP IR YAML for a cluster")
-    p.add_argument("--out", default="pipelines/compiled/study_pipeline.yaml")
-    p.add_argument("--profile", default="seed", help="profile whose values become the pipeline's defaults")
-    p.add_argument("--pipeline-root", default=None, help="gs:// root for KFP's artifacts (default: settings)")
-    p.add_argument("--gcs-key-secret", default=None,
-                   help="Kubernetes secret holding key.json for GCS (default: workload identity)")
-    p.add_argument("--gpu-node-label", default="cloud.google.com/gke-accelerator")
-    p.add_argument("--gpu-node-value", default="nvidia-tesla-t4", help="the GPU node pool's label value")
-    p.add_argument("--no-cache", action="store_true", help="turn off KFP's execution caching")
-    p.add_argument("--no-gpu", action="store_true", help="no GPU requests: the transfer steps run as CPU pods (kind)")
+    from pipelines.compile import add_arguments as add_compile_arguments  # kfp loads on use
+
+    add_compile_arguments(p)
     p.set_defaults(func=cmd_compile)
 
     katib = sub.add_parser("katib", help="Katib Experiments: generate the study's manifests, validate any")

@@ -14,9 +14,14 @@ TRAINER_GPU_IMAGE = f"{IMAGE_REGISTRY}/trainer-gpu:{IMAGE_TAG}"
 
 # Where the cluster keeps artifacts (data, sweep trials); KFP's own pipeline_root is set at submit time.
 ARTIFACT_ROOT = os.environ.get("STUDY_ARTIFACT_ROOT", "gs://fmstudy-artifacts/study")
-# The Kubernetes namespace and service account of every pod the study runs (k8s/ creates them).
+# The Kubernetes namespace and service accounts of the study's pods (k8s/base creates them):
+# fmstudy-runner may launch Katib Experiments; fmstudy-trial (trials, the AutoKeras search) has no
+# API rights and no mounted token.
 K8S_NAMESPACE = os.environ.get("STUDY_NAMESPACE", "fmstudy")
 K8S_SERVICE_ACCOUNT = "fmstudy-runner"
+K8S_TRIAL_SERVICE_ACCOUNT = "fmstudy-trial"
+# The uid/gid the trainer image runs as (images/Dockerfile: USER 1000); pods pin it for Pod Security.
+IMAGE_UID = 1000
 
 # Metric names: printed by the trial runner, collected by Katib, read by the report.
 OBJECTIVE_METRIC = "val_accuracy"

@@ -16,18 +16,26 @@ from kubeflow_katib_api import models as katib
 from components.settings import (
     ADDITIONAL_METRICS,
     ARTIFACT_ROOT,
+    IMAGE_UID,
     K8S_NAMESPACE,
-    K8S_SERVICE_ACCOUNT,
+    K8S_TRIAL_SERVICE_ACCOUNT,
     OBJECTIVE_METRIC,
     TRAINER_GPU_IMAGE,
     TRAINER_IMAGE,
 )
+from katib.access import ClusterAccess
 from katib.spaces import BASE_SETTINGS, SWEEPS, Sweep
 
 API_VERSION = "kubeflow.org/v1beta1"
 PRIMARY_CONTAINER = "training"
 TRIAL_NAME_PARAMETER = "trialName"
 EXPERIMENTS_DIR = Path(__file__).with_name("experiments")
+
+# How Katib reads each metric from a trial's observations (its metricStrategies). Katib's defaulting
+# webhook gives every metric left out the objective type's strategy (Katib v0.19 pkg/apis/controller/
+# experiments/v1beta1/experiment_defaults.go, setDefaultObjective): "max" for our maximize
+# objective, which would show a trial's worst loss. So every metric is named here.
+METRIC_STRATEGIES = {OBJECTIVE_METRIC: "max", "accuracy": "max", "loss": "min", "val_loss": "min"}
 
 
 @dataclass
@@ -52,6 +60,11 @@ class ExperimentOptions:
     command: tuple[str, ...] = ("study",)
     cpu: str = "2"
     memory: str = "6Gi"
+    # The trial images and store access: set by the pipeline's compile options, not by the
+    # environment of whichever pod builds the Experiment.
+    image: str = TRAINER_IMAGE
+    gpu_image: str = TRAINER_GPU_IMAGE
+    access: ClusterAccess = field(default_factory=ClusterAccess)
 
     @classmethod
     def from_profile(cls, sweeps: dict, **overrides) -> ExperimentOptions:
@@ -97,17 +110,26 @@ def _trial_job(sweep: Sweep, opts: ExperimentOptions) -> dict:
     limits = {"memory": opts.memory, **({"nvidia.com/gpu": "1"} if opts.gpu else {})}
     container = k8s.V1Container(
         name=PRIMARY_CONTAINER,
-        image=TRAINER_GPU_IMAGE if opts.gpu else TRAINER_IMAGE,
+        image=opts.gpu_image if opts.gpu else opts.image,
         command=_trial_command(sweep, opts),
         resources=k8s.V1ResourceRequirements(requests={"cpu": opts.cpu, "memory": opts.memory}, limits=limits),
+        security_context=k8s.V1SecurityContext(allow_privilege_escalation=False,
+                                               capabilities=k8s.V1Capabilities(drop=["ALL"])),
     )
     pod = k8s.V1PodSpec(
         containers=[container],
         restart_policy="Never",
-        service_account_name=K8S_SERVICE_ACCOUNT,
+        # A trial only trains and writes artifacts: an account without API rights, and no token.
+        service_account_name=K8S_TRIAL_SERVICE_ACCOUNT,
+        automount_service_account_token=False,
+        # Pod Security `restricted` (tests/fixtures/pod_security.py), as the image's own user.
+        security_context=k8s.V1PodSecurityContext(
+            run_as_non_root=True, run_as_user=IMAGE_UID, run_as_group=IMAGE_UID,
+            seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault")),
         tolerations=[k8s.V1Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")]
         if opts.gpu else None,
     )
+    opts.access.apply_to_pod(container, pod)
     job = k8s.V1Job(
         api_version="batch/v1", kind="Job",
         # A retried pod resumes from the trial's checkpoint, so one retry costs little.
@@ -128,8 +150,10 @@ def build_experiment(sweep: Sweep, opts: ExperimentOptions) -> dict:
     ] + [katib.V1beta1TrialParameterSpec(name=TRIAL_NAME_PARAMETER, reference="${trialSpec.Name}",
                                          description="the trial's name: its output folder")]
     spec = katib.V1beta1ExperimentSpec(
-        objective=katib.V1beta1ObjectiveSpec(type="maximize", objective_metric_name=OBJECTIVE_METRIC,
-                                             additional_metric_names=list(ADDITIONAL_METRICS)),
+        objective=katib.V1beta1ObjectiveSpec(
+            type="maximize", objective_metric_name=OBJECTIVE_METRIC, additional_metric_names=list(ADDITIONAL_METRICS),
+            metric_strategies=[katib.V1beta1MetricStrategy(name=name, value=METRIC_STRATEGIES[name])
+                               for name in (OBJECTIVE_METRIC, *ADDITIONAL_METRICS)]),
         algorithm=katib.V1beta1AlgorithmSpec(algorithm_name="grid"),
         parallel_trial_count=min(opts.parallel_trials, max_trials),
         max_trial_count=max_trials,

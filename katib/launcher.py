@@ -4,16 +4,18 @@ The cluster twin of the local backend (``katib.local``): the same Experiment
 dict goes in, and the same Katib shapes come out (condition, reason, trial
 counts, ``status.currentOptimalTrial``), so the next step reads either alike.
 
-Talking to the API server goes through :class:`ExperimentsApi`, a thin adapter
-over the ``kubernetes`` client's CustomObjectsApi that turns each HTTP failure
-into one line a person can act on (Katib not installed, forbidden, namespace
-missing, the admission webhook's rejection). Waiting prefers a watch (one long
+Talking to the API server goes through :class:`ExperimentsApi` (katib/experiments_api.py),
+which turns each HTTP failure into one line a person can act on. Waiting prefers a watch (one long
 request, an event per status change) and falls back to polling when the watch
 does not work: a proxy that cuts long requests, RBAC without the watch verb,
 410 Gone.
 
 An Experiment that already exists with the same spec is waited on, not created
 again, so a launch that timed out or was interrupted resumes when run again.
+
+When the launch ends without a winner (timeout, Katib's Failed, SIGTERM from a
+cancelled pipeline run) the Experiment is kept or deleted, as ``on_stop`` says,
+and only the very object this launch created or waited on (uid precondition).
 
 The ``kubernetes`` package is imported where it is first used: it takes about a
 second to import, and ``study`` builds its parser from :func:`add_arguments`.
@@ -24,27 +26,45 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
-import os
 import re
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-import urllib3
-
 from components.errors import UserError
 from components.settings import K8S_NAMESPACE
+from katib.experiments_api import (  # noqa: F401 - re-exported: the launcher's errors and API are its interface
+    CONNECT_TIMEOUT_S,
+    GROUP,
+    PLURAL,
+    REQUEST_TIMEOUT_S,
+    RESOURCE,
+    VERSION,
+    ApiFailure,
+    ClusterUnreachable,
+    ExperimentExists,
+    ExperimentFailed,
+    ExperimentNotFound,
+    ExperimentsApi,
+    Forbidden,
+    KatibNotInstalled,
+    LaunchCancelled,
+    LaunchError,
+    LaunchTimeout,
+    NoCredentials,
+    WatchUnavailable,
+    _one_line,
+    _transient,
+    api_failure,
+    load_cluster_config,
+)
 from katib.validate import check_experiment, load_experiment
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
-
-GROUP = "kubeflow.org"
-VERSION = "v1beta1"
-PLURAL = "experiments"
-RESOURCE = f"{PLURAL}.{GROUP}"
 
 # Katib's ExperimentConditionType values are Created, Running, Restarting, Succeeded and
 # Failed; an Experiment is finished once Succeeded or Failed has status "True"
@@ -71,14 +91,13 @@ SWEEP_LABEL = "fmstudy/sweep"
 TRIAL_EXPERIMENT_LABEL = "katib.kubeflow.org/experiment"
 
 DEFAULT_TIMEOUT_S = 6 * 3600.0
+# What happens to the Experiment when the launch ends without a winner (timeout, Katib's
+# Failed, SIGTERM): "delete" removes it and its trials, "keep" leaves it to Katib.
+ON_STOP_CHOICES = ("keep", "delete")
 DEFAULT_POLL_S = 10.0
 # One watch request lasts at most this long, then a fresh one starts: API servers
 # and proxies end long requests on their own schedule anyway.
 WATCH_WINDOW_S = 300.0
-CONNECT_TIMEOUT_S = 10.0
-REQUEST_TIMEOUT_S = 60.0
-# A watch's socket may stay silent for its whole window; give it this much more before giving up.
-WATCH_READ_SLACK_S = 10.0
 
 # Fields the API server sets; a manifest copied from `kubectl get -o yaml` carries them, and a
 # create with a resourceVersion is refused.
@@ -86,65 +105,6 @@ SERVER_METADATA = ("resourceVersion", "uid", "creationTimestamp", "generation", 
                    "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds")
 
 Log = Callable[[str], None]
-
-
-# ---------------------------------------------------------------- errors
-
-
-class LaunchError(UserError):
-    """The Experiment could not be run on the cluster; the message says why and what to do."""
-
-    def __init__(self, message: str, result: LaunchResult | None = None):
-        super().__init__(message)
-        self.result = result  # what was known when it stopped, if anything
-
-
-class NoCredentials(LaunchError):
-    """Neither a pod's service account nor a kubeconfig is available."""
-
-
-class ClusterUnreachable(LaunchError):
-    """The API server did not answer (connection refused, DNS, TLS, timeout)."""
-
-
-class ApiFailure(LaunchError):
-    """The API server answered with an error status."""
-
-    def __init__(self, message: str, status: int, result: LaunchResult | None = None):
-        super().__init__(message, result)
-        self.status = status
-
-
-class KatibNotInstalled(ApiFailure):
-    """experiments.kubeflow.org/v1beta1 is not served: the Katib CRDs are missing."""
-
-
-class Forbidden(ApiFailure):
-    """RBAC does not let these credentials use Experiments in the namespace."""
-
-
-class ExperimentNotFound(ApiFailure):
-    """The Experiment is not there (deleted by someone, or never created)."""
-
-
-class ExperimentExists(LaunchError):
-    """An Experiment of that name exists with a different spec."""
-
-
-class LaunchTimeout(LaunchError):
-    """The Experiment did not finish in time; ``result`` holds the counts so far."""
-
-    exit_code = 1  # the input was fine; the run gave no result
-
-
-class ExperimentFailed(LaunchError):
-    """Katib marked the Experiment Failed; ``result`` holds its reason, message and partial results."""
-
-    exit_code = 1  # as `study sweep run` for a failed local Experiment
-
-
-class WatchUnavailable(Exception):
-    """The watch failed or ended without news; the caller polls instead."""
 
 
 # ---------------------------------------------------------------- the result
@@ -283,194 +243,98 @@ class ProgressLog:
         return finished_condition(status) is not None
 
 
-# ---------------------------------------------------------------- the API adapter
-
-
-class ExperimentsApi:
-    """Katib Experiments in one namespace, through the kubernetes client.
-
-    Every failure leaves as a LaunchError with one line naming what failed and what to do.
-    """
-
-    def __init__(self, api_client: ApiClient, namespace: str):
-        from kubernetes import client
-
-        self.namespace = namespace
-        self.host = api_client.configuration.host
-        self._objects = client.CustomObjectsApi(api_client)
-        self._api_exception = client.ApiException
-
-    def create(self, body: dict) -> dict:
-        return self._call("create", body["metadata"]["name"], self._objects.create_namespaced_custom_object,
-                          GROUP, VERSION, self.namespace, PLURAL, body)
-
-    def get(self, name: str) -> dict:
-        return self._call("get", name, self._objects.get_namespaced_custom_object,
-                          GROUP, VERSION, self.namespace, PLURAL, name)
-
-    def delete(self, name: str) -> None:
-        self._call("delete", name, self._objects.delete_namespaced_custom_object,
-                   GROUP, VERSION, self.namespace, PLURAL, name)
-
-    def watch(self, name: str, seconds: float) -> Iterator[dict]:
-        """The Experiment, then again at each change, for about ``seconds``.
-
-        Raises WatchUnavailable when the watch fails, or ends without a single event:
-        without a resourceVersion the API server starts every watch with an ADDED
-        event for the existing object, so silence means the watch is not working.
-        """
-        from kubernetes import watch
-
-        stream = watch.Watch().stream(
-            self._objects.list_namespaced_custom_object, GROUP, VERSION, self.namespace, PLURAL,
-            field_selector=f"metadata.name={name}", timeout_seconds=max(1, math.ceil(seconds)),
-            _request_timeout=(CONNECT_TIMEOUT_S, seconds + WATCH_READ_SLACK_S))
-        events = 0
-        try:
-            for event in stream:
-                events += 1
-                if event["type"] == "DELETED":
-                    raise ExperimentNotFound(f"experiment {self.namespace}/{name} was deleted while waiting for it",
-                                             404)
-                if event["type"] in ("ADDED", "MODIFIED"):
-                    yield event["raw_object"]
-        except self._api_exception as err:  # an error status, or an ERROR event such as 410 Gone
-            raise WatchUnavailable(f"HTTP {err.status} {_one_line(err.reason)}") from None
-        except (urllib3.exceptions.HTTPError, OSError, ValueError, KeyError, TypeError) as err:
-            raise WatchUnavailable(_one_line(str(err)) or type(err).__name__) from None
-        finally:
-            stream.close()
-        if not events:
-            raise WatchUnavailable("the watch ended without reporting the Experiment")
-
-    def _call(self, verb: str, name: str, method: Callable, *args) -> Any:
-        try:
-            return method(*args, _request_timeout=(CONNECT_TIMEOUT_S, REQUEST_TIMEOUT_S))
-        except self._api_exception as err:
-            raise api_failure(err.status, err.reason, err.body, verb=verb, namespace=self.namespace,
-                              name=name, host=self.host) from None
-        except (urllib3.exceptions.HTTPError, OSError) as err:
-            cause = getattr(err, "reason", None) or err  # MaxRetryError keeps the real cause in .reason
-            raise ClusterUnreachable(f"cannot reach the Kubernetes API at {self.host}: {_one_line(str(cause))}; "
-                                     "check KUBECONFIG (or the pod's network) and that the cluster is up") from None
-
-
-def api_failure(status: int | None, reason: str | None, body: Any, *, verb: str, namespace: str, name: str,
-                host: str) -> ApiFailure:
-    """The error an API server answer means, as one line; ``body`` is its Status object (JSON)."""
-    status = status or 0
-    body_status = _status_object(body)
-    said = _one_line(body_status.get("message") or reason or "") or "no message"
-    details = body_status.get("details") or {}
-    experiment = f"experiment {namespace}/{name}"
-    if status == 404:
-        if details.get("kind") == "namespaces":
-            return ApiFailure(f"namespace {namespace} does not exist on {host}; create it (the k8s/ manifests do) "
-                              "or pass --namespace", status)
-        if details.get("name") == name:
-            return ExperimentNotFound(f"{experiment} not found ({said})", status)
-        # No object named in the answer: the resource type itself is not served.
-        return KatibNotInstalled(
-            f"Katib is not installed: the {RESOURCE} CRD ({VERSION}) was not found on {host} ({said}); "
-            "install Katib, or point KUBECONFIG at the cluster that has it", status)
-    if status == 403:
-        return Forbidden(
-            f"forbidden: cannot {verb} {RESOURCE} in namespace {namespace} ({said}); "
-            "apply the RBAC in k8s/ to this service account or user", status)
-    if status == 401:
-        return ApiFailure(f"unauthorized: {host} rejected the credentials ({said}); "
-                          "refresh the kubeconfig or the service account token", status)
-    if status in (400, 422):  # Katib's admission webhook, or the API server's own schema check
-        return ApiFailure(f"the cluster rejected {experiment}: {said}", status)
-    if status == 409:
-        return ApiFailure(f"{experiment} already exists ({said})", status)
-    return ApiFailure(f"cannot {verb} {experiment}: HTTP {status} {_one_line(reason or '')}: {said}", status)
-
-
-def _status_object(body: Any) -> dict:
-    if isinstance(body, bytes):
-        body = body.decode("utf-8", "replace")
-    if isinstance(body, str):
-        try:
-            body = json.loads(body)
-        except ValueError:
-            return {"message": body}  # e.g. a proxy's plain "404 page not found"
-    return body if isinstance(body, dict) else {}
-
-
-def _transient(err: LaunchError) -> bool:
-    """Worth another try while waiting: the server busy or briefly out of reach."""
-    if isinstance(err, ClusterUnreachable):
-        return True
-    return isinstance(err, ApiFailure) and (err.status in (0, 429) or err.status >= 500)
-
-
-# ---------------------------------------------------------------- credentials
-
-
-def load_cluster_config(context: str | None = None) -> ApiClient:
-    """An ApiClient for the cluster: the pod's service account when running in one, else the kubeconfig.
-
-    Reads files only; nothing is contacted. Raises NoCredentials (one line) when neither is usable.
-    """
-    from kubernetes import client, config
-
-    configuration = client.Configuration()
-    try:
-        config.load_incluster_config(client_configuration=configuration)
-        return client.ApiClient(configuration)
-    except config.ConfigException as err:
-        not_in_pod = _one_line(str(err))
-    # Read KUBECONFIG now: the client reads it once, at import.
-    kubeconfig = os.environ.get("KUBECONFIG") or "~/.kube/config"
-    paths = [os.path.expanduser(p) for p in kubeconfig.split(os.pathsep) if p]
-    hint = "run inside the cluster, or set KUBECONFIG to a kubeconfig file"
-    if not any(os.path.exists(p) for p in paths):
-        raise NoCredentials(f"no cluster credentials: not in a pod ({not_in_pod}) and no kubeconfig at "
-                            f"{kubeconfig}; {hint}")
-    try:
-        config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration,
-                                persist_config=False)
-    except Exception as err:  # noqa: BLE001 - YAML, a missing context, auth plugins: each raises its own kind
-        raise NoCredentials(f"no cluster credentials: not in a pod ({not_in_pod}) and the kubeconfig "
-                            f"{kubeconfig} is unusable ({_one_line(str(err)) or type(err).__name__}); {hint}") from None
-    return client.ApiClient(configuration)
-
-
 # ---------------------------------------------------------------- launching
 
 
 def launch_experiment(experiment: dict, *, timeout_s: float = DEFAULT_TIMEOUT_S, poll_s: float = DEFAULT_POLL_S,
                       delete_after: bool = False, api_client: ApiClient | None = None, log: Log = print,
-                      replace_existing: bool = False, namespace: str | None = None) -> LaunchResult:
+                      replace_existing: bool = False, namespace: str | None = None,
+                      on_stop: str = "keep") -> LaunchResult:
     """Create the Experiment, wait until Katib marks it Succeeded, return its best trial.
 
     ``namespace`` overrides metadata.namespace (default: components.settings.K8S_NAMESPACE).
     An existing Experiment of the same name is waited on when its spec matches, else
     refused (ExperimentExists) unless ``replace_existing``, which deletes it first.
     Raises ExperimentFailed when Katib marks it Failed, LaunchTimeout after
-    ``timeout_s``; with ``delete_after`` the Experiment (and its trials) is deleted
-    in every case once the wait ends.
+    ``timeout_s``, LaunchCancelled on SIGTERM. ``on_stop`` ("keep" or "delete") says what
+    happens to the Experiment in those three cases; with ``delete_after`` it is deleted
+    in every case once the wait ends. Only the object this launch created or waited on
+    is ever deleted (by uid), never a namesake created since.
     """
+    if on_stop not in ON_STOP_CHOICES:
+        raise UserError(f"on_stop {on_stop!r}: expected one of {', '.join(ON_STOP_CHOICES)}")
     check_experiment(experiment)  # every problem at once, before anything touches the cluster
     deadline = time.monotonic() + timeout_s
     body = creation_body(experiment, namespace)
     name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
     api = ExperimentsApi(api_client or load_cluster_config(), namespace)
+    delete_on_stop = delete_after or on_stop == "delete"
+    where = f"experiment {namespace}/{name}"
 
-    current, reused = create_or_reuse(api, body, replace_existing=replace_existing, deadline=deadline,
-                                      poll_s=poll_s, log=log)
-    deleted = False
+    with _sigterm_cancels():
+        uid = None
+        try:
+            current, reused = create_or_reuse(api, body, replace_existing=replace_existing, deadline=deadline,
+                                              poll_s=poll_s, log=log)
+            uid = (current.get("metadata") or {}).get("uid")
+            latest = wait_for_experiment(api, name, deadline=deadline, poll_s=poll_s, log=log) or current
+        except (LaunchCancelled, KeyboardInterrupt) as err:
+            why = str(err) if isinstance(err, LaunchCancelled) else "interrupted"
+            _, after = _stop(api, name, uid, body, delete_on_stop, why, log)
+            raise LaunchCancelled(f"{where}: the launch was stopped ({why}) before it finished; {after}") from None
+        result = experiment_result(latest, reused=reused)
+        if result.succeeded:
+            if delete_after:
+                result.deleted = delete_own(api, name, uid, log, "it finished (--delete)")
+        else:
+            why = f"it {result.condition.lower()}" if result.condition == FAILED else "it ran past the timeout"
+            result.deleted, _ = _stop(api, name, uid, body, delete_on_stop, why, log)
+    return _finish(result, timeout_s, deleted_by="--delete" if delete_after else "on_stop=delete")
+
+
+@contextlib.contextmanager
+def _sigterm_cancels() -> Iterator[None]:
+    """SIGTERM (a cancelled KFP run, an evicted pod) raises LaunchCancelled, so the cleanup runs.
+
+    Once: a second SIGTERM during the cleanup is ignored until it ends (the kubelet's
+    SIGKILL after the grace period still ends everything). Signals reach only the main thread.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def cancel(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise LaunchCancelled(f"received {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, cancel)
     try:
-        latest = wait_for_experiment(api, name, deadline=deadline, poll_s=poll_s, log=log) or current
+        yield
     finally:
-        if delete_after:
-            deleted = delete_quietly(api, name, log)
-    result = experiment_result(latest, reused=reused, deleted=deleted)
-    return _finish(result, timeout_s)
+        signal.signal(signal.SIGTERM, previous)
 
 
-def _finish(result: LaunchResult, timeout_s: float) -> LaunchResult:
+def _stop(api: ExperimentsApi, name: str, uid: str | None, body: dict, delete: bool, why: str,
+          log: Log) -> tuple[bool, str]:
+    """Delete the Experiment or leave it, as asked; log it. Returns (deleted, what happened as a clause)."""
+    where = f"experiment {api.namespace}/{name}"
+    if uid is None:  # stopped while creating it: ours only if it is exactly what we were creating
+        try:
+            found = api.get(name)
+        except LaunchError:
+            return False, f"{where} was not created"
+        if spec_difference(body.get("spec"), found.get("spec")) is not None or (
+                (found.get("metadata") or {}).get("labels") != (body.get("metadata") or {}).get("labels")):
+            return False, f"{where} is not this launch's; left alone"
+        uid = (found.get("metadata") or {}).get("uid")
+    if delete:
+        deleted = delete_own(api, name, uid, log, why)
+        return deleted, f"{where} was deleted with its trials" if deleted else f"{where} was not deleted"
+    log(f"katib: keeping {where} after {why} (on_stop=keep): it runs on, and launching it again waits on it")
+    return False, f"{where} was kept (on_stop=keep)"
+
+
+def _finish(result: LaunchResult, timeout_s: float, deleted_by: str = "--delete") -> LaunchResult:
     """The result when it holds a winner, else the error that says why not."""
     where = f"experiment {result.namespace}/{result.name}"
     counts = _counts_summary(result.trials)
@@ -478,7 +342,7 @@ def _finish(result: LaunchResult, timeout_s: float) -> LaunchResult:
         raise ExperimentFailed(f"{where} failed: {result.reason or 'no reason given'}: "
                                f"{_one_line(result.message) or 'no message'} ({counts})", result)
     if result.condition != SUCCEEDED:
-        after = ("it was deleted (--delete)" if result.deleted else
+        after = (f"it was deleted ({deleted_by})" if result.deleted else
                  "it keeps running on the cluster, and launching it again waits on it")
         raise LaunchTimeout(f"{where} did not finish within {_duration_text(timeout_s)} "
                             f"({result.condition or 'no status yet'}: {counts}); {after}", result)
@@ -626,17 +490,25 @@ def wait_until_gone(api: ExperimentsApi, name: str, *, deadline: float, poll_s: 
         time.sleep(max(0.0, min(poll_s, 2.0, deadline - time.monotonic())))
 
 
-def delete_quietly(api: ExperimentsApi, name: str, log: Log) -> bool:
-    """Delete the Experiment (its trials and suggestion go with it); a failure is logged, not raised,
-    so it never hides the result or the error that came before."""
+def delete_own(api: ExperimentsApi, name: str, uid: str | None, log: Log, why: str) -> bool:
+    """Delete the Experiment with this uid (its trials and suggestion go with it), saying why. A failure
+    is logged, not raised, so it never hides the result or the error that came before."""
+    where = f"experiment {api.namespace}/{name}"
+    log(f"katib: deleting {where} and its trials: {why}")
     try:
-        api.delete(name)
+        api.delete(name, uid=uid)
     except ExperimentNotFound:
         return True
-    except LaunchError as err:
-        log(f"katib: warning: could not delete experiment {api.namespace}/{name}: {err}")
+    except ApiFailure as err:
+        if err.status == 409:  # the uid precondition failed: the name now belongs to another object
+            log(f"katib: not deleting {where}: it is no longer the one this launch created")
+        else:
+            log(f"katib: warning: could not delete {where}: {err}")
         return False
-    log(f"katib: deleted experiment {api.namespace}/{name}")
+    except LaunchError as err:
+        log(f"katib: warning: could not delete {where}: {err}")
+        return False
+    log(f"katib: deleted {where}")
     return True
 
 
@@ -659,6 +531,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--poll", type=parse_duration, default=DEFAULT_POLL_S, metavar="SECONDS",
                         help="seconds between status reads when the API server's watch is unavailable (default 10)")
     parser.add_argument("--delete", action="store_true", help="delete the Experiment and its trials once it ends")
+    parser.add_argument("--on-stop", choices=ON_STOP_CHOICES, default="keep",
+                        help="on timeout, Katib's Failed or SIGTERM: keep the Experiment running or delete it "
+                             "(default keep)")
     parser.add_argument("--replace", action="store_true",
                         help="delete an existing Experiment of the same name first (else one with the same spec "
                              "is waited on, and one with another spec is an error)")
@@ -670,7 +545,8 @@ def run_from_args(args: argparse.Namespace, log: Log = print) -> int:
     """Launch the Experiment in ``args.experiment``; print (and optionally write) its best trial."""
     experiment = load_experiment(args.experiment)
     result = launch_experiment(experiment, namespace=args.namespace, timeout_s=args.timeout, poll_s=args.poll,
-                               delete_after=args.delete, replace_existing=args.replace, log=log)
+                               delete_after=args.delete, replace_existing=args.replace, log=log,
+                               on_stop=args.on_stop)
     if args.outputs_json:
         from components import storage
 
@@ -682,10 +558,6 @@ def run_from_args(args: argparse.Namespace, log: Log = print) -> int:
 
 
 # ---------------------------------------------------------------- small helpers
-
-
-def _one_line(text: str | None) -> str:
-    return " ".join(str(text or "").split())
 
 
 def _short(value: Any, limit: int = 60) -> str:

@@ -7,22 +7,33 @@ and every trial's objective.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from components import storage
 from components.errors import UserError
-from components.settings import OBJECTIVE_METRIC
-from katib.experiments import ExperimentOptions, build_experiment, to_yaml
+from components.settings import K8S_NAMESPACE, OBJECTIVE_METRIC, TRAINER_GPU_IMAGE, TRAINER_IMAGE
+from katib.access import ClusterAccess, durable_uri
+from katib.experiments import ExperimentOptions, build_experiment, experiment_name, to_yaml
 from katib.spaces import BASE_SETTINGS, get_sweep
 from katib.validate import check_experiment
 
 SUMMARY_FILE = "summary.json"
 EXPERIMENT_FILE = "experiment.yaml"
+
+
+# Katib's validating webhook refuses longer Experiment names, because the Suggestion's Service is
+# named <experiment>-<algorithm> and must fit a 63-character DNS label (kubeflow/katib PR #2468,
+# v0.18.0: pkg/webhook/v1beta1/experiment/validator/validator.go).
+KATIB_NAME_LIMIT = 40
+# Marks the pipeline run an Experiment belongs to (a hash of the KFP run id, a valid label value).
+RUN_LABEL = "fmstudy/run"
+RUN_ID_ANNOTATION = "fmstudy/run-id"
 
 
 class SweepFailed(UserError):
@@ -72,9 +83,76 @@ def run_sweep_stage(stage: str, data_uri: str, out_dir: str | Path, sweep_settin
     return summary
 
 
+@dataclass
+class ClusterSweep:
+    """What the compiled pipeline fixes for a sweep on the cluster (compile options and pipeline
+    parameters, never the step pod's environment). The field names are the sweep step's inputs."""
+
+    katib_namespace: str = K8S_NAMESPACE
+    trial_image: str = TRAINER_IMAGE
+    trial_gpu_image: str = TRAINER_GPU_IMAGE
+    work_root: str = ""  # durable root for trial outputs ("" : under the sweep artifact)
+    run_id: str = ""  # the KFP run's id: names the Experiments, so runs never share one
+    cluster_access: dict = field(default_factory=dict)  # katib.access.ClusterAccess as a dict
+    sweep_cleanup: str = "delete"  # on timeout, failure or cancellation: delete or keep
+    trial_cpu: str = "2"
+    trial_memory: str = "6Gi"
+
+    def __post_init__(self):
+        from katib.launcher import ON_STOP_CHOICES
+
+        # Checked before anything is written or created.
+        if self.sweep_cleanup not in ON_STOP_CHOICES:
+            raise UserError(f"sweep_cleanup {self.sweep_cleanup!r}: expected one of {', '.join(ON_STOP_CHOICES)}")
+        if self.work_root and not self.work_root.startswith(("gs://", "s3://", "/")):
+            raise UserError(f"work_root {self.work_root!r}: expected a gs:// or s3:// URI (or an absolute path) "
+                            "that the trials can reach")
+
+    def experiment_name(self, stage: str) -> str:
+        return run_experiment_name(stage, self.run_id) if self.run_id else experiment_name(get_sweep(stage))
+
+    def output_root(self, stage: str, out_uri: str) -> str:
+        if self.work_root and self.run_id:
+            return storage.join(self.work_root, self.run_id, "sweeps", stage)
+        return storage.join(durable_uri(out_uri), "outputs")
+
+
+def run_key(run_id: str) -> str:
+    """A short, label-safe key for a run id (a KFP run id is a 36-character UUID)."""
+    return hashlib.sha256(run_id.encode()).hexdigest()[:10]
+
+
+def run_experiment_name(stage: str, run_id: str) -> str:
+    """fmstudy-<stage>-<run key>: one Experiment per run and stage, within Katib's name limit."""
+    name = f"fmstudy-{get_sweep(stage).name}-{run_key(run_id)}"
+    if len(name) > KATIB_NAME_LIMIT:
+        raise UserError(f"experiment name {name}: {len(name)} characters; Katib allows {KATIB_NAME_LIMIT}")
+    return name
+
+
+def cluster_stage_experiment(stage: str, data_uri: str, out_uri: str, sweep_settings: dict,
+                             fixed: dict[str, str] | None, cluster: ClusterSweep, *, gpu: bool = False
+                             ) -> tuple[dict, dict[str, str], str]:
+    """The Experiment a cluster sweep step creates: (experiment, fixed settings, trials' output root)."""
+    output_root = cluster.output_root(stage, out_uri)
+    experiment, fixed = stage_experiment(
+        stage, durable_uri(data_uri), output_root, sweep_settings, fixed, gpu=gpu,
+        namespace=cluster.katib_namespace, image=cluster.trial_image, gpu_image=cluster.trial_gpu_image,
+        cpu=cluster.trial_cpu, memory=cluster.trial_memory,
+        access=ClusterAccess.from_dict(cluster.cluster_access))
+    metadata = experiment["metadata"]
+    metadata["name"] = cluster.experiment_name(stage)
+    if cluster.run_id:
+        metadata["labels"][RUN_LABEL] = run_key(cluster.run_id)
+        metadata.setdefault("annotations", {})[RUN_ID_ANNOTATION] = cluster.run_id
+    check_experiment(experiment)
+    return experiment, fixed, output_root
+
+
 def launch_sweep_stage(stage: str, data_uri: str, out_uri: str, sweep_settings: dict,
                        fixed: dict[str, str] | None = None, *, gpu: bool = False, timeout_s: float = 6 * 3600,
                        delete_after: bool = False, summary_dir: str | None = None,
+                       cluster: ClusterSweep | None = None,
                        log: Callable[[str], None] = print, **launch_options) -> dict:
     """Run one sweep as a Katib Experiment on the cluster; trials write to ``out_uri``/outputs.
 
@@ -87,15 +165,18 @@ def launch_sweep_stage(stage: str, data_uri: str, out_uri: str, sweep_settings: 
     """
     from katib.launcher import launch_experiment
 
-    output_root = storage.join(out_uri, "outputs")
-    experiment, fixed = stage_experiment(stage, data_uri, output_root, sweep_settings, fixed, gpu=gpu)
-    storage.write_text(storage.join(out_uri, EXPERIMENT_FILE), to_yaml(experiment))
+    cluster = cluster or ClusterSweep()
+    experiment, fixed, output_root = cluster_stage_experiment(stage, data_uri, out_uri, sweep_settings, fixed,
+                                                              cluster, gpu=gpu)
+    storage.write_text(storage.join(durable_uri(out_uri), EXPERIMENT_FILE), to_yaml(experiment))
+    # Never replace: a same-named Experiment is this run's own (a retried step waits on it again)
+    # or, with a different spec, an error; another run's is never deleted.
     result = launch_experiment(experiment, timeout_s=timeout_s, delete_after=delete_after,
-                               replace_existing=True, log=log, **launch_options)
+                               on_stop=cluster.sweep_cleanup, log=log, **launch_options)
     trials = collect_trial_rows(stage, output_root)
     summary = summarize(stage, fixed, trials, result.optimal_trial.get("bestTrialName"), result.condition,
                         result.reason, where=f"experiment {result.namespace}/{result.name}")
-    storage.write_text(storage.join(summary_dir or out_uri, SUMMARY_FILE), json.dumps(summary, indent=2))
+    storage.write_text(storage.join(summary_dir or durable_uri(out_uri), SUMMARY_FILE), json.dumps(summary, indent=2))
     return summary
 
 
@@ -146,6 +227,7 @@ def summarize(stage: str, fixed: dict[str, str], trials: list[TrialRow], best_tr
         "best_trial": best_trial,
         OBJECTIVE_METRIC: best[OBJECTIVE_METRIC],
         "grid_size": sweep.grid_size,
+        "values": [list(p.values) for p in sweep.parameters],  # the grid's axes, for the report's heatmaps
         "condition": condition,
         "reason": reason,
         "trials": rows,

@@ -67,6 +67,9 @@ TRIAL_META_KEYS = ("Name", "Namespace", "Kind", "APIVersion")
 TRIAL_META_INDEXED_KEYS = ("Labels", "Annotations")
 
 _NAME_RE = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+# Katib v0.19.0's webhook (pkg/webhook/v1beta1/experiment/validator/validator.go, ValidateExperiment)
+# refuses longer names: the name is a prefix of the Suggestion's and trials' object names.
+MAX_NAME_LENGTH = 40
 _PLACEHOLDER_RE = re.compile(r"\$\{trialParameters\.(.+?)\}")
 _META_REFERENCE_RE = re.compile(r"\$\{trialSpec\.(.+?)\}")
 _META_INDEXED_RE = re.compile(r"(.+)\[(.+)\]")
@@ -140,6 +143,17 @@ def check_experiment(experiment: dict) -> None:
         raise ExperimentInvalid(f"invalid Experiment {_experiment_name(experiment)}: " + "; ".join(problems))
 
 
+def unchecked_parts(experiment: dict) -> list[str]:
+    """What Katib would check that cannot be seen here: a trial template kept in a ConfigMap."""
+    template = (experiment.get("spec") or {}).get("trialTemplate") if isinstance(experiment, dict) else None
+    config_map = template.get("configMap") if isinstance(template, dict) else None
+    if not isinstance(config_map, dict):
+        return []
+    where = f"{config_map.get('configMapNamespace')}/{config_map.get('configMapName')}"
+    return [f"the trial template (ConfigMap {where}, {config_map.get('templatePath')}): its containers, "
+            "trial parameters and their ${trialParameters.*} references"]
+
+
 def grid_size(experiment: dict) -> int | None:
     """Number of points in the grid over spec.parameters, or None if it has no finite grid.
 
@@ -173,6 +187,8 @@ def _check_header(experiment: dict) -> Problems:
     name = metadata.get("name") if isinstance(metadata, dict) else None
     if not isinstance(name, str) or not name:
         problems.append(f"metadata.name: {_show(name)}; expected a non-empty name")
+    elif len(name) > MAX_NAME_LENGTH:
+        problems.append(f"metadata.name: {_show(name)} has {len(name)} characters; expected at most {MAX_NAME_LENGTH}")
     elif not _NAME_RE.fullmatch(name):
         # Katib's webhook checks only a prefix, but the name also names the
         # Suggestion Service, which must be a full DNS-1035 label.

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import sys
 import time
 import warnings
 from pathlib import Path
+from typing import TextIO
 
 from components.errors import UserError
 from components.profiles import load_profile
@@ -32,9 +35,72 @@ def make_runner(name: str):
     raise UserError(f"runner {name!r}: expected one of {', '.join(RUNNERS)}")
 
 
+LOG_FILE = "kfp-local.log"
+
+
+def pipeline_steps(pipeline) -> list[str]:
+    """The pipeline's tasks, each after the ones it depends on (ties by name)."""
+    tasks = pipeline.pipeline_spec.root.dag.tasks
+    ordered: list[str] = []
+    while len(ordered) < len(tasks):
+        ready = sorted(n for n, t in tasks.items() if n not in ordered and set(t.dependent_tasks) <= set(ordered))
+        ordered.append(ready[0])
+    return ordered
+
+
+def sweep_totals(pipeline, settings: dict) -> dict[str, int]:
+    """Trials each sweep task will run: its stage's max_trials, at most the grid."""
+    from katib.spaces import get_sweep
+
+    limits = settings["sweeps"].get("max_trials") or {}
+    totals = {}
+    for name, task in pipeline.pipeline_spec.root.dag.tasks.items():
+        stage = task.inputs.parameters.get("stage")
+        if stage is not None and stage.HasField("runtime_value"):
+            grid = get_sweep(stage.runtime_value.constant.string_value).grid_size
+            totals[name] = min(limits.get(stage.runtime_value.constant.string_value) or grid, grid)
+    return totals
+
+
+@contextlib.contextmanager
+def progress_view(log_path: Path, progress, out: TextIO):
+    """kfp.local's output to ``log_path``; progress to ``out`` (live on a terminal, plain lines elsewhere)."""
+    from pipelines.console import LogTee
+
+    live = None
+    with open(log_path, "a", encoding="utf-8") as log:
+        if out.isatty():
+            from rich.console import Console
+            from rich.live import Live
+
+            live = Live(console=Console(file=out), get_renderable=progress.renderable, refresh_per_second=4,
+                        redirect_stdout=False, redirect_stderr=False)
+
+            def on_line(line: str) -> None:
+                progress.feed(line)
+        else:
+            def on_line(line: str) -> None:
+                for event in progress.feed(line):
+                    print(event, file=out, flush=True)
+        saved = sys.stdout, sys.stderr
+        sys.stdout = sys.stderr = LogTee(log, on_line)
+        try:
+            if live is not None:
+                live.start()
+            yield
+        finally:
+            sys.stdout, sys.stderr = saved
+            if live is not None:
+                live.stop()
+
+
 def run_locally(profile: str = "smoke", overrides: list[str] | tuple = (), run_id: str | None = None,
-                runs_dir: str = "runs", runner: str = "subprocess") -> Path:
-    """Run the whole pipeline; return the report's HTML path."""
+                runs_dir: str = "runs", runner: str = "subprocess", verbose: bool = False) -> Path:
+    """Run the whole pipeline; return the report's HTML path.
+
+    kfp.local's own log goes to ``<run folder>/kfp-local.log`` and the console shows progress;
+    ``verbose`` shows the log itself, Python warnings included, as it is written.
+    """
     from kfp import local
 
     from pipelines.study_pipeline import pipeline_arguments, study_pipeline
@@ -48,13 +114,34 @@ def run_locally(profile: str = "smoke", overrides: list[str] | tuple = (), run_i
     root.mkdir(parents=True)
     # The cluster image name is not a "python" image; locally the image is ignored anyway.
     warnings.filterwarnings("ignore", message=".*non-Python base image.*")
+    if not verbose:  # in this process and in every step's (kfp.local passes the environment on)
+        warnings.simplefilter("ignore")
+        os.environ["PYTHONWARNINGS"] = "ignore"
     local.init(runner=make_runner(runner), pipeline_root=str(root), raise_on_error=True)
+    log_path = root / LOG_FILE
     print(f"run {run_id}: profile {profile} -> {root}", flush=True)
+    if not verbose:
+        print(f"run {run_id}: kfp.local's log: {log_path}", flush=True)
     started = time.perf_counter()
+    from pipelines.console import Progress
+
+    epochs = {"train-cnn": int(settings["train"]["epochs"])}
+    totals = sweep_totals(study_pipeline, settings)
+    epochs.update({name: int(settings["sweeps"]["epochs"]) for name in totals})
+    progress = Progress(pipeline_steps(study_pipeline), totals, epochs)
     try:
-        task = study_pipeline(**arguments)
+        with contextlib.nullcontext() if verbose else progress_view(log_path, progress, sys.stdout):
+            task = study_pipeline(**arguments)
     except RuntimeError as err:
-        raise UserError(f"run {run_id} failed: {err} (logs above; artifacts so far in {root})") from None
+        if verbose:
+            raise UserError(f"run {run_id} failed: {err} (logs above; artifacts so far in {root})") from None
+        step = progress.failing_step()
+        if step is not None:
+            print(f"step {step.name} failed; its last {len(step.lines)} lines:", file=sys.stderr)
+            for line in step.lines:
+                print(f"  {line}", file=sys.stderr)
+        raise UserError(f"run {run_id} failed{f' at step {step.name}' if step else ''}: see {log_path} "
+                        f"(artifacts so far in {root})") from None
     # The report folder sits deep in KFP's layout; give it a stable place in the run folder.
     report = root / "report"
     shutil.copytree(Path(task.output.path).parent / "report", report)

@@ -36,6 +36,14 @@ def build_pipeline(cluster: ClusterOptions | None = None):
     def on_cluster(task, *, gpu: bool = False, retries: int = 0):
         return apply_cluster_settings(task, cluster, gpu=gpu, retries=retries) if cluster else task
 
+    # Run and task ids, as whole input values: the only form KFP's driver resolves them in
+    # (backend/src/v2/driver/resolve.go; tests/unit/test_pipeline_placeholders.py).
+    run_ids = {"run_id": dsl.PIPELINE_JOB_ID_PLACEHOLDER, "task_name": dsl.PIPELINE_TASK_NAME_PLACEHOLDER}
+    # What the Experiments' trials need besides the pipeline parameters: the store access the
+    # step pods get (compile options), fixed into the sweep steps.
+    trial_settings = ({"cluster_access": cluster.access().as_dict(), "trial_cpu": cluster.trial_cpu,
+                       "trial_memory": cluster.trial_memory} if cluster else {})
+
     @dsl.pipeline(name=PIPELINE_NAME, pipeline_root=cluster.pipeline_root if cluster else None,
                   description="Fashion-MNIST study: data, the hand-written CNN, three Katib sweeps, the report")
     def study_pipeline(
@@ -55,33 +63,39 @@ def build_pipeline(cluster: ClusterOptions | None = None):
         sweep_backend: str = "local",
         nas_settings: dict = SEED_NAS_SETTINGS,
         transfer_settings: dict = SEED_TRANSFER_SETTINGS,
+        work_root: str = "",
+        katib_namespace: str = "",
+        trial_image: str = "",
+        trial_gpu_image: str = "",
+        sweep_timeout_s: float = 21600.0,
+        sweep_cleanup: str = "delete",
     ) -> dsl.HTML:
         data = prepare_data(source=data_source, val_fraction=val_fraction, train_size=train_size,
                             test_size=test_size, seed=data_seed).set_display_name("data")
         on_cluster(data)
         train = train_cnn(dataset=data.outputs["dataset"], optimizer=optimizer, learning_rate=learning_rate,
                           activations=activations, filters=filters, epochs=epochs, batch_size=batch_size,
-                          seed=train_seed).set_display_name("train hand-written CNN")
+                          seed=train_seed, work_root=work_root, **run_ids).set_display_name("train hand-written CNN")
         on_cluster(train, retries=cluster.train_retries if cluster else 0)
         evaluation = evaluate_model(dataset=data.outputs["dataset"],
                                     model=train.outputs["model"]).set_display_name("evaluate")
         on_cluster(evaluation)
-        # Question 1B: the AutoKeras search. Its KerasTuner project lives under the pipeline root, keyed
-        # by the run, so a retried step resumes the search instead of starting over.
-        search = nas(dataset=data.outputs["dataset"], nas_settings=nas_settings,
-                     search_root=dsl.PIPELINE_ROOT_PLACEHOLDER, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER)
+        # Question 1B: the AutoKeras search. Its KerasTuner project lives under the work root, keyed
+        # by run and task, so a retried step resumes the search instead of starting over.
+        search = nas(dataset=data.outputs["dataset"], nas_settings=nas_settings, work_root=work_root, **run_ids)
         search.set_display_name("nas: AutoKeras search")
         on_cluster(search, retries=cluster.train_retries if cluster else 0)
         # Question 2: three chained sweeps, each fixing what the one before found.
-        sweep_a = run_sweep(stage="optimizer", dataset=data.outputs["dataset"], sweep_settings=sweep_settings,
-                            backend=sweep_backend)
+        sweep_inputs = dict(dataset=data.outputs["dataset"], sweep_settings=sweep_settings, backend=sweep_backend,
+                            timeout_s=sweep_timeout_s, katib_namespace=katib_namespace, trial_image=trial_image,
+                            trial_gpu_image=trial_gpu_image, work_root=work_root, run_id=run_ids["run_id"],
+                            sweep_cleanup=sweep_cleanup, **trial_settings)
+        sweep_a = run_sweep(stage="optimizer", **sweep_inputs)
         sweep_a.set_display_name("sweep A: optimizers").after(train)
-        sweep_b = run_sweep(stage="activations", dataset=data.outputs["dataset"], sweep_settings=sweep_settings,
-                            backend=sweep_backend, optimizer=sweep_a.outputs["optimizer"])
+        sweep_b = run_sweep(stage="activations", optimizer=sweep_a.outputs["optimizer"], **sweep_inputs)
         sweep_b.set_display_name("sweep B: activations")
-        sweep_c = run_sweep(stage="filters", dataset=data.outputs["dataset"], sweep_settings=sweep_settings,
-                            backend=sweep_backend, optimizer=sweep_b.outputs["optimizer"],
-                            activations=sweep_b.outputs["activations"])
+        sweep_c = run_sweep(stage="filters", optimizer=sweep_b.outputs["optimizer"],
+                            activations=sweep_b.outputs["activations"], **sweep_inputs)
         sweep_c.set_display_name("sweep C: filters")
         for sweep in (sweep_a, sweep_b, sweep_c):
             # On the cluster a sweep step only launches and watches Katib: a small pod.
@@ -95,7 +109,8 @@ def build_pipeline(cluster: ClusterOptions | None = None):
         transfers = {}
         for base in TRANSFER_BASES:
             task = transfer_learning(base=base, images=images.outputs["images"], source=data.outputs["dataset"],
-                                     transfer_settings=transfer_settings).set_display_name(f"transfer: {base}")
+                                     transfer_settings=transfer_settings, work_root=work_root,
+                                     **run_ids).set_display_name(f"transfer: {base}")
             transfers[base] = on_cluster(task, gpu=True, retries=cluster.train_retries if cluster else 0)
         report = build_report(dataset=data.outputs["dataset"], model=train.outputs["model"],
                               evaluation=evaluation.outputs["evaluation"], optimizer_sweep=sweep_a.outputs["sweep"],

@@ -1,4 +1,4 @@
-"""Shared fixtures: the real Fashion-MNIST files, a tiny dataset artifact, a GCS emulator."""
+"""Shared fixtures: the real Fashion-MNIST files, a tiny dataset artifact, a GCS emulator, an S3 server."""
 
 from __future__ import annotations
 
@@ -92,6 +92,59 @@ def gcs_bucket(gcs_env) -> str:
     name = f"bucket-{uuid.uuid4().hex[:10]}"
     storage._client().create_bucket(name)
     return f"gs://{name}"
+
+
+# Every AWS setting boto3 reads that could point a test at a real account or another endpoint.
+AWS_ENV = ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+           "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE",
+           "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+           "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_REGION", "AWS_DEFAULT_REGION")
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's standalone S3-API server on 127.0.0.1 at a free port; yields its endpoint URL."""
+    port = free_port()
+    exe = Path(sys.executable).with_name("moto_server")
+    proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def no_aws_env(monkeypatch, tmp_path):
+    """No AWS setting from the machine: no credentials, no ~/.aws files, no instance metadata."""
+    for name in AWS_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    # Off a cloud VM boto3 would wait for 169.254.169.254 before saying there are no credentials.
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.fixture
+def s3_env(s3_server, no_aws_env, monkeypatch) -> dict:
+    """Point this process (and child processes given this env) at the S3 server, with its keys."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_server)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    return dict(os.environ)
+
+
+@pytest.fixture
+def s3_bucket(s3_env) -> str:
+    """A new, empty bucket, made with boto3 itself (not with the code under test)."""
+    import boto3
+
+    name = f"bucket-{uuid.uuid4().hex[:10]}"
+    boto3.client("s3", endpoint_url=s3_env["AWS_ENDPOINT_URL_S3"]).create_bucket(Bucket=name)
+    return f"s3://{name}"
 
 
 def run_cli(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:

@@ -6,16 +6,17 @@ from pipelines.steps.common import COMPONENT_DEFAULTS
 
 @dsl.component(**COMPONENT_DEFAULTS)
 def nas(dataset: Input[Dataset], model: Output[Model], metrics: Output[Metrics], nas_settings: dict,
-        search_root: str = "", run_id: str = ""):
+        work_root: str = "", run_id: str = "", task_name: str = ""):
     """Question 1B: the AutoKeras search; `model` holds the best model, its summary and the trial table.
 
-    With search_root and run_id the KerasTuner project lives in search_root/nas-search/run_id, so a
-    retried task resumes its search; without them it lives inside the model artifact.
+    With work_root, run_id and task_name the KerasTuner project lives in
+    work_root/run_id/task_name/search (a durable gs:// or s3:// URI on a cluster), so a retried
+    task resumes its search; without them it lives inside the model artifact.
     """
-    from components import storage
     from components.nas import NasConfig, run_nas
+    from katib.access import work_uri
 
-    search_uri = storage.join(search_root, "nas-search", run_id) if search_root and run_id else None
+    search_uri = work_uri(work_root, run_id, task_name, "search")
     result = run_nas(NasConfig.from_dict(nas_settings), dataset.path, model.path, search_uri=search_uri)
     metrics.log_metric("test_accuracy", result["test_accuracy"])
     metrics.log_metric("best_val_accuracy", result["best_trial"]["val_accuracy"])

@@ -1,4 +1,4 @@
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Metrics, Output
@@ -10,21 +10,31 @@ from pipelines.steps.common import COMPONENT_DEFAULTS
 def run_sweep(stage: str, dataset: Input[Dataset], sweep: Output[Artifact], metrics: Output[Metrics],
               sweep_settings: dict, optimizer: str = "", activations: str = "", filters: str = "",
               backend: str = "local", gpu: bool = False, timeout_s: float = 21600.0,
+              katib_namespace: str = "", trial_image: str = "", trial_gpu_image: str = "", work_root: str = "",
+              run_id: str = "", cluster_access: Optional[dict] = None,  # noqa: UP045 - KFP reads typing.Optional
+              sweep_cleanup: str = "delete",
+              trial_cpu: str = "", trial_memory: str = "",
               ) -> NamedTuple("Winner", [("optimizer", str), ("activations", str), ("filters", str)]):
     """One Question 2 sweep as a Katib Experiment; returns the winning settings.
 
     backend "local": the local Katib backend runs the trials in this step's process tree.
-    backend "katib": the Katib controller runs them as Jobs; trials read the dataset and
-    write their outputs by gs:// URI, since they cannot see this pod's files.
+    backend "katib": the Katib controller runs them as Jobs, in katib_namespace, on trial_image,
+    with cluster_access's credentials; they read the dataset and write their outputs by URI
+    (under work_root/run_id when given), since they cannot see this pod's files. The
+    Experiment is named after run_id, so pipeline runs never share one.
     """
     from collections import namedtuple
 
-    from katib.sweep import launch_sweep_stage, run_sweep_stage
+    from katib.sweep import ClusterSweep, launch_sweep_stage, run_sweep_stage
 
     fixed = {"optimizer": optimizer, "activations": activations, "filters": filters}
     if backend == "katib":
+        given = {"katib_namespace": katib_namespace, "trial_image": trial_image, "trial_gpu_image": trial_gpu_image,
+                 "work_root": work_root, "run_id": run_id, "cluster_access": cluster_access,
+                 "sweep_cleanup": sweep_cleanup, "trial_cpu": trial_cpu, "trial_memory": trial_memory}
+        cluster = ClusterSweep(**{k: v for k, v in given.items() if v})  # unset: ClusterSweep's default
         summary = launch_sweep_stage(stage, dataset.uri, sweep.uri, sweep_settings, fixed, gpu=gpu,
-                                     timeout_s=timeout_s, summary_dir=sweep.path)
+                                     timeout_s=timeout_s, summary_dir=sweep.path, cluster=cluster)
     else:
         summary = run_sweep_stage(stage, dataset.path, sweep.path, sweep_settings, fixed)
     metrics.log_metric("best_val_accuracy", summary["val_accuracy"])

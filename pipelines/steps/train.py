@@ -8,16 +8,26 @@ from pipelines.steps.common import COMPONENT_DEFAULTS
 def train_cnn(dataset: Input[Dataset], model: Output[Model], metrics: Output[Metrics],
               optimizer: str = "Adam", learning_rate: float = 0.0,
               activations: str = "relu,relu,relu,relu", filters: str = "32,32,64,64",
-              epochs: int = 10, batch_size: int = 128, seed: int = 1):
-    """One run of the hand-written CNN (learning_rate 0 means the optimizer's default)."""
+              epochs: int = 10, batch_size: int = 128, seed: int = 1,
+              work_root: str = "", run_id: str = "", task_name: str = ""):
+    """One run of the hand-written CNN (learning_rate 0 means the optimizer's default).
+
+    With work_root, run_id and task_name it trains in work_root/run_id/task_name/model, where its
+    checkpoint survives a retry of this task, and copies the finished model into the artifact.
+    """
+    from components import storage
     from components.hparams import TrialConfig
     from components.train import run_trial
+    from katib.access import work_uri
 
     config = TrialConfig(optimizer=optimizer, learning_rate=learning_rate or None,
                          activations=tuple(activations.split(",")),
                          filters=tuple(int(f) for f in filters.split(",")),
                          epochs=epochs, batch_size=batch_size, seed=seed)
-    result = run_trial(config, dataset.path, model.path)
+    durable = work_uri(work_root, run_id, task_name, "model")
+    result = run_trial(config, dataset.path, durable or model.path)
+    if durable:
+        storage.download_dir(durable, model.path)
     for name, value in result["final"].items():
         metrics.log_metric(name, value)
     metrics.log_metric("train_images_per_second", result["train_images_per_second"])

@@ -26,15 +26,25 @@ def prepare_transfer_images(dataset: Input[Dataset], images: Output[Dataset], tr
 
 @dsl.component(**COMPONENT_DEFAULTS)
 def transfer_learning(base: str, images: Input[Dataset], source: Input[Dataset], transfer_settings: dict,
-                      run: Output[Model], metrics: Output[Metrics], curves: Output[Artifact], view: Output[HTML]):
-    """Frozen base, then fine-tuning: the run folder (both .keras models), metrics, the curves PNG."""
+                      run: Output[Model], metrics: Output[Metrics], curves: Output[Artifact], view: Output[HTML],
+                      work_root: str = "", run_id: str = "", task_name: str = ""):
+    """Frozen base, then fine-tuning: the run folder (both .keras models), metrics, the curves PNG.
+
+    With work_root, run_id and task_name the run folder is work_root/run_id/task_name/run, where its
+    checkpoints survive a retry of this task; the finished folder is copied into the artifact.
+    """
     import shutil
 
+    from components import storage
     from components.report import render_html
     from components.transfer import run_transfer, settings_from_profile, transfer_section
+    from katib.access import work_uri
 
-    result = run_transfer(settings_from_profile(transfer_settings, base), images.path, run.path,
+    durable = work_uri(work_root, run_id, task_name, "run")
+    result = run_transfer(settings_from_profile(transfer_settings, base), images.path, durable or run.path,
                           source_data_uri=source.path)
+    if durable:
+        storage.download_dir(durable, run.path)
     for name in ("val_accuracy_frozen", "val_accuracy_finetuned", "test_accuracy_frozen", "test_accuracy"):
         if result[name] is not None:
             metrics.log_metric(name, result[name])

@@ -89,3 +89,32 @@ def test_pipeline_runs_every_step_as_a_container(trainer_image, tmp_path):
     assert steps >= 8 and result.stdout.count(f"Found image '{trainer_image}'") == steps
     report = (tmp_path / "in-docker" / "report" / "report.md").read_text()
     assert "| hand-written CNN | 3,831,018 |" in report and "## Question 2C: filters per conv layer" in report
+
+
+# A stand-in for tensorflow/tensorflow:2.21.0-gpu, which cannot be pulled here: the local Debian
+# base with TensorFlow installed for the system Python, where the real image has it.
+GPU_STANDIN_BASE = "fmstudy/base-python-tensorflow:standin"
+GPU_STANDIN_DOCKERFILE = """\
+FROM fmstudy/base-python:bookworm
+RUN python3 -m venv /tmp/bootstrap \\
+ && /tmp/bootstrap/bin/pip install --quiet --no-cache-dir --target /usr/local/lib/python3.11/dist-packages \\
+      tensorflow-cpu==2.21.0 \\
+ && rm -rf /tmp/bootstrap
+"""
+
+
+def test_the_gpu_variant_uses_the_base_images_tensorflow_not_a_second_copy(trainer_image, tmp_path):
+    (tmp_path / "Dockerfile").write_text(GPU_STANDIN_DOCKERFILE)
+    _docker("build", "-q", "-t", GPU_STANDIN_BASE, str(tmp_path), timeout=1800)
+    tag = "fmstudy/trainer-gpu:standin"
+    result = subprocess.run(["images/build.sh", "--variant", "gpu", "--base-image", GPU_STANDIN_BASE, "--tag", tag],
+                            cwd=REPO, capture_output=True, text=True, timeout=3600,
+                            env={"PATH": "/usr/local/bin:/usr/sbin:/usr/bin:/bin", "PYTHON": sys.executable})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    found = _docker("run", "--rm", "--entrypoint", "python", tag, "-c",
+                    "import importlib.metadata as m, tensorflow as tf; "
+                    "print(tf.__file__); print(sorted({d.metadata['Name'] for d in m.distributions() if "
+                    "str(d.locate_file('')).startswith('/opt/venv') and 'tensorflow' in d.metadata['Name'].lower()}))")
+    tf_file, venv_tensorflows = found.stdout.strip().splitlines()[-2:]
+    assert tf_file.startswith("/usr/local/lib/python3.11/dist-packages/tensorflow/"), tf_file
+    assert venv_tensorflows == "[]", f"the venv holds its own TensorFlow: {venv_tensorflows}"

@@ -159,7 +159,8 @@ step "checking the optimal trial"
 # ---------------------------------------------------------------- KFP: the pipeline on the smoke profile
 
 step "compiling the pipeline (smoke profile, image $IMAGE)"
-"$STUDY" compile --profile smoke --no-gpu --out "$WORK/study_pipeline.yaml"
+# --target kind: KFP's own MinIO as pipeline and work root, small pods, no GPUs (pipelines/cluster.py).
+"$STUDY" compile --target kind --image "$IMAGE" --profile smoke --out "$WORK/study_pipeline.yaml"
 grep -q "image: $IMAGE" "$WORK/study_pipeline.yaml"
 if grep -q "ghcr.io/fmstudy/trainer:" "$WORK/study_pipeline.yaml"; then
   echo "e2e: the compiled pipeline still names ghcr.io/fmstudy/trainer, which kind cannot pull" >&2

@@ -16,15 +16,22 @@ def _executor_output(root: Path, task: str) -> dict:
     return json.loads(path.read_text())
 
 
-def test_local_pipeline_produces_report_and_metrics_artifacts(tmp_path, fmnist_dir):
-    result = run_cli("run", "--runs-dir", tmp_path, "--run-id", "tiny",
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, fmnist_dir):
+    """The whole pipeline once on a tiny subset: (the run folder, the CLI's result)."""
+    runs = tmp_path_factory.mktemp("runs")
+    result = run_cli("run", "--runs-dir", runs, "--run-id", "tiny",
                      "--set", "data.train_size=1000", "--set", "data.test_size=300",
                      "--set", "train.epochs=1", "--set", "train.batch_size=64",
                      "--set", "sweeps.max_trials.optimizer=2", "--set", "sweeps.max_trials.activations=2",
                      "--set", "sweeps.max_trials.filters=2",
                      *TINY_TRANSFER)
     assert result.returncode == 0, result.stderr[-3000:]
-    root = tmp_path / "tiny"
+    return runs / "tiny", result
+
+
+def test_local_pipeline_produces_report_and_metrics_artifacts(tiny_run):
+    root, result = tiny_run
     report = root / "report" / "report.md"
     assert f"report: {report}" in result.stdout
     text = report.read_text()
@@ -58,7 +65,8 @@ def test_local_pipeline_produces_report_and_metrics_artifacts(tmp_path, fmnist_d
     assert "## Question 2A: optimizers" in text and "Nadam at 93.05%" in text
     assert "| study | selu, relu, relu, relu | 67 (combination 68) | 93.37% |" in text
     assert "| study | 32, 64, 64, 64 | 53 (combination 54) | 93.38% |" in text
-    assert html.count("data:image/png;base64,") == 7  # curves, confusion, 3 sweeps, 2 transfer curves
+    # curves, confusion, 3 sweeps' bars, the 2 grid sweeps' heatmaps, 2 transfer curves
+    assert html.count("data:image/png;base64,") == 9
 
     # Question 1B: the AutoKeras search beside the hand-written CNN, with the study's figures.
     assert "| AutoKeras search (vanilla block) |" in text and "23,608,205" in text and "92.10%" in text
@@ -75,3 +83,29 @@ def test_an_existing_run_folder_is_refused(tmp_path):
     result = run_cli("run", "--runs-dir", tmp_path, "--run-id", "taken")
     assert result.returncode == 2
     assert "exists already" in result.stderr.strip().splitlines()[-1]
+
+
+PAGE_CHECK = """(() => {
+  const images = [...document.images].map(i => ({alt: i.alt, loaded: i.complete && i.naturalWidth > 0}));
+  const text = document.body.innerText;
+  return {images, tables: document.querySelectorAll('table').length,
+          cells: document.querySelectorAll('td').length,
+          toc: [...document.querySelectorAll('nav a')].map(a => a.getAttribute('href')),
+          sections: [...document.querySelectorAll('section[id]')].map(s => '#' + s.id),
+          markers: ['**', '![', '|---', '| ---', '](', '`'].filter(m => text.includes(m))};
+})()"""
+
+
+def test_the_report_reads_well_in_a_real_browser(tiny_run):
+    from tests.fixtures.browser import load_page
+
+    root, _ = tiny_run
+    report_dir = root / "report"
+    page = load_page(report_dir / "report.html", PAGE_CHECK, screenshot=report_dir / "screenshot.png")
+    checked = page.result
+    assert page.console_errors == []
+    assert len(checked["images"]) == 9 and all(i["loaded"] for i in checked["images"]), checked["images"]
+    assert checked["markers"] == [], "literal Markdown in the rendered page"
+    assert checked["tables"] >= 6 and checked["cells"] > 40
+    assert checked["toc"] == checked["sections"] and len(checked["toc"]) >= 6
+    assert page.screenshot.read_bytes().startswith(b"\x89PNG") and page.screenshot.stat().st_size > 50_000

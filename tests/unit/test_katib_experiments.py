@@ -57,7 +57,11 @@ def test_generated_manifests_have_katibs_shape_and_pass_the_validator():
         spec = exp["spec"]
         assert exp["apiVersion"] == "kubeflow.org/v1beta1" and exp["kind"] == "Experiment"
         assert spec["objective"] == {"type": "maximize", "objectiveMetricName": "val_accuracy",
-                                     "additionalMetricNames": ["accuracy", "loss", "val_loss"]}
+                                     "additionalMetricNames": ["accuracy", "loss", "val_loss"],
+                                     "metricStrategies": [{"name": "val_accuracy", "value": "max"},
+                                                          {"name": "accuracy", "value": "max"},
+                                                          {"name": "loss", "value": "min"},
+                                                          {"name": "val_loss", "value": "min"}]}
         assert spec["algorithm"]["algorithmName"] == "grid"
         assert spec["maxTrialCount"] == grid_size(exp) == SWEEPS[name].grid_size
         assert spec["metricsCollectorSpec"]["collector"]["kind"] == "StdOut"

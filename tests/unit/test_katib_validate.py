@@ -127,6 +127,9 @@ BREAKS = [
     Break("kind", "random.yaml", set_("kind", "Trial"), "kind", ("'Trial'",)),
     Break("name_missing", "random.yaml", del_("metadata.name"), "metadata.name"),
     Break("name_not_dns_label", "random.yaml", set_("metadata.name", "Seed_CNN"), "metadata.name", ("Seed_CNN",)),
+    # Katib v0.19.0 validator.go: "may not be longer than 40 characters"
+    Break("name_longer_than_40", "random.yaml", set_("metadata.name", "a" * 41), "metadata.name",
+          ("41 characters", "at most 40")),
     # objective
     Break("objective_missing", "random.yaml", del_("spec.objective"), "spec.objective"),
     Break("objective_type", "random.yaml", set_("spec.objective.type", "maximise"), "spec.objective.type",
@@ -519,3 +522,25 @@ def test_load_wrong_api_version(tmp_path: Path) -> None:
 def test_load_returns_the_mapping() -> None:
     experiment = load_experiment(str(VALID_DIR / "random.yaml"))
     assert experiment["metadata"]["name"] == "seed-cnn-random"
+
+
+def test_a_name_of_exactly_40_characters_is_accepted() -> None:
+    experiment = fixture("random.yaml")
+    experiment["metadata"]["name"] = "a" * 40
+    assert validate_experiment(experiment) == []
+
+
+def test_a_configmap_template_is_reported_as_not_checked(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    configmap = VALID_DIR / "trial-configmap-source.yaml"
+    result = subprocess.run([sys.executable, "-m", "components.cli", "katib", "validate", str(configmap),
+                             str(VALID_DIR / "random.yaml")], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    first, second = result.stdout.strip().splitlines()
+    assert first.startswith(f"{configmap}: not checked: the trial template (ConfigMap ")
+    assert first.endswith("(not visible here); the rest is valid")
+    assert second == f"{VALID_DIR / 'random.yaml'}: valid"

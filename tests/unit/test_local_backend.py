@@ -298,11 +298,16 @@ def test_trial_without_objective_metric_is_failed_as_metrics_unavailable(tmp_pat
     assert result.status()["metricsUnavailableTrialList"] == [trial.name]
 
 
+def _utc(timestamp: str) -> datetime:
+    # Katib's timestamps end in "Z", which datetime.fromisoformat reads only from Python 3.11 on.
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+
+
 def test_parallel_trials_overlap(tmp_path: Path) -> None:
     experiment = make_experiment([X_PARAMETER], trial_args=["--epochs", "2", "--sleep", "0.3"], parallelTrialCount=2)
     result = run(experiment, tmp_path)
 
-    spans = [(datetime.fromisoformat(t.started_at), datetime.fromisoformat(t.finished_at)) for t in result.trials]
+    spans = [(_utc(t.started_at), _utc(t.finished_at)) for t in result.trials]
     overlapping = [(a, b) for a, b in itertools.combinations(spans, 2) if a[0] < b[1] and b[0] < a[1]]
     assert overlapping, spans
 

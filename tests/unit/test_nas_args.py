@@ -23,10 +23,10 @@ from components.nas import (
     search_role,
     trials_csv,
 )
-from components.settings import K8S_NAMESPACE, K8S_SERVICE_ACCOUNT, TRAINER_IMAGE
+from components.settings import K8S_NAMESPACE, K8S_TRIAL_SERVICE_ACCOUNT, TRAINER_IMAGE
 from tests.conftest import REPO
 
-K8S_NAS = REPO / "k8s" / "base" / "nas"
+K8S_NAS = REPO / "k8s" / "components" / "nas"
 
 
 # ----------------------------------------------------------------------- settings
@@ -149,7 +149,7 @@ def _manifests() -> dict[str, dict]:
 
 def test_manifests_are_a_chief_service_and_job_and_an_indexed_worker_job():
     docs = _manifests()
-    kustomization = docs["Kustomization/kustomization"]
+    kustomization = docs["Component/kustomization"]
     assert sorted(kustomization["resources"]) == sorted(p.name for p in K8S_NAS.glob("*.yaml")
                                                        if p.name != "kustomization.yaml")
     assert kustomization["namespace"] == K8S_NAMESPACE
@@ -179,7 +179,7 @@ def test_manifests_are_a_chief_service_and_job_and_an_indexed_worker_job():
 
     for pod in (chief_pod, worker_pod):
         spec, container = pod["spec"], pod["spec"]["containers"][0]
-        assert spec["serviceAccountName"] == K8S_SERVICE_ACCOUNT
+        assert spec["serviceAccountName"] == K8S_TRIAL_SERVICE_ACCOUNT
         assert container["command"] == ["study", "nas"]
         assert spec["volumes"][0]["persistentVolumeClaim"]["claimName"] == docs["PersistentVolumeClaim/nas-search"][
             "metadata"]["name"]
@@ -192,7 +192,7 @@ def test_manifests_are_a_chief_service_and_job_and_an_indexed_worker_job():
 
 def test_manifest_arguments_parse_with_the_settings_they_are_given():
     docs = _manifests()
-    literals = docs["Kustomization/kustomization"]["configMapGenerator"][0]["literals"]
+    literals = docs["Component/kustomization"]["configMapGenerator"][0]["literals"]
     settings = dict(item.split("=", 1) for item in literals)
     args = [a.replace("$(", "{").replace(")", "}").format(**settings)
             for a in docs["Job/nas-chief"]["spec"]["template"]["spec"]["containers"][0]["args"]]
@@ -209,7 +209,7 @@ def test_manifests_are_valid_kubernetes_objects():
     client = ApiClient()
     for key, doc in _manifests().items():
         kind = key.split("/")[0]
-        if kind == "Kustomization":
+        if kind in ("Kustomization", "Component"):
             continue
         model = client._ApiClient__deserialize(doc, f"V1{kind}")
         assert model.metadata.name == doc["metadata"]["name"]

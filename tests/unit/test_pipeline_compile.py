@@ -73,3 +73,64 @@ def test_workload_identity_by_default_mounts_no_secret(tmp_path):
     for name, executor in spec["deploymentSpec"]["executors"].items():
         assert "GOOGLE_APPLICATION_CREDENTIALS" not in {e["name"] for e in executor["container"].get("env", [])}
         assert executor["container"]["image"] == (TRAINER_GPU_IMAGE if "transfer-learning" in name else TRAINER_IMAGE)
+
+
+def test_what_a_run_may_change_is_a_pipeline_parameter_wired_into_every_sweep(tmp_path):
+    spec, _ = compiled(tmp_path, namespace="kubeflow-user-alice", sweep_timeout_s=36000.0, sweep_cleanup="keep")
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    assert params["sweep_timeout_s"]["defaultValue"] == 36000.0
+    assert params["sweep_cleanup"]["defaultValue"] == "keep"
+    assert params["katib_namespace"]["defaultValue"] == "kubeflow-user-alice"
+    assert params["work_root"]["defaultValue"].startswith("gs://")
+    tasks = spec["root"]["dag"]["tasks"]
+    for name in ("run-sweep", "run-sweep-2", "run-sweep-3"):
+        inputs = tasks[name]["inputs"]["parameters"]
+        wired = {key: inputs[key]["componentInputParameter"] for key in
+                 ("timeout_s", "sweep_cleanup", "katib_namespace", "trial_image", "trial_gpu_image", "work_root")}
+        assert wired == {"timeout_s": "sweep_timeout_s", "sweep_cleanup": "sweep_cleanup",
+                         "katib_namespace": "katib_namespace", "trial_image": "trial_image",
+                         "trial_gpu_image": "trial_gpu_image", "work_root": "work_root"}
+    # Retried steps checkpoint under work_root, keyed by the run id and their task name.
+    for name in ("train-cnn", "nas", "transfer-learning", "transfer-learning-2"):
+        inputs = tasks[name]["inputs"]["parameters"]
+        assert inputs["work_root"] == {"componentInputParameter": "work_root"}
+        assert inputs["run_id"] == {"runtimeValue": {"constant": "{{$.pipeline_job_uuid}}"}}
+        assert inputs["task_name"] == {"runtimeValue": {"constant": "{{$.pipeline_task_name}}"}}
+
+
+def test_kind_target_uses_kfps_minio_small_pods_and_the_local_image(tmp_path):
+    from components import cli
+
+    out = tmp_path / "kind.yaml"
+    assert cli.main(["compile", "--target", "kind", "--profile", "smoke", "--out", str(out)]) == 0
+    spec, platform = yaml.safe_load_all(out.read_text())
+    assert spec["defaultPipelineRoot"] == "minio://mlpipeline/v2/artifacts"
+    assert spec["root"]["inputDefinitions"]["parameters"]["work_root"]["defaultValue"] == "s3://mlpipeline/fmstudy"
+    for executor in spec["deploymentSpec"]["executors"].values():
+        container = executor["container"]
+        assert container["image"] == "fmstudy/trainer:dev"
+        assert container["resources"]["cpuRequest"] <= 0.5 and container["resources"]["memoryLimit"] <= 2.0
+        assert "accelerator" not in container["resources"]
+        env = {e["name"]: e["value"] for e in container["env"]}
+        assert env["AWS_ENDPOINT_URL_S3"] == "http://minio-service.kubeflow:9000"
+    for config in platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"].values():
+        (secret,) = config["secretAsEnv"]
+        assert secret["secretName"] == "mlpipeline-minio-artifact"
+        assert {k["envVar"] for k in secret["keyToEnv"]} == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+
+
+def test_image_and_namespace_are_compile_options_not_the_environment(tmp_path, monkeypatch):
+    from components import cli
+
+    monkeypatch.setenv("STUDY_IMAGE_REGISTRY", "ignored.example")
+    out = tmp_path / "p.yaml"
+    assert cli.main(["compile", "--image", "reg.example/fm/trainer:9", "--gpu-image", "reg.example/fm/gpu:9",
+                     "--namespace", "team-a", "--out", str(out)]) == 0
+    spec, _ = yaml.safe_load_all(out.read_text())
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    assert params["trial_image"]["defaultValue"] == "reg.example/fm/trainer:9"
+    assert params["trial_gpu_image"]["defaultValue"] == "reg.example/fm/gpu:9"
+    assert params["katib_namespace"]["defaultValue"] == "team-a"
+    images = {name: e["container"]["image"] for name, e in spec["deploymentSpec"]["executors"].items()}
+    assert set(images.values()) == {"reg.example/fm/trainer:9", "reg.example/fm/gpu:9"}
+    assert images["exec-transfer-learning"] == "reg.example/fm/gpu:9"

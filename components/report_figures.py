@@ -1,0 +1,109 @@
+"""The report's pictures of a sweep, drawn from its summary.json.
+
+Bars start at zero, so a 1 pp difference looks like 1 pp; the study's figure is a line across
+them. A sweep of four layers with three values each (81 = 3^4 combinations) is also a 9 x 9
+heatmap: rows are the values of layers 1-2, columns those of layers 3-4, in the study's
+lexicographic numbering, with the study's pick and ours marked. matplotlib is used through
+``Figure`` only (no pyplot state), rendered to PNG bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import math
+from collections.abc import Sequence
+
+OBJECTIVE = "val_accuracy"
+# A longer sweep shows its best trials as bars (the heatmap shows them all).
+MAX_BARS = 20
+
+
+def _png(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    return buffer.getvalue()
+
+
+def objective_bars(summary: dict, label: str, study_value: float | None, study_label: str) -> bytes | None:
+    """Every trial's validation accuracy, best first, on an axis from 0 to 1 (PNG)."""
+    figure = objective_bars_figure(summary, label, study_value, study_label)
+    return None if figure is None else _png(figure)
+
+
+def objective_bars_figure(summary: dict, label: str, study_value: float | None, study_label: str):
+    from matplotlib.figure import Figure
+
+    ranked = sorted((t for t in summary["trials"] if t.get(OBJECTIVE) is not None), key=lambda t: -t[OBJECTIVE])
+    if not ranked:
+        return None
+    rows = ranked[:MAX_BARS]
+    names = [", ".join(map(str, t["combination"])) for t in rows]
+    heights = [t[OBJECTIVE] for t in rows]
+    figure = Figure(figsize=(8, max(2.5, 0.28 * len(rows) + 1.2)), layout="constrained")
+    axes = figure.add_subplot()
+    colors = ["tab:orange" if t["name"] == summary.get("best_trial") else "tab:blue" for t in rows]
+    positions = range(len(rows))
+    bars = axes.barh(positions, heights, color=colors)
+    axes.bar_label(bars, labels=[f"{100 * h:.2f}%" for h in heights], padding=2, fontsize=7)
+    axes.set_yticks(list(positions), names, fontsize=7 if len(rows) > 20 else 8)
+    axes.invert_yaxis()
+    axes.set_xlim(0, 1.08)
+    axes.set_xlabel("validation accuracy (axis from 0)")
+    shown = f"the best {len(rows)} of {len(ranked)}" if len(rows) < len(ranked) else f"{len(rows)}"
+    axes.set_title(f"{label}: {shown} trials, best first")
+    if study_value is not None:
+        axes.axvline(study_value, color="black", linestyle="--", linewidth=1)
+        axes.text(study_value, len(rows) - 0.4, f" study: {study_label}\n {100 * study_value:.2f}%", fontsize=7,
+                  va="top", ha="right")
+    axes.grid(axis="x", alpha=0.3)
+    return figure
+
+
+def grid_heatmap(summary: dict, label: str, study_combination: Sequence | None) -> bytes | None:
+    """A 4-parameter, 3-value grid as a 9 x 9 map of validation accuracy (blank: not run)."""
+    values = summary.get("values")
+    if not values or len(values) != 4 or any(len(v) != 3 for v in values):
+        return None
+    from matplotlib.figure import Figure
+
+    grid = [[math.nan] * 9 for _ in range(9)]
+    for trial in summary["trials"]:
+        if trial.get(OBJECTIVE) is not None:
+            row, col = divmod(trial["index"], 9)
+            grid[row][col] = trial[OBJECTIVE]
+    if all(math.isnan(v) for line in grid for v in line):
+        return None
+    row_labels = [f"{a}, {b}" for a, b in itertools.product(values[0], values[1])]
+    col_labels = [f"{a}, {b}" for a, b in itertools.product(values[2], values[3])]
+    figure = Figure(figsize=(7.5, 6.5), layout="constrained")
+    axes = figure.add_subplot()
+    image = axes.imshow(grid, cmap="viridis")
+    figure.colorbar(image, ax=axes, label="validation accuracy", shrink=0.8)
+    axes.set_xticks(range(9), col_labels, rotation=45, ha="right", fontsize=8)
+    axes.set_yticks(range(9), row_labels, fontsize=8)
+    axes.set_xlabel("layers 3, 4")
+    axes.set_ylabel("layers 1, 2")
+    run = sum(not math.isnan(v) for line in grid for v in line)
+    axes.set_title(f"{label}: {run} of 81 combinations run")
+    marks = [(summary.get("best_index"), "o", "ours", "white")]
+    if study_combination is not None:
+        try:
+            study_index = _index_of([str(v) for v in study_combination], values)
+        except ValueError:
+            study_index = None
+        marks.append((study_index, "x", "study", "red"))
+    for index, marker, name, color in marks:
+        if index is not None:
+            row, col = divmod(index, 9)
+            style = {"facecolors": "none", "edgecolors": color} if marker == "o" else {"c": color}
+            axes.scatter([col], [row], marker=marker, s=160, linewidths=2, label=name, **style)
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, fontsize=8, facecolor="lightgrey")
+    return _png(figure)
+
+
+def _index_of(combination: Sequence[str], values: Sequence[Sequence[str]]) -> int:
+    index = 0
+    for value, options in zip(combination, values):
+        index = index * len(options) + [str(o) for o in options].index(value)
+    return index

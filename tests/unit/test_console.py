@@ -1,0 +1,90 @@
+"""The progress view of `study run`, fed the lines kfp.local and the local Katib backend print.
+
+The task lines are kfp.local 2.17's own format (kfp/local/logging_utils.py: task names in
+cyan, statuses in green/red, behind `HH:MM:SS.fff - LEVEL - `); the trial lines are what
+katib/local/runner.py logs for each trial.
+"""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from pipelines.console import ANSI, LogTee, Progress
+
+CYAN, GREEN, RED, RESET = "\033[96m", "\033[92m", "\033[91m", "\033[0m"
+
+
+def kfp_task(name: str, status: str | None = None) -> str:
+    if status is None:
+        return f"10:00:00.001 - INFO - Executing task {CYAN}'{name}'{RESET}"
+    color = GREEN if status == "SUCCESS" else RED
+    level = "INFO" if status == "SUCCESS" else "ERROR"
+    return f"10:00:09.002 - {level} - Task {CYAN}'{name}'{RESET} finished with status {color}{status}{RESET}"
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_steps_sweeps_and_epochs_become_plain_events():
+    clock = Clock()
+    progress = Progress(["prepare-data", "run-sweep"], {"run-sweep": 4}, {"run-sweep": 2}, clock=clock)
+    events = []
+    for line, advance in [
+        (kfp_task("prepare-data"), 0), ("data: wrote runs/x/data", 5), (kfp_task("prepare-data", "SUCCESS"), 0),
+        (kfp_task("run-sweep"), 0), ("[opt-a1b2] started: optimizer=Adam", 0),
+        ("[opt-a1b2] epoch=1 accuracy=0.7 loss=0.8 val_accuracy=0.71 val_loss=0.8", 30),
+        ("[opt-a1b2] Succeeded val_accuracy=0.8123: Trial has succeeded", 30),
+        ("[opt-c3d4] started: optimizer=Ftrl", 0),
+        ("[opt-c3d4] Succeeded val_accuracy=0.1: Trial has succeeded", 60),
+    ]:
+        clock.now += advance
+        events += progress.feed(line)
+    assert events == [
+        "step prepare-data: running",
+        "step prepare-data: succeeded in 5 s",
+        "step run-sweep: running",
+        "sweep run-sweep: trial 1/4 done (opt-a1b2: Succeeded, val_accuracy=0.8123); "
+        "best val_accuracy 0.8123, about 3 min left",
+        "sweep run-sweep: trial 2/4 done (opt-c3d4: Succeeded, val_accuracy=0.1000); "
+        "best val_accuracy 0.8123, about 2 min left",
+    ]
+    assert all(not ANSI.search(e) for e in events)
+
+
+def test_the_live_view_shows_each_step_the_sweep_and_the_epoch_bar():
+    progress = Progress(["prepare-data", "train-cnn"], {}, {"train-cnn": 4}, clock=Clock())
+    for line in (kfp_task("prepare-data"), kfp_task("prepare-data", "SUCCESS"), kfp_task("train-cnn"),
+                 "epoch=2 accuracy=0.8 loss=0.5 val_accuracy=0.8 val_loss=0.5"):
+        progress.feed(line)
+    out = io.StringIO()
+    Console(file=out, force_terminal=True, width=100).print(progress.renderable())
+    text = ANSI.sub("", out.getvalue())
+    assert "✓  prepare-data  succeeded" in text and "▶  train-cnn     running" in text
+    assert "train-cnn: epoch 2/4" in text
+    assert "\x1b[" in out.getvalue()  # a terminal gets colour
+
+
+def test_a_failing_step_keeps_its_last_30_lines():
+    progress = Progress(["prepare-data"], {}, {}, clock=Clock())
+    progress.feed(kfp_task("prepare-data"))
+    for i in range(40):
+        progress.feed(f"line {i}")
+    progress.feed(kfp_task("prepare-data", "FAILURE"))
+    step = progress.failing_step()
+    assert step.name == "prepare-data" and step.state == "failed"
+    assert list(step.lines) == [f"line {i}" for i in range(10, 40)]
+
+
+def test_the_tee_writes_everything_to_the_log_and_feeds_whole_lines():
+    log, seen = io.StringIO(), []
+    tee = LogTee(log, seen.append)
+    tee.write("first pa")
+    tee.write("rt\nsecond\nthi")
+    assert seen == ["first part", "second"] and log.getvalue() == "first part\nsecond\nthi"

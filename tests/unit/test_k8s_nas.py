@@ -1,0 +1,107 @@
+"""The AutoKeras search's manifests (k8s/components/nas), as the opt-in overlays render them:
+the KerasTuner chief and workers read the study's settings and the dataset the data step writes,
+can write their shared search volume as the image's user, are sized for kind, and put the
+workers on the GPU pool on GKE.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from components.profiles import load_profile
+from components.settings import IMAGE_UID
+from katib.experiments import cluster_experiments
+from tests.e2e.kind_e2e import SETTINGS_CONFIGMAP, primary_container
+from tests.fixtures.kustomize import (
+    NAS_JOBS,
+    NAS_ROOTS,
+    default_settings,
+    needs_kubectl,
+    objects,
+    one,
+    option_value,
+    pod_specs,
+)
+
+GPU_NODE_LABEL = "cloud.google.com/gke-accelerator"
+GPU_ACCELERATOR = "nvidia-tesla-t4"
+GPU_RESOURCE = "nvidia.com/gpu"
+KEY_SECRET = "fmstudy-gcs-key"
+
+
+@needs_kubectl
+@pytest.mark.parametrize("root", NAS_ROOTS)
+def test_jobs_read_the_settings_and_mount_the_key_optionally(root):
+    jobs = {name: spec for name, spec in pod_specs(root).items() if name.startswith("Job/")}
+    assert NAS_JOBS <= set(jobs), "the KerasTuner Jobs (components/nas) are included"
+    for where, spec in jobs.items():
+        container = spec["containers"][0]
+        assert {"configMapRef": {"name": SETTINGS_CONFIGMAP}} in container["envFrom"], where
+        if where.startswith("Job/nas-"):
+            assert any(ref.get("configMapRef", {}).get("name", "").startswith("nas-settings")
+                       for ref in container["envFrom"]), f"{where} keeps its own nas-settings"
+            [volume] = [v for v in spec["volumes"] if v.get("secret", {}).get("secretName") == KEY_SECRET]
+            assert volume["secret"]["optional"] is True, where
+            [mount] = [m for m in container["volumeMounts"] if m["name"] == volume["name"]]
+            assert mount["readOnly"] is True
+            settings = one(root, "ConfigMap", SETTINGS_CONFIGMAP)["data"]
+            assert settings["STUDY_GCS_KEY_FILE"].startswith(mount["mountPath"] + "/")
+
+
+@needs_kubectl
+def test_kind_search_has_smaller_requests():
+    def cpu(quantity: str) -> float:
+        return float(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
+
+    cloud, kind = pod_specs("overlays/gpu-cloud-nas"), pod_specs("overlays/kind-nas")
+    for where in NAS_JOBS:
+        cloud_requests = cloud[where]["containers"][0]["resources"]["requests"]
+        kind_requests = kind[where]["containers"][0]["resources"]["requests"]
+        assert cpu(kind_requests["cpu"]) < cpu(cloud_requests["cpu"]), where
+    for where, spec in kind.items():
+        assert cpu(spec["containers"][0]["resources"]["requests"]["cpu"]) <= 1, \
+            f"{where}: a kind node has a few cores for everything"
+    [claim] = objects("overlays/kind-nas", "PersistentVolumeClaim")
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"], "kind's local-path provisioner has no RWX"
+
+
+@needs_kubectl
+@pytest.mark.parametrize("root", NAS_ROOTS)
+def test_search_reads_the_dataset_the_data_step_writes(root):
+    # The data step's artifact: what the Experiments' trials read and the kind seed Job writes.
+    data_uris = {option_value(primary_container(e)["command"], "--data")
+                 for e in cluster_experiments(load_profile("seed")).values()}
+    [data_uri] = data_uris
+    seed = pod_specs("overlays/kind")["Job/fmstudy-seed-data"]["containers"][0]
+    assert option_value(seed["command"] + seed["args"], "--out") == data_uri
+    [settings] = [c for c in objects(root, "ConfigMap") if c["metadata"]["name"].startswith("nas-settings")]
+    assert settings["data"]["DATA_URI"] == data_uri
+
+
+@needs_kubectl
+@pytest.mark.parametrize("root", NAS_ROOTS)
+def test_search_volume_is_writable_by_the_image_user(root):
+    # A new volume's root is owned by root; fsGroup makes the kubelet hand it to the pod's group.
+    for where in NAS_JOBS:
+        spec = pod_specs(root)[where]
+        assert spec["securityContext"]["fsGroup"] == IMAGE_UID, where
+        assert spec["securityContext"]["runAsUser"] == IMAGE_UID, where
+        assert any(v.get("persistentVolumeClaim") for v in spec["volumes"]), where
+
+
+@needs_kubectl
+def test_gpu_overlay_puts_the_kerastuner_workers_on_the_gpu_pool():
+    defaults = default_settings()
+    specs = pod_specs("overlays/gpu-cloud-nas")
+    workers = specs["Job/nas-workers"]
+    assert workers["nodeSelector"] == {GPU_NODE_LABEL: GPU_ACCELERATOR}
+    assert {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"} in workers["tolerations"]
+    container = workers["containers"][0]
+    assert container["image"] == defaults["trainer_gpu"]
+    assert container["resources"]["limits"][GPU_RESOURCE] == "1"
+    # The chief only runs the oracle: it stays on CPU nodes with the CPU image.
+    chief = specs["Job/nas-chief"]
+    assert not chief.get("nodeSelector") and not chief.get("tolerations")
+    assert chief["containers"][0]["image"] == defaults["trainer"]
+    [claim] = objects("overlays/gpu-cloud-nas", "PersistentVolumeClaim")
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"] and claim["spec"]["storageClassName"]

@@ -1,0 +1,98 @@
+"""The report's rendering: Markdown through markdown-it-py into one page, and the sweep pictures."""
+
+from __future__ import annotations
+
+import html.parser
+import itertools
+
+from components.report import Section, anchor, render_html, render_markdown
+from components.report_figures import grid_heatmap, objective_bars, objective_bars_figure
+
+VALUES = [["elu", "relu", "selu"]] * 4
+
+
+def grid_summary(n: int = 81) -> dict:
+    combos = list(itertools.product(*VALUES))[:n]
+    trials = [{"name": f"t{i}", "state": "Succeeded", "combination": list(c), "index": i,
+               "val_accuracy": 0.90 + 0.0004 * i} for i, c in enumerate(combos)]
+    return {"trials": trials, "values": VALUES, "best_trial": trials[-1]["name"], "best_index": n - 1}
+
+
+class _Page(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.text, self.tags, self.images, self.ids, self.links = [], [], [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.tags.append(tag)
+        if tag == "img":
+            self.images.append(attrs["src"])
+        if "id" in attrs:
+            self.ids.append(attrs["id"])
+        if tag == "a":
+            self.links.append(attrs["href"])
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def test_html_is_rendered_markdown_with_a_table_of_contents_and_inlined_figures():
+    png = objective_bars(grid_summary(8), "Sweep B", 0.9337, "selu, relu, relu, relu")
+    sections = [Section("Data", "Fashion-MNIST from `debian:/usr/share`."),
+                Section("Question 2A: optimizers", "Best: **RMSprop** at 90.00%.",
+                        [["optimizer", "validation accuracy"], ["RMSprop", "90.00%"], ["Adam", "89.00%"]],
+                        {"sweep_optimizer_objective.png": png})]
+    page = _Page()
+    page.feed(render_html("Study", sections))
+    text = "".join(page.text)
+    assert "**" not in text and "`" not in text and "![" not in text and "|---" not in text
+    assert page.tags.count("strong") == 2  # "Contents" and **RMSprop**
+    assert page.tags.count("code") == 1 and page.tags.count("table") == 1
+    assert page.images == ["data:image/png;base64," + __import__("base64").b64encode(png).decode()]
+    assert [link.lstrip("#") for link in page.links] == page.ids == [anchor(s.title) for s in sections]
+    assert anchor("Question 2A: optimizers") == "question-2a-optimizers"
+    # The Markdown keeps relative figure links for the report folder.
+    assert "![sweep_optimizer_objective.png](sweep_optimizer_objective.png)" in render_markdown("Study", sections)
+
+
+def test_bars_start_at_zero_and_the_studys_figure_is_drawn():
+    figure = objective_bars_figure(grid_summary(8), "Sweep B", 0.9337, "study pick")
+    axes = figure.axes[0]
+    assert axes.get_xlim()[0] == 0  # an honest axis: no zoom onto 0.90..0.91
+    assert [line.get_xdata()[0] for line in axes.get_lines()] == [0.9337]
+
+
+def test_a_four_layer_three_value_sweep_gets_a_heatmap_and_a_one_parameter_sweep_does_not():
+    assert grid_heatmap(grid_summary(81), "Sweep B", ("selu", "relu", "relu", "relu")).startswith(b"\x89PNG")
+    assert grid_heatmap(grid_summary(3), "Sweep B", None).startswith(b"\x89PNG")  # partly run: blanks
+    optimizer = {"trials": [{"name": "a", "combination": ["Adam"], "index": 0, "val_accuracy": 0.9}],
+                 "values": [["Adam", "Nadam"]], "best_index": 0}
+    assert grid_heatmap(optimizer, "Sweep A", None) is None
+    assert grid_heatmap({"trials": [], "values": VALUES}, "Sweep B", None) is None
+
+
+def _artifacts(tmp_path, train: int, epochs: int, accuracy: float):
+    import json
+
+    for name, content in (("data", {"counts": {"train": train, "val": 600, "test": 2000}}),
+                          ("model", {"epochs": epochs}), ("eval", {"test_accuracy": accuracy})):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metadata.json" if name == "data" else tmp_path / name / "metrics.json").write_text(
+            json.dumps(content))
+    return str(tmp_path / "data"), str(tmp_path / "model"), str(tmp_path / "eval")
+
+
+def test_a_small_run_says_so_first_with_its_distance_from_the_study(tmp_path):
+    from components.report import run_scale_note
+
+    note = run_scale_note(*_artifacts(tmp_path, 5400, 3, 0.8712))
+    assert note.startswith("**A small run, made to show the flow.**")
+    assert "5,400 images for 3 epoch(s)" in note and "54,000 images and 10 epochs" in note
+    assert "87.12% here against the study's 92.43% (-5.3 pp)" in note
+
+
+def test_a_run_of_the_studys_size_has_no_such_note(tmp_path):
+    from components.report import run_scale_note
+
+    assert run_scale_note(*_artifacts(tmp_path, 54000, 10, 0.9130)) is None
