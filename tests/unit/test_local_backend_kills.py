@@ -337,3 +337,18 @@ def test_a_running_record_whose_optuna_trial_is_closed_runs_again_under_a_new_on
     trials = optuna.load_study(study_name="sweep", storage=storage).trials
     assert trials[1].params == {"x": 0.5} and trials[1].state == optuna.trial.TrialState.COMPLETE
     assert sorted(t.assignment_values["x"] for t in result.trials) == ["0.1", "0.3", "0.5"]
+
+
+def test_the_run_folder_lock_is_reentrant_in_its_process(tmp_path: Path) -> None:
+    # katib.sweep holds it around run_experiment, which takes it again.
+    from katib.local import RunFolderLock
+
+    experiment = make_experiment(GRID_3, maxTrialCount=1)
+    experiment_file = tmp_path / "experiment.json"
+    experiment_file.write_text(json.dumps(experiment))
+    with RunFolderLock(tmp_path / "run"):
+        assert run(experiment, tmp_path / "run").succeeded
+        other = subprocess.run([sys.executable, str(RUN_SWEEP), str(experiment_file), str(tmp_path / "run")],
+                               env=child_env(), capture_output=True, text=True, timeout=90)
+        assert other.returncode == 2 and f"(pid {os.getpid()})" in other.stderr
+    assert run(experiment, tmp_path / "run").succeeded  # released when the outer holder let go
