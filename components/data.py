@@ -247,9 +247,10 @@ class Dataset:
     y: dict[str, np.ndarray]
     metadata: dict
 
-    def images(self, split: str) -> np.ndarray:
-        """Images as float32 in [0, 1] with a channel axis: (N, 28, 28, 1)."""
-        return (self.x[split].astype("float32") / 255.0)[..., None]
+    def images(self, split: str, order: np.ndarray | None = None) -> np.ndarray:
+        """Images (those at ``order``, in that order) as float32 in [0, 1] with a channel axis: (N, 28, 28, 1)."""
+        x = self.x[split] if order is None else self.x[split][order]
+        return (x.astype("float32") / 255.0)[..., None]
 
 
 def load_dataset(uri: str, cache_dir: str | Path | None = None) -> Dataset:

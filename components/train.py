@@ -5,6 +5,15 @@ collector parses with its default filter, writes TensorBoard scalars, and
 checkpoints to the output. Started again on the same output, the trial
 resumes after the last finished epoch. ``metrics.json`` is written last: it
 is the mark of a finished trial.
+
+A resumed trial records what an uninterrupted one would. Keras restores the
+weights and the optimizer (moments and ``iterations``) from ``model.keras``,
+but not the random streams: Dropout's seed-generator state and the order
+``fit(shuffle=True)`` draws both restart from the seed in a new process. A
+resumed epoch then replays epoch 1's batches with epoch 1's dropout masks,
+which the model has already fitted, and reports a training loss that is far
+too low. So the trial draws each epoch's order from ``(seed, epoch)`` itself
+and keeps the seed-generator states in the checkpoint.
 """
 
 from __future__ import annotations
@@ -18,10 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from components import storage
 from components.data import load_dataset
 from components.errors import TrialDiverged, UserError
+from components.faults import fault_point
 from components.hparams import OPTIMIZERS, TrialConfig
 from components.models import build_seed_cnn, param_counts
 from components.settings import ADDITIONAL_METRICS, OBJECTIVE_METRIC
@@ -53,6 +64,7 @@ class _State:
     train_seconds: float = 0.0
     images_seen: int = 0
     epoch_seconds: list[float] = field(default_factory=list)  # training part of each epoch
+    rng_states: list[list[int]] = field(default_factory=list)  # Dropout seed generators, model order
 
 
 class _EpochCallback(keras.callbacks.Callback):
@@ -92,7 +104,28 @@ class _EpochCallback(keras.callbacks.Callback):
         self.log(f"trial: epoch {epoch + 1}/{self.config.epochs} trained in {seconds:.1f} s "
                  f"({self.n_train / max(seconds, 1e-9):.0f} images/s)")
         self.tb.scalars({k: v for k, v in logs.items() if k in METRIC_NAMES}, step=epoch + 1)
+        self.state.rng_states = [[int(v) for v in np.asarray(s)] for s in _seed_states(self.model)]
         _save_checkpoint(self.model, self.ws, self.state, self.config)
+        fault_point("trial.epoch-checkpointed", epoch + 1)
+
+
+def _seed_states(model: keras.Model) -> list:
+    """The model's seed-generator state variables (Dropout's masks), in a stable order."""
+    return [v for v in model.variables if v.name == "seed_generator_state"]
+
+
+def _restore_seed_states(model: keras.Model, states: list[list[int]]) -> None:
+    variables = _seed_states(model)
+    if len(states) != len(variables):
+        raise UserError(f"checkpoint holds {len(states)} random-generator states, the model has "
+                        f"{len(variables)}: the checkpoint is from another model; use a new output location")
+    for variable, value in zip(variables, states):
+        variable.assign(np.asarray(value, dtype=variable.dtype))
+
+
+def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    """The training images' order in epoch ``epoch`` (0-based): the same in any process."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
 
 
 def save_model(model: keras.Model, path: Path) -> None:
@@ -124,7 +157,10 @@ def _load_checkpoint(ws: storage.Workspace, config: TrialConfig) -> tuple[keras.
         raise UserError(f"{ws.uri}: holds a trial with other settings ({saved}); "
                         "use a new output location")
     model = keras.models.load_model(ws.path(CHECKPOINT_DIR, "model.keras"))
-    return model, _State(**record)
+    state = _State(**record)
+    if state.rng_states:
+        _restore_seed_states(model, state.rng_states)
+    return model, state
 
 
 def _replay(metrics: dict) -> None:
@@ -148,14 +184,14 @@ def run_trial(config: TrialConfig, data_uri: str, output_uri: str,
             return metrics
 
     data = load_dataset(data_uri)
-    x_train, y_train = data.images("train"), data.y["train"]
+    y_train = np.asarray(data.y["train"])
     x_val, y_val = data.images("val"), data.y["val"]
     keras.utils.set_random_seed(config.seed)
 
     model, state = _load_checkpoint(ws, config)
     if model is None:
         model = build_seed_cnn(config.activations, config.filters,
-                               input_shape=x_train.shape[1:], num_classes=int(data.metadata["num_classes"]))
+                               input_shape=x_val.shape[1:], num_classes=int(data.metadata["num_classes"]))
         model.compile(optimizer=make_optimizer(config.optimizer, config.learning_rate),
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     else:
@@ -166,10 +202,13 @@ def run_trial(config: TrialConfig, data_uri: str, output_uri: str,
         tb.hparams({k: (",".join(map(str, v)) if isinstance(v, list) else v)
                     for k, v in config.as_dict().items()})
     wall_start = time.perf_counter()
-    if state.epoch < config.epochs:
-        model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=config.epochs,
-                  initial_epoch=state.epoch, batch_size=config.batch_size, shuffle=True,
-                  verbose=0, callbacks=[_EpochCallback(ws, state, config, len(x_train), tb, log)])
+    callback = _EpochCallback(ws, state, config, len(y_train), tb, log)
+    for epoch in range(state.epoch, config.epochs):
+        # One fit call per epoch, in an order of our own (see the module docstring).
+        order = epoch_order(config.seed, epoch, len(y_train))
+        model.fit(data.images("train", order), y_train[order], validation_data=(x_val, y_val),
+                  epochs=epoch + 1, initial_epoch=epoch, batch_size=config.batch_size, shuffle=False,
+                  verbose=0, callbacks=[callback])
     tb.close()
 
     metrics = _summarize(config, state, model, time.perf_counter() - wall_start)

@@ -98,3 +98,34 @@ def test_trial_writes_to_gcs_and_resumes_from_it(tiny_data, gcs_bucket, gcs_env)
     assert longer.returncode == 0, longer.stderr
     assert "resuming after epoch 1 of 2" in longer.stderr
     assert json.loads(storage.read_text(f"{uri}/metrics.json"))["epochs"] == 2
+
+
+def _history(out) -> dict[str, list[float]]:
+    return json.loads((out / "metrics.json").read_text())["history"]
+
+
+@pytest.mark.parametrize("kill_after", [1, 2])
+def test_killed_and_resumed_trial_records_what_an_uninterrupted_one_does(tiny_data, tmp_path, kill_after):
+    """Before the fix, the resumed epoch replayed epoch 1's batch order and dropout masks (Keras
+    restores neither) and reported e.g. accuracy 0.98 / loss 0.10 against 0.72 / 0.81 uninterrupted.
+    Measured noise: 0.0 (bit-identical histories over 3 uninterrupted and 3 resumed runs on a 2-core
+    CPU, TensorFlow backend); the tolerance only allows for thread-dependent float summation elsewhere."""
+    args = ["train", "--data", tiny_data, "--epochs", "3", "--batch-size", "64", "--seed", "3",
+            "--filters", "16,16,32,32"]
+    whole = run_cli(*args, "--output", tmp_path / "whole")
+    assert whole.returncode == 0, whole.stderr
+    env = {**os.environ, "STUDY_FAULT": f"trial.epoch-checkpointed@{kill_after}"}
+    killed = run_cli(*args, "--output", tmp_path / "resumed", env=env)
+    assert killed.returncode == -signal.SIGKILL
+    assert not (tmp_path / "resumed" / "metrics.json").exists()
+    resumed = run_cli(*args, "--output", tmp_path / "resumed")
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming after epoch {kill_after} of 3" in resumed.stderr
+
+    expected, got = _history(tmp_path / "whole"), _history(tmp_path / "resumed")
+    assert set(got) == set(expected)
+    for name in expected:
+        assert got[name] == pytest.approx(expected[name], rel=1e-5, abs=1e-6), name
+    # What Katib collected over both attempts is the uninterrupted run's lines, once each.
+    collected = katib_parse(killed.stdout) + katib_parse(resumed.stdout)
+    assert collected == katib_parse(whole.stdout)
