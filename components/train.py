@@ -19,6 +19,7 @@ and keeps the seed-generator states in the checkpoint.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import time
@@ -70,10 +71,10 @@ class _State:
 class _EpochCallback(keras.callbacks.Callback):
     """Per epoch: NaN check, the Katib metrics line, TensorBoard scalars, checkpoint."""
 
-    def __init__(self, ws: storage.Workspace, state: _State, config: TrialConfig,
+    def __init__(self, ws: storage.Workspace, state: _State, config: TrialConfig, data_id: str,
                  n_train: int, tb: SummaryLog, log: Callable[[str], None]):
         super().__init__()
-        self.ws, self.state, self.config = ws, state, config
+        self.ws, self.state, self.config, self.data_id = ws, state, config, data_id
         self.n_train, self.tb, self.log = n_train, tb, log
         self._epoch_start = self._train_end = 0.0
 
@@ -105,7 +106,7 @@ class _EpochCallback(keras.callbacks.Callback):
                  f"({self.n_train / max(seconds, 1e-9):.0f} images/s)")
         self.tb.scalars({k: v for k, v in logs.items() if k in METRIC_NAMES}, step=epoch + 1)
         self.state.rng_states = [[int(v) for v in np.asarray(s)] for s in _seed_states(self.model)]
-        _save_checkpoint(self.model, self.ws, self.state, self.config)
+        _save_checkpoint(self.model, self.ws, self.state, self.config, self.data_id)
         fault_point("trial.epoch-checkpointed", epoch + 1)
 
 
@@ -135,27 +136,59 @@ def save_model(model: keras.Model, path: Path) -> None:
 
 
 def _save_checkpoint(model: keras.Model, ws: storage.Workspace, state: _State,
-                     config: TrialConfig) -> None:
+                     config: TrialConfig, data_id: str) -> None:
     ckpt = ws.path(CHECKPOINT_DIR)
     ckpt.mkdir(parents=True, exist_ok=True)
     # Model first, state second: a state file always describes a complete model file.
     save_model(model, ckpt / "model.keras")
-    record = {"config": config.as_dict(), **dataclasses.asdict(state)}
+    record = {"config": config.as_dict(), "data": data_id, **dataclasses.asdict(state)}
     with storage.atomic_local_path(ckpt / "state.json") as tmp:
         tmp.write_text(json.dumps(record))
     ws.push(f"{CHECKPOINT_DIR}/model.keras", f"{CHECKPOINT_DIR}/state.json", "tensorboard")
 
 
-def _load_checkpoint(ws: storage.Workspace, config: TrialConfig) -> tuple[keras.Model | None, _State]:
+def _differences(saved: dict, wanted: dict) -> str:
+    """``optimizer Adam (asked: Nadam), filters ...``: the settings, epochs aside, that differ."""
+    names = sorted((set(saved) | set(wanted)) - {"epochs"})
+    return ", ".join(f"{n} {saved.get(n)} (asked: {wanted.get(n)})" for n in names if saved.get(n) != wanted.get(n))
+
+
+def _check_same_trial(uri: str, what: str, saved: dict, saved_data: str | None, epochs_done: int,
+                      config: TrialConfig, data_id: str) -> None:
+    """The output holds this trial (same settings and data) and no more epochs than asked for.
+
+    More epochs than were run continue the same trial, so a longer run on the same output is
+    allowed; anything else would report the old trial's results as the new one's.
+    """
+    differ = _differences(saved, config.as_dict())
+    if saved_data is not None and saved_data != data_id:
+        differ = ", ".join(filter(None, [differ, "data (another dataset artifact)"]))
+    if differ:
+        raise UserError(f"{uri}: holds {what} with other settings: {differ}; use a new output location")
+    if epochs_done > config.epochs:
+        raise UserError(f"{uri}: holds {what} of {epochs_done} epochs, more than epochs={config.epochs}; "
+                        "use a new output location")
+
+
+def data_identity(data_uri: str) -> str:
+    """The dataset artifact's identity: the sha256 of its completion marker (content, not location)."""
+    from components.data import METADATA
+
+    try:
+        return hashlib.sha256(storage.read_bytes(storage.join(data_uri, METADATA))).hexdigest()
+    except UserError:
+        raise UserError(f"{data_uri}: not a dataset artifact (no {METADATA}; was the data step finished?)") from None
+
+
+def _load_checkpoint(ws: storage.Workspace, config: TrialConfig,
+                     data_id: str) -> tuple[keras.Model | None, _State]:
     state_file = ws.path(CHECKPOINT_DIR, "state.json")
     if not state_file.exists():
         return None, _State()
     record = json.loads(state_file.read_text())
     saved = record.pop("config")
-    if {k: v for k, v in saved.items() if k != "epochs"} != \
-            {k: v for k, v in config.as_dict().items() if k != "epochs"}:
-        raise UserError(f"{ws.uri}: holds a trial with other settings ({saved}); "
-                        "use a new output location")
+    saved_data = record.pop("data", None)
+    _check_same_trial(ws.uri, "a trial checkpoint", saved, saved_data, record["epoch"], config, data_id)
     model = keras.models.load_model(ws.path(CHECKPOINT_DIR, "model.keras"))
     state = _State(**record)
     if state.rng_states:
@@ -176,9 +209,12 @@ def run_trial(config: TrialConfig, data_uri: str, output_uri: str,
     config = config.normalized()
     ws = storage.Workspace(output_uri)
     ws.pull()
+    data_id = data_identity(data_uri)
     if ws.path(METRICS_FILE).exists():
         metrics = json.loads(ws.path(METRICS_FILE).read_text())
-        if metrics["epochs"] >= config.epochs:
+        _check_same_trial(output_uri, "a finished trial", metrics["config"], metrics.get("data"),
+                          metrics["epochs"], config, data_id)
+        if metrics["epochs"] == config.epochs:
             log(f"trial: {output_uri} already finished; printing its metrics again")
             _replay(metrics)
             return metrics
@@ -188,7 +224,7 @@ def run_trial(config: TrialConfig, data_uri: str, output_uri: str,
     x_val, y_val = data.images("val"), data.y["val"]
     keras.utils.set_random_seed(config.seed)
 
-    model, state = _load_checkpoint(ws, config)
+    model, state = _load_checkpoint(ws, config, data_id)
     if model is None:
         model = build_seed_cnn(config.activations, config.filters,
                                input_shape=x_val.shape[1:], num_classes=int(data.metadata["num_classes"]))
@@ -202,7 +238,7 @@ def run_trial(config: TrialConfig, data_uri: str, output_uri: str,
         tb.hparams({k: (",".join(map(str, v)) if isinstance(v, list) else v)
                     for k, v in config.as_dict().items()})
     wall_start = time.perf_counter()
-    callback = _EpochCallback(ws, state, config, len(y_train), tb, log)
+    callback = _EpochCallback(ws, state, config, data_id, len(y_train), tb, log)
     for epoch in range(state.epoch, config.epochs):
         # One fit call per epoch, in an order of our own (see the module docstring).
         order = epoch_order(config.seed, epoch, len(y_train))
@@ -211,7 +247,7 @@ def run_trial(config: TrialConfig, data_uri: str, output_uri: str,
                   verbose=0, callbacks=[callback])
     tb.close()
 
-    metrics = _summarize(config, state, model, time.perf_counter() - wall_start)
+    metrics = {**_summarize(config, state, model, time.perf_counter() - wall_start), "data": data_id}
     save_model(model, ws.path("model.keras"))
     ws.path("history.json").write_text(json.dumps(state.history, indent=2))
     ws.push("model.keras", "history.json", "tensorboard")

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from components.settings import KATIB_DEFAULT_METRICS_FILTER
-from tests.conftest import REPO, run_cli
+from components.settings import ADDITIONAL_METRICS, KATIB_DEFAULT_METRICS_FILTER, OBJECTIVE_METRIC
+from tests.conftest import REPO, assert_user_error, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -129,3 +129,82 @@ def test_killed_and_resumed_trial_records_what_an_uninterrupted_one_does(tiny_da
     # What Katib collected over both attempts is the uninterrupted run's lines, once each.
     collected = katib_parse(killed.stdout) + katib_parse(resumed.stdout)
     assert collected == katib_parse(whole.stdout)
+
+
+def katib_observations(output: str) -> list[tuple[str, str, str]]:
+    """(line, name, value) for every observation Katib's StdOut collector would record.
+
+    As kubeflow/katib pkg/metricscollector/v1beta1/file-metricscollector/file-metricscollector.go
+    (parseLogsInTextFormat, v0.17) does it: a line that contains a metric name is matched with the
+    filter (FindAllStringSubmatch); every match whose name equals a metric name is recorded, its value
+    unchecked. The collector reads stdout and stderr together: the webhook wraps the command as
+    `1>FILE 2>&1` (pkg/webhook/v1beta1/pod/inject_webhook_test.go, v0.17).
+    """
+    metrics = (OBJECTIVE_METRIC, *ADDITIONAL_METRICS)
+    pattern = re.compile(KATIB_DEFAULT_METRICS_FILTER)
+    found = []
+    for line in output.splitlines():
+        if not any(m in line for m in metrics):
+            continue
+        for match in pattern.finditer(line):
+            if match.group(1).strip() in metrics:
+                found.append((line, match.group(1).strip(), match.group(2).strip()))
+    return found
+
+
+def _assert_only_epoch_lines_observed(result, epochs: list[int]) -> None:
+    observed = katib_observations(result.stdout + "\n" + result.stderr)
+    lines = sorted({line for line, _, _ in observed}, key=(result.stdout + result.stderr).index)
+    assert all(re.fullmatch(r"epoch=\d+( \w+=\S+)+", line) for line in lines), lines
+    assert [int(line.split()[0].split("=")[1]) for line in lines] == epochs
+    assert len(observed) == 4 * len(epochs)  # one value of each metric per epoch, nothing else
+
+
+def test_no_line_but_the_epoch_lines_matches_katibs_default_filter(tiny_data, tmp_path):
+    """Fresh, killed, resumed, finished-again and failing trials: only `epoch=N ...` lines are observations."""
+    out = tmp_path / "trial"
+    args = ["train", "--data", tiny_data, "--output", out, "--epochs", "2", "--batch-size", "64",
+            "--filters", "8,8,16,16"]
+    killed = run_cli(*args, env={**os.environ, "STUDY_FAULT": "trial.epoch-checkpointed@1"})
+    assert killed.returncode == -signal.SIGKILL
+    _assert_only_epoch_lines_observed(killed, [1])
+    resumed = run_cli(*args)
+    assert resumed.returncode == 0, resumed.stderr
+    _assert_only_epoch_lines_observed(resumed, [2])
+    again = run_cli(*args)
+    assert again.returncode == 0 and "already finished" in again.stderr
+    _assert_only_epoch_lines_observed(again, [1, 2])
+    fresh = run_cli(*args[:4], tmp_path / "other", *args[5:])
+    assert fresh.returncode == 0, fresh.stderr
+    _assert_only_epoch_lines_observed(fresh, [1, 2])
+    diverged = run_cli(*args[:4], tmp_path / "nan", "--optimizer", "SGD", "--learning-rate", "1e12")
+    assert diverged.returncode == 3
+    _assert_only_epoch_lines_observed(diverged, [])
+
+
+@pytest.mark.parametrize("change, message", [
+    (["--optimizer", "Nadam"], "optimizer Adam (asked: Nadam)"),
+    (["--filters", "8,8,16,32"], "filters [8, 8, 16, 16] (asked: [8, 8, 16, 32])"),
+    (["--epochs", "1"], "holds a finished trial of 2 epochs, more than epochs=1"),
+])
+def test_finished_trial_started_again_with_other_settings_is_refused(tiny_data, tmp_path, change, message):
+    out = tmp_path / "trial"
+    args = ["train", "--data", tiny_data, "--output", out, "--batch-size", "64", "--filters", "8,8,16,16"]
+    first = run_cli(*args, "--epochs", "2")
+    assert first.returncode == 0, first.stderr
+    before = (out / "metrics.json").read_text()
+    result = run_cli(*args, "--epochs", "2", *change)
+    assert_user_error(result, message)
+    assert "use a new output location" in result.stderr
+    assert katib_parse(result.stdout) == []  # the old trial's metrics are not replayed as the new one's
+    assert (out / "metrics.json").read_text() == before
+
+
+def test_trial_started_again_on_other_data_is_refused(tiny_data, tmp_path, fmnist_dir):
+    from components.data import DataSettings, prepare_dataset
+
+    other = tmp_path / "other-data"
+    prepare_dataset(DataSettings(train_size=1000, test_size=300, seed=8), str(other))
+    args = ["--output", tmp_path / "trial", "--epochs", "1", "--batch-size", "64", "--filters", "8,8,16,16"]
+    assert run_cli("train", "--data", tiny_data, *args).returncode == 0
+    assert_user_error(run_cli("train", "--data", other, *args), "data (another dataset artifact)")
