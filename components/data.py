@@ -11,8 +11,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import numpy as np
 
 from components import storage
 from components.errors import UserError
+from components.faults import fault_point
 
 NUM_CLASSES = 10
 IMAGE_SHAPE = (28, 28)
@@ -231,12 +230,20 @@ def prepare_dataset(settings: DataSettings, out_uri: str) -> dict:
 
 def write_dataset(splits: dict[str, tuple[np.ndarray, np.ndarray]], metadata: dict,
                   out_uri: str) -> None:
-    with tempfile.TemporaryDirectory(prefix="study-data-") as tmp:
+    tmp = storage.scratch_dir("study-data-")
+    try:
         for split, (x, y) in splits.items():
             np.save(Path(tmp, f"x_{split}.npy"), np.ascontiguousarray(x, dtype=np.uint8))
             np.save(Path(tmp, f"y_{split}.npy"), np.ascontiguousarray(y, dtype=np.uint8))
-        for name in sorted(os.listdir(tmp)):
+        # Rewriting an artifact in place: the old marker goes before the first array is replaced,
+        # so a kill part-way leaves arrays that no marker vouches for, never old and new mixed.
+        if not storage.is_remote(out_uri):
+            Path(out_uri, METADATA).unlink(missing_ok=True)
+        for n, name in enumerate(sorted(p.name for p in Path(tmp).glob("*.npy")), start=1):
             storage.upload_file(Path(tmp, name), storage.join(out_uri, name))
+            fault_point("data.array-written", n)
+    finally:
+        storage.release_scratch(tmp)
     # Written last: a reader trusts the arrays only once this exists.
     storage.write_text(storage.join(out_uri, METADATA), json.dumps(metadata, indent=2))
 
@@ -256,7 +263,8 @@ class Dataset:
 def load_dataset(uri: str, cache_dir: str | Path | None = None) -> Dataset:
     """Open a dataset artifact; local artifacts are memory-mapped, gs:// ones fetched first."""
     if storage.is_gcs(uri):
-        cache = Path(cache_dir or tempfile.mkdtemp(prefix="study-data-"))
+        # A scratch folder goes away with this process, even a killed one (see storage._scratch).
+        cache = Path(cache_dir) if cache_dir else storage.scratch_dir("study-data-")
         if not (cache / METADATA).exists():
             storage.download_dir(uri, cache)
         local = cache

@@ -133,6 +133,7 @@ def save_model(model: keras.Model, path: Path) -> None:
     """Save a .keras file atomically (Keras insists on the extension, so the temp file has it)."""
     with storage.atomic_local_path(path, suffix=".tmp.keras") as tmp:
         model.save(tmp)
+        fault_point("trial.model-written-to-temporary")
 
 
 def _save_checkpoint(model: keras.Model, ws: storage.Workspace, state: _State,

@@ -208,3 +208,16 @@ def test_trial_started_again_on_other_data_is_refused(tiny_data, tmp_path, fmnis
     args = ["--output", tmp_path / "trial", "--epochs", "1", "--batch-size", "64", "--filters", "8,8,16,16"]
     assert run_cli("train", "--data", tiny_data, *args).returncode == 0
     assert_user_error(run_cli("train", "--data", other, *args), "data (another dataset artifact)")
+
+
+def test_kill_during_a_checkpoint_write_leaves_no_temporary_after_the_rerun(tiny_data, tmp_path):
+    out = tmp_path / "trial"
+    args = ["train", "--data", tiny_data, "--output", out, "--epochs", "1", "--batch-size", "64",
+            "--filters", "8,8,16,16"]
+    killed = run_cli(*args, env={**os.environ, "STUDY_FAULT": "trial.model-written-to-temporary"})
+    assert killed.returncode == -signal.SIGKILL
+    assert len(list((out / "checkpoint").glob(".model.keras.*.tmp.keras"))) == 1
+    assert not (out / "checkpoint" / "model.keras").exists()
+    again = run_cli(*args)
+    assert again.returncode == 0, again.stderr
+    assert [p.name for p in out.rglob(".*") if p.is_file()] == []

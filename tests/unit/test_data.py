@@ -126,3 +126,25 @@ def test_an_unfinished_artifact_is_not_trusted(tmp_path):
     (tmp_path / "x_train.npy").write_bytes(b"")
     with pytest.raises(UserError, match=r"not a dataset artifact \(no metadata.json"):
         load_dataset(str(tmp_path))
+
+
+def test_rewrite_killed_part_way_leaves_no_marker_over_mixed_arrays(tmp_path, fmnist_dir):
+    """Killed after the 3rd of six arrays (x_test, x_train, x_val: new; y_*: old) of a rewrite in place."""
+    import os
+    import signal
+
+    from tests.conftest import run_cli
+
+    out = tmp_path / "ds"
+    prepare_dataset(DataSettings(train_size=500, test_size=200, seed=1), str(out))
+    old_y_test = np.load(out / "y_test.npy")
+    killed = run_cli("data", "--out", out, "--train-size", "600", "--test-size", "300", "--seed", "2",
+                     env={**os.environ, "STUDY_FAULT": "data.array-written@3"})
+    assert killed.returncode == -signal.SIGKILL
+    assert len(np.load(out / "x_test.npy")) == 300 and np.array_equal(np.load(out / "y_test.npy"), old_y_test)
+    assert not (out / "metadata.json").exists()
+    with pytest.raises(UserError, match="not a dataset artifact"):
+        load_dataset(str(out))
+    again = run_cli("data", "--out", out, "--train-size", "600", "--test-size", "300", "--seed", "2")
+    assert again.returncode == 0, again.stderr
+    assert load_dataset(str(out)).metadata["counts"]["test"] == 300 == len(load_dataset(str(out)).y["test"])
