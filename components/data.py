@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,7 +45,7 @@ def parse_idx(raw: bytes, *, name: str, expect_magic: int) -> np.ndarray:
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError) as err:
+        except (OSError, EOFError, zlib.error) as err:  # zlib.error: a valid header over a garbled body
             raise UserError(f"{name}: corrupt gzip data ({err})") from None
     if len(raw) < 4:
         raise UserError(f"{name}: truncated, {len(raw)} bytes is shorter than an IDX header")
@@ -93,7 +94,10 @@ def _read_folder(folder: str) -> tuple[dict[str, bytes], dict[str, str]]:
         uri = _find_file(folder, base)
         if uri is None:
             raise UserError(f"{folder}: missing {base} (or {base}.gz)")
-        raw[key] = storage.read_bytes(uri)
+        try:
+            raw[key] = storage.read_bytes(uri)
+        except PermissionError:
+            raise UserError(f"{uri}: cannot read the file (permission denied)") from None
         names[key] = uri
     return raw, names
 
@@ -282,4 +286,34 @@ def load_dataset(uri: str, cache_dir: str | Path | None = None) -> Dataset:
         raise UserError(f"{uri}: cannot read the dataset artifact ({err.filename}: permission denied)") from None
     except (OSError, ValueError) as err:
         raise UserError(f"{uri}: dataset artifact is damaged ({err})") from None
+    check_artifact(uri, x, y, metadata)
     return Dataset(x=x, y=y, metadata=metadata)
+
+
+def check_artifact(uri: str, x: dict[str, np.ndarray], y: dict[str, np.ndarray], metadata: dict) -> None:
+    """The arrays agree with each other and with the marker: else Keras fails later, far from the cause."""
+    num_classes = metadata.get("num_classes")
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
+        raise UserError(f"{uri}: num_classes={num_classes!r} in {METADATA}, expected an integer of at least 2")
+    shape = tuple(metadata.get("image_shape") or ())
+    if shape != IMAGE_SHAPE:
+        raise UserError(f"{uri}: image_shape {list(shape)} in {METADATA}, expected {list(IMAGE_SHAPE)} (grayscale)")
+    seen = set()
+    for split in SPLITS:
+        images, labels = x[split], y[split]
+        if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:
+            raise UserError(f"{uri}: x_{split}.npy holds images of shape {images.shape[1:]}, expected "
+                            f"{IMAGE_SHAPE} (one grayscale channel)")
+        if labels.ndim != 1 or len(labels) != len(images):
+            raise UserError(f"{uri}: x_{split}.npy has {len(images)} images but y_{split}.npy has "
+                            f"{labels.shape} labels, expected {len(images)}")
+        if images.dtype != np.uint8 or labels.dtype != np.uint8:
+            raise UserError(f"{uri}: {split} arrays are {images.dtype}/{labels.dtype}, expected uint8")
+        if labels.size and int(labels.max()) >= num_classes:
+            bad = int(np.argmax(labels >= num_classes))
+            raise UserError(f"{uri}: y_{split}.npy label {int(labels[bad])} at index {bad} is outside "
+                            f"0..{num_classes - 1} (num_classes={num_classes})")
+        seen.update(np.unique(labels).tolist())
+    if len(seen) != num_classes:
+        raise UserError(f"{uri}: the labels hold {len(seen)} classes but {METADATA} says "
+                        f"num_classes={num_classes}")

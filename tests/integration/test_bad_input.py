@@ -109,3 +109,35 @@ def test_invalid_experiment_lists_every_problem_and_runs_nothing(tmp_path):
     line = last_error_line(result.stderr)
     assert "gridd" in line and "val_accuracy" in line
     assert not (tmp_path / "run").exists()
+
+
+def _saved_model(folder: Path, **kwargs) -> Path:
+    """An untrained study CNN saved where `study evaluate --model` looks (training adds nothing here)."""
+    from components.models import build_seed_cnn
+    from components.train import save_model
+
+    folder.mkdir(parents=True)
+    model = build_seed_cnn(filters=(4, 4, 8, 8), **kwargs)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    save_model(model, folder / "model.keras")
+    return folder
+
+
+def test_evaluate_on_a_truncated_model_names_the_file(tiny_data, tmp_path):
+    model = _saved_model(tmp_path / "trial")
+    path = model / "model.keras"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    result = run_cli("evaluate", "--model", model, "--data", tiny_data, "--out", tmp_path / "eval")
+    assert_user_error(result, f"{path}: not a readable Keras model (damaged or truncated")
+    assert not (tmp_path / "eval" / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"input_shape": (32, 32, 1)}, "images of shape (28, 28, 1), but the model at"),
+    ({"num_classes": 5}, "10 classes, but the model at"),
+])
+def test_evaluate_on_data_the_model_does_not_fit(tiny_data, tmp_path, kwargs, message):
+    model = _saved_model(tmp_path / "trial", **kwargs)
+    result = run_cli("evaluate", "--model", model, "--data", tiny_data, "--out", tmp_path / "eval")
+    assert_user_error(result, message)
+    assert not (tmp_path / "eval").exists() or not list((tmp_path / "eval").iterdir())
