@@ -315,7 +315,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status = args.func(args)
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
+        for line in str(err).splitlines() or [""]:  # several problems: one line each
+            print(f"error: {line}", file=sys.stderr)
         return err.exit_code
     except TrialDiverged as err:
         print(f"error: {err}", file=sys.stderr)
