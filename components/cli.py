@@ -74,7 +74,10 @@ def cmd_train(args) -> None:
 
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731 - stdout is for metrics
     metrics = run_trial(config, args.data, args.output, log=log)
-    log(f"trial: done, best val_accuracy={metrics['best']['val_accuracy']:.4f} -> {args.output}")
+    # No "name=value" here: Katib's StdOut collector reads stderr too and its default filter
+    # would record this line as one more observation (see settings.KATIB_DEFAULT_METRICS_FILTER).
+    log(f"trial: done; best val_accuracy {metrics['best']['val_accuracy']:.4f} at epoch "
+        f"{metrics['best']['epoch']} -> {args.output}")
 
 
 def cmd_evaluate(args) -> None:
@@ -305,7 +308,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status = args.func(args)
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
+        for line in str(err).splitlines() or [""]:  # several problems: one line each
+            print(f"error: {line}", file=sys.stderr)
         return err.exit_code
     except TrialDiverged as err:
         print(f"error: {err}", file=sys.stderr)

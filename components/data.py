@@ -11,8 +11,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import os
-import tempfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 
 from components import storage
 from components.errors import UserError
+from components.faults import fault_point
 
 NUM_CLASSES = 10
 IMAGE_SHAPE = (28, 28)
@@ -45,7 +45,7 @@ def parse_idx(raw: bytes, *, name: str, expect_magic: int) -> np.ndarray:
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError) as err:
+        except (OSError, EOFError, zlib.error) as err:  # zlib.error: a valid header over a garbled body
             raise UserError(f"{name}: corrupt gzip data ({err})") from None
     if len(raw) < 4:
         raise UserError(f"{name}: truncated, {len(raw)} bytes is shorter than an IDX header")
@@ -94,7 +94,10 @@ def _read_folder(folder: str) -> tuple[dict[str, bytes], dict[str, str]]:
         uri = _find_file(folder, base)
         if uri is None:
             raise UserError(f"{folder}: missing {base} (or {base}.gz)")
-        raw[key] = storage.read_bytes(uri)
+        try:
+            raw[key] = storage.read_bytes(uri)
+        except PermissionError:
+            raise UserError(f"{uri}: cannot read the file (permission denied)") from None
         names[key] = uri
     return raw, names
 
@@ -231,12 +234,20 @@ def prepare_dataset(settings: DataSettings, out_uri: str) -> dict:
 
 def write_dataset(splits: dict[str, tuple[np.ndarray, np.ndarray]], metadata: dict,
                   out_uri: str) -> None:
-    with tempfile.TemporaryDirectory(prefix="study-data-") as tmp:
+    tmp = storage.scratch_dir("study-data-")
+    try:
         for split, (x, y) in splits.items():
             np.save(Path(tmp, f"x_{split}.npy"), np.ascontiguousarray(x, dtype=np.uint8))
             np.save(Path(tmp, f"y_{split}.npy"), np.ascontiguousarray(y, dtype=np.uint8))
-        for name in sorted(os.listdir(tmp)):
+        # Rewriting an artifact in place: the old marker goes before the first array is replaced,
+        # so a kill part-way leaves arrays that no marker vouches for, never old and new mixed.
+        if not storage.is_remote(out_uri):
+            Path(out_uri, METADATA).unlink(missing_ok=True)
+        for n, name in enumerate(sorted(p.name for p in Path(tmp).glob("*.npy")), start=1):
             storage.upload_file(Path(tmp, name), storage.join(out_uri, name))
+            fault_point("data.array-written", n)
+    finally:
+        storage.release_scratch(tmp)
     # Written last: a reader trusts the arrays only once this exists.
     storage.write_text(storage.join(out_uri, METADATA), json.dumps(metadata, indent=2))
 
@@ -247,15 +258,17 @@ class Dataset:
     y: dict[str, np.ndarray]
     metadata: dict
 
-    def images(self, split: str) -> np.ndarray:
-        """Images as float32 in [0, 1] with a channel axis: (N, 28, 28, 1)."""
-        return (self.x[split].astype("float32") / 255.0)[..., None]
+    def images(self, split: str, order: np.ndarray | None = None) -> np.ndarray:
+        """Images (those at ``order``, in that order) as float32 in [0, 1] with a channel axis: (N, 28, 28, 1)."""
+        x = self.x[split] if order is None else self.x[split][order]
+        return (x.astype("float32") / 255.0)[..., None]
 
 
 def load_dataset(uri: str, cache_dir: str | Path | None = None) -> Dataset:
     """Open a dataset artifact; local artifacts are memory-mapped, gs:// ones fetched first."""
     if storage.is_gcs(uri):
-        cache = Path(cache_dir or tempfile.mkdtemp(prefix="study-data-"))
+        # A scratch folder goes away with this process, even a killed one (see storage._scratch).
+        cache = Path(cache_dir) if cache_dir else storage.scratch_dir("study-data-")
         if not (cache / METADATA).exists():
             storage.download_dir(uri, cache)
         local = cache
@@ -273,4 +286,34 @@ def load_dataset(uri: str, cache_dir: str | Path | None = None) -> Dataset:
         raise UserError(f"{uri}: cannot read the dataset artifact ({err.filename}: permission denied)") from None
     except (OSError, ValueError) as err:
         raise UserError(f"{uri}: dataset artifact is damaged ({err})") from None
+    check_artifact(uri, x, y, metadata)
     return Dataset(x=x, y=y, metadata=metadata)
+
+
+def check_artifact(uri: str, x: dict[str, np.ndarray], y: dict[str, np.ndarray], metadata: dict) -> None:
+    """The arrays agree with each other and with the marker: else Keras fails later, far from the cause."""
+    num_classes = metadata.get("num_classes")
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
+        raise UserError(f"{uri}: num_classes={num_classes!r} in {METADATA}, expected an integer of at least 2")
+    shape = tuple(metadata.get("image_shape") or ())
+    if shape != IMAGE_SHAPE:
+        raise UserError(f"{uri}: image_shape {list(shape)} in {METADATA}, expected {list(IMAGE_SHAPE)} (grayscale)")
+    seen = set()
+    for split in SPLITS:
+        images, labels = x[split], y[split]
+        if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:
+            raise UserError(f"{uri}: x_{split}.npy holds images of shape {images.shape[1:]}, expected "
+                            f"{IMAGE_SHAPE} (one grayscale channel)")
+        if labels.ndim != 1 or len(labels) != len(images):
+            raise UserError(f"{uri}: x_{split}.npy has {len(images)} images but y_{split}.npy has "
+                            f"{labels.shape} labels, expected {len(images)}")
+        if images.dtype != np.uint8 or labels.dtype != np.uint8:
+            raise UserError(f"{uri}: {split} arrays are {images.dtype}/{labels.dtype}, expected uint8")
+        if labels.size and int(labels.max()) >= num_classes:
+            bad = int(np.argmax(labels >= num_classes))
+            raise UserError(f"{uri}: y_{split}.npy label {int(labels[bad])} at index {bad} is outside "
+                            f"0..{num_classes - 1} (num_classes={num_classes})")
+        seen.update(np.unique(labels).tolist())
+    if len(seen) != num_classes:
+        raise UserError(f"{uri}: the labels hold {len(seen)} classes but {METADATA} says "
+                        f"num_classes={num_classes}")

@@ -26,7 +26,23 @@ def load_model(model_uri: str):
             storage.download_file(uri, local)
         except UserError:
             raise UserError(f"{model_uri}: no model.keras (was the training step finished?)") from None
-        return keras.models.load_model(local)
+        try:
+            return keras.models.load_model(local)
+        except Exception as err:  # noqa: BLE001 - Keras raises ValueError, OSError, zipfile errors...
+            # Keras names its own temporary copy, not the file given: name the one given.
+            raise UserError(f"{uri}: not a readable Keras model (damaged or truncated: "
+                            f"{type(err).__name__})") from None
+
+
+def check_fits(model, model_uri: str, data_uri: str, images: np.ndarray, num_classes: int) -> None:
+    """The model takes these images and predicts this many classes; else one line, not a Keras trace."""
+    wanted = tuple(model.input_shape[1:])
+    given = tuple(images.shape[1:])
+    if len(wanted) != len(given) or any(w is not None and w != g for w, g in zip(wanted, given)):
+        raise UserError(f"{data_uri}: images of shape {given}, but the model at {model_uri} expects {wanted}")
+    classes = model.output_shape[-1]
+    if classes != num_classes:
+        raise UserError(f"{data_uri}: {num_classes} classes, but the model at {model_uri} predicts {classes}")
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
@@ -41,6 +57,7 @@ def evaluate_model(model_uri: str, data_uri: str, out_uri: str, batch_size: int 
     data = load_dataset(data_uri)
     model = load_model(model_uri)
     x_test, y_test = data.images("test"), np.asarray(data.y["test"])
+    check_fits(model, model_uri, data_uri, x_test, int(data.metadata["num_classes"]))
     loss, accuracy = model.evaluate(x_test, y_test, batch_size=batch_size, verbose=0)
     y_pred = np.argmax(model.predict(x_test, batch_size=batch_size, verbose=0), axis=1)
     num_classes = int(data.metadata["num_classes"])

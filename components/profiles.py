@@ -51,5 +51,10 @@ def load_profile(name: str = DEFAULT_PROFILE, overrides: list[str] | tuple = ())
     profile = copy.deepcopy(profiles[name])
     for override in overrides:
         apply_override(profile, override)
+    from components.profile_check import profile_problems
+
+    problems = profile_problems(profile)
+    if problems:  # all of them, one line each, before any work starts
+        raise UserError("\n".join(f"profile {name}: {p}" for p in problems))
     profile["name"] = name
     return profile

@@ -5,11 +5,21 @@ collector parses with its default filter, writes TensorBoard scalars, and
 checkpoints to the output. Started again on the same output, the trial
 resumes after the last finished epoch. ``metrics.json`` is written last: it
 is the mark of a finished trial.
+
+A resumed trial records what an uninterrupted one would. Keras restores the
+weights and the optimizer (moments and ``iterations``) from ``model.keras``,
+but not the random streams: Dropout's seed-generator state and the order
+``fit(shuffle=True)`` draws both restart from the seed in a new process. A
+resumed epoch then replays epoch 1's batches with epoch 1's dropout masks,
+which the model has already fitted, and reports a training loss that is far
+too low. So the trial draws each epoch's order from ``(seed, epoch)`` itself
+and keeps the seed-generator states in the checkpoint.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import time
@@ -18,10 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from components import storage
 from components.data import load_dataset
 from components.errors import TrialDiverged, UserError
+from components.faults import fault_point
 from components.hparams import OPTIMIZERS, TrialConfig
 from components.models import build_seed_cnn, param_counts
 from components.settings import ADDITIONAL_METRICS, OBJECTIVE_METRIC
@@ -53,15 +65,16 @@ class _State:
     train_seconds: float = 0.0
     images_seen: int = 0
     epoch_seconds: list[float] = field(default_factory=list)  # training part of each epoch
+    rng_states: list[list[int]] = field(default_factory=list)  # Dropout seed generators, model order
 
 
 class _EpochCallback(keras.callbacks.Callback):
     """Per epoch: NaN check, the Katib metrics line, TensorBoard scalars, checkpoint."""
 
-    def __init__(self, ws: storage.Workspace, state: _State, config: TrialConfig,
+    def __init__(self, ws: storage.Workspace, state: _State, config: TrialConfig, data_id: str,
                  n_train: int, tb: SummaryLog, log: Callable[[str], None]):
         super().__init__()
-        self.ws, self.state, self.config = ws, state, config
+        self.ws, self.state, self.config, self.data_id = ws, state, config, data_id
         self.n_train, self.tb, self.log = n_train, tb, log
         self._epoch_start = self._train_end = 0.0
 
@@ -92,39 +105,96 @@ class _EpochCallback(keras.callbacks.Callback):
         self.log(f"trial: epoch {epoch + 1}/{self.config.epochs} trained in {seconds:.1f} s "
                  f"({self.n_train / max(seconds, 1e-9):.0f} images/s)")
         self.tb.scalars({k: v for k, v in logs.items() if k in METRIC_NAMES}, step=epoch + 1)
-        _save_checkpoint(self.model, self.ws, self.state, self.config)
+        self.state.rng_states = [[int(v) for v in np.asarray(s)] for s in _seed_states(self.model)]
+        _save_checkpoint(self.model, self.ws, self.state, self.config, self.data_id)
+        fault_point("trial.epoch-checkpointed", epoch + 1)
+
+
+def _seed_states(model: keras.Model) -> list:
+    """The model's seed-generator state variables (Dropout's masks), in a stable order."""
+    return [v for v in model.variables if v.name == "seed_generator_state"]
+
+
+def _restore_seed_states(model: keras.Model, states: list[list[int]]) -> None:
+    variables = _seed_states(model)
+    if len(states) != len(variables):
+        raise UserError(f"checkpoint holds {len(states)} random-generator states, the model has "
+                        f"{len(variables)}: the checkpoint is from another model; use a new output location")
+    for variable, value in zip(variables, states):
+        variable.assign(np.asarray(value, dtype=variable.dtype))
+
+
+def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    """The training images' order in epoch ``epoch`` (0-based): the same in any process."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
 
 
 def save_model(model: keras.Model, path: Path) -> None:
     """Save a .keras file atomically (Keras insists on the extension, so the temp file has it)."""
     with storage.atomic_local_path(path, suffix=".tmp.keras") as tmp:
         model.save(tmp)
+        fault_point("trial.model-written-to-temporary")
 
 
 def _save_checkpoint(model: keras.Model, ws: storage.Workspace, state: _State,
-                     config: TrialConfig) -> None:
+                     config: TrialConfig, data_id: str) -> None:
     ckpt = ws.path(CHECKPOINT_DIR)
     ckpt.mkdir(parents=True, exist_ok=True)
     # Model first, state second: a state file always describes a complete model file.
     save_model(model, ckpt / "model.keras")
-    record = {"config": config.as_dict(), **dataclasses.asdict(state)}
+    record = {"config": config.as_dict(), "data": data_id, **dataclasses.asdict(state)}
     with storage.atomic_local_path(ckpt / "state.json") as tmp:
         tmp.write_text(json.dumps(record))
     ws.push(f"{CHECKPOINT_DIR}/model.keras", f"{CHECKPOINT_DIR}/state.json", "tensorboard")
 
 
-def _load_checkpoint(ws: storage.Workspace, config: TrialConfig) -> tuple[keras.Model | None, _State]:
+def _differences(saved: dict, wanted: dict) -> str:
+    """``optimizer Adam (asked: Nadam), filters ...``: the settings, epochs aside, that differ."""
+    names = sorted((set(saved) | set(wanted)) - {"epochs"})
+    return ", ".join(f"{n} {saved.get(n)} (asked: {wanted.get(n)})" for n in names if saved.get(n) != wanted.get(n))
+
+
+def _check_same_trial(uri: str, what: str, saved: dict, saved_data: str | None, epochs_done: int,
+                      config: TrialConfig, data_id: str) -> None:
+    """The output holds this trial (same settings and data) and no more epochs than asked for.
+
+    More epochs than were run continue the same trial, so a longer run on the same output is
+    allowed; anything else would report the old trial's results as the new one's.
+    """
+    differ = _differences(saved, config.as_dict())
+    if saved_data is not None and saved_data != data_id:
+        differ = ", ".join(filter(None, [differ, "data (another dataset artifact)"]))
+    if differ:
+        raise UserError(f"{uri}: holds {what} with other settings: {differ}; use a new output location")
+    if epochs_done > config.epochs:
+        raise UserError(f"{uri}: holds {what} of {epochs_done} epochs, more than epochs={config.epochs}; "
+                        "use a new output location")
+
+
+def data_identity(data_uri: str) -> str:
+    """The dataset artifact's identity: the sha256 of its completion marker (content, not location)."""
+    from components.data import METADATA
+
+    try:
+        return hashlib.sha256(storage.read_bytes(storage.join(data_uri, METADATA))).hexdigest()
+    except UserError:
+        raise UserError(f"{data_uri}: not a dataset artifact (no {METADATA}; was the data step finished?)") from None
+
+
+def _load_checkpoint(ws: storage.Workspace, config: TrialConfig,
+                     data_id: str) -> tuple[keras.Model | None, _State]:
     state_file = ws.path(CHECKPOINT_DIR, "state.json")
     if not state_file.exists():
         return None, _State()
     record = json.loads(state_file.read_text())
     saved = record.pop("config")
-    if {k: v for k, v in saved.items() if k != "epochs"} != \
-            {k: v for k, v in config.as_dict().items() if k != "epochs"}:
-        raise UserError(f"{ws.uri}: holds a trial with other settings ({saved}); "
-                        "use a new output location")
+    saved_data = record.pop("data", None)
+    _check_same_trial(ws.uri, "a trial checkpoint", saved, saved_data, record["epoch"], config, data_id)
     model = keras.models.load_model(ws.path(CHECKPOINT_DIR, "model.keras"))
-    return model, _State(**record)
+    state = _State(**record)
+    if state.rng_states:
+        _restore_seed_states(model, state.rng_states)
+    return model, state
 
 
 def _replay(metrics: dict) -> None:
@@ -140,22 +210,25 @@ def run_trial(config: TrialConfig, data_uri: str, output_uri: str,
     config = config.normalized()
     ws = storage.Workspace(output_uri)
     ws.pull()
+    data_id = data_identity(data_uri)
     if ws.path(METRICS_FILE).exists():
         metrics = json.loads(ws.path(METRICS_FILE).read_text())
-        if metrics["epochs"] >= config.epochs:
+        _check_same_trial(output_uri, "a finished trial", metrics["config"], metrics.get("data"),
+                          metrics["epochs"], config, data_id)
+        if metrics["epochs"] == config.epochs:
             log(f"trial: {output_uri} already finished; printing its metrics again")
             _replay(metrics)
             return metrics
 
     data = load_dataset(data_uri)
-    x_train, y_train = data.images("train"), data.y["train"]
+    y_train = np.asarray(data.y["train"])
     x_val, y_val = data.images("val"), data.y["val"]
     keras.utils.set_random_seed(config.seed)
 
-    model, state = _load_checkpoint(ws, config)
+    model, state = _load_checkpoint(ws, config, data_id)
     if model is None:
         model = build_seed_cnn(config.activations, config.filters,
-                               input_shape=x_train.shape[1:], num_classes=int(data.metadata["num_classes"]))
+                               input_shape=x_val.shape[1:], num_classes=int(data.metadata["num_classes"]))
         model.compile(optimizer=make_optimizer(config.optimizer, config.learning_rate),
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     else:
@@ -166,13 +239,16 @@ def run_trial(config: TrialConfig, data_uri: str, output_uri: str,
         tb.hparams({k: (",".join(map(str, v)) if isinstance(v, list) else v)
                     for k, v in config.as_dict().items()})
     wall_start = time.perf_counter()
-    if state.epoch < config.epochs:
-        model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=config.epochs,
-                  initial_epoch=state.epoch, batch_size=config.batch_size, shuffle=True,
-                  verbose=0, callbacks=[_EpochCallback(ws, state, config, len(x_train), tb, log)])
+    callback = _EpochCallback(ws, state, config, data_id, len(y_train), tb, log)
+    for epoch in range(state.epoch, config.epochs):
+        # One fit call per epoch, in an order of our own (see the module docstring).
+        order = epoch_order(config.seed, epoch, len(y_train))
+        model.fit(data.images("train", order), y_train[order], validation_data=(x_val, y_val),
+                  epochs=epoch + 1, initial_epoch=epoch, batch_size=config.batch_size, shuffle=False,
+                  verbose=0, callbacks=[callback])
     tb.close()
 
-    metrics = _summarize(config, state, model, time.perf_counter() - wall_start)
+    metrics = {**_summarize(config, state, model, time.perf_counter() - wall_start), "data": data_id}
     save_model(model, ws.path("model.keras"))
     ws.path("history.json").write_text(json.dumps(state.history, indent=2))
     ws.push("model.keras", "history.json", "tensorboard")

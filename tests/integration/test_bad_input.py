@@ -109,3 +109,95 @@ def test_invalid_experiment_lists_every_problem_and_runs_nothing(tmp_path):
     line = last_error_line(result.stderr)
     assert "gridd" in line and "val_accuracy" in line
     assert not (tmp_path / "run").exists()
+
+
+def _saved_model(folder: Path, **kwargs) -> Path:
+    """An untrained study CNN saved where `study evaluate --model` looks (training adds nothing here)."""
+    from components.models import build_seed_cnn
+    from components.train import save_model
+
+    folder.mkdir(parents=True)
+    model = build_seed_cnn(filters=(4, 4, 8, 8), **kwargs)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    save_model(model, folder / "model.keras")
+    return folder
+
+
+def test_evaluate_on_a_truncated_model_names_the_file(tiny_data, tmp_path):
+    model = _saved_model(tmp_path / "trial")
+    path = model / "model.keras"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    result = run_cli("evaluate", "--model", model, "--data", tiny_data, "--out", tmp_path / "eval")
+    assert_user_error(result, f"{path}: not a readable Keras model (damaged or truncated")
+    assert not (tmp_path / "eval" / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"input_shape": (32, 32, 1)}, "images of shape (28, 28, 1), but the model at"),
+    ({"num_classes": 5}, "10 classes, but the model at"),
+])
+def test_evaluate_on_data_the_model_does_not_fit(tiny_data, tmp_path, kwargs, message):
+    model = _saved_model(tmp_path / "trial", **kwargs)
+    result = run_cli("evaluate", "--model", model, "--data", tiny_data, "--out", tmp_path / "eval")
+    assert_user_error(result, message)
+    assert not (tmp_path / "eval").exists() or not list((tmp_path / "eval").iterdir())
+
+
+def _error_lines(result) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+
+
+def test_study_run_refuses_bad_settings_before_any_step(tmp_path):
+    """One line per problem, exit 2, and no run folder: nothing ran (before, sweeps.epochs=abc failed
+    after the data and training steps, and train.epochs=abc was a ValueError traceback)."""
+    result = run_cli("run", "--runs-dir", tmp_path / "runs", "--run-id", "bad",
+                     "--set", "train.epochs=abc", "--set", "sweeps.epochs=abc", "--set", "train.optimizer=3",
+                     "--set", "sweeps.max_trials.optimizer=0", "--set", "train.activations=relu,relu,tanhh,relu")
+    assert_user_error(result, "profile smoke:")
+    assert _error_lines(result) == [
+        "error: profile smoke: train.optimizer=3: expected one of Adadelta, Adagrad, Adamax, Ftrl, Nadam, "
+        "RMSprop, Adam, SGD",
+        "error: profile smoke: train.activations=['relu', 'relu', 'tanhh', 'relu']: 'tanhh' is not an "
+        "activation; expected one of elu, relu, selu, gelu, silu, swish, tanh, sigmoid, softplus, softsign, "
+        "leaky_relu, relu6, mish, linear",
+        "error: profile smoke: train.epochs='abc': expected a positive integer",
+        "error: profile smoke: sweeps.epochs='abc': expected a positive integer",
+        "error: profile smoke: sweeps.max_trials.optimizer=0: expected a positive integer or null (the whole grid)",
+    ]
+    assert "\x1b[" not in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("sweeps.max_trials.activations=0", "sweeps.max_trials.activations=0: expected a positive integer or null"),
+    ("sweeps.max_trials.filters=-1", "sweeps.max_trials.filters=-1: expected a positive integer or null"),
+    ("sweeps.parallel_trials=0", "sweeps.parallel_trials=0: expected a positive integer"),
+    ("sweeps.early_stopping=maybe", "sweeps.early_stopping='maybe': expected true or false"),
+    ("data.val_fraction=1.5", "data.val_fraction=1.5: expected a number between 0 and 1"),
+    ("train.learning_rate=-1", "train.learning_rate=-1: expected a positive number or null"),
+    ("train.filters=[32, 0, 64, 64]", "train.filters=[32, 0, 64, 64]: 0 is not a positive integer filter count"),
+    ("nas.tuner=bogus", "nas: tuner 'bogus': expected one of"),
+    ("transfer.dropout=abc", "transfer: dropout=abc: expected a rate"),
+])
+def test_profile_and_katib_generate_apply_the_same_checks(tmp_path, setting, message):
+    assert_user_error(run_cli("profile", "smoke", "--set", setting), message)
+    result = run_cli("katib", "generate", "--profile", "seed", "--set", setting, "--out", tmp_path / "exp")
+    assert_user_error(result, message.replace("smoke", "seed"))
+    assert not (tmp_path / "exp").exists()
+
+
+def test_a_sweep_winner_can_be_trained_by_study_run():
+    """train.activations and train.filters are settings, as YAML lists or comma-separated, into the pipeline."""
+    import json
+
+    from pipelines.study_pipeline import pipeline_arguments
+
+    result = run_cli("profile", "seed", "--set", "train.activations=selu,relu,relu,relu",
+                     "--set", "train.filters=[32, 64, 64, 64]", "--set", "train.optimizer=nadam")
+    assert result.returncode == 0, result.stderr
+    profile = json.loads(result.stdout)
+    assert profile["train"]["activations"] == ["selu", "relu", "relu", "relu"]
+    arguments = pipeline_arguments(profile)
+    assert (arguments["activations"], arguments["filters"]) == ("selu,relu,relu,relu", "32,64,64,64")
+    for name in ("smoke", "seed"):  # the stock profiles pass their own checks
+        assert run_cli("profile", name).returncode == 0
