@@ -69,7 +69,8 @@ def cmd_train(args) -> None:
 
     config = TrialConfig(optimizer=args.optimizer, learning_rate=args.learning_rate,
                          activations=args.activations, filters=args.filters, epochs=args.epochs,
-                         batch_size=args.batch_size, seed=args.seed).normalized()  # before Keras loads
+                         batch_size=args.batch_size, seed=args.seed,
+                         bn_momentum=args.bn_momentum).normalized()  # before Keras loads
     from components.train import run_trial
 
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731 - stdout is for metrics
@@ -212,6 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=defaults["epochs"])
     p.add_argument("--batch-size", type=int, default=defaults["batch_size"])
     p.add_argument("--seed", type=int, default=defaults["seed"])
+    p.add_argument("--bn-momentum", type=float, default=defaults["bn_momentum"],
+                   help="batch norm's moving-average momentum (default: %(default)s, Keras' and the study's)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="test accuracy, per-class accuracy, confusion matrix, curves")

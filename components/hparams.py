@@ -48,6 +48,9 @@ class TrialConfig:
     epochs: int = 10
     batch_size: int = 128
     seed: int = 1
+    # Batch norm's moving-average momentum: Keras' 0.99 is the study's. Its moving statistics keep
+    # momentum**steps of their initial values, so a run of a few hundred steps needs less.
+    bn_momentum: float = 0.99
 
     def normalized(self) -> TrialConfig:
         """A checked copy with canonical names; raises UserError on bad values."""
@@ -60,9 +63,12 @@ class TrialConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise UserError(f"{name}={value}: expected a positive integer")
+        if not (isinstance(self.bn_momentum, int | float) and 0 < self.bn_momentum < 1):
+            raise UserError(f"bn_momentum={self.bn_momentum}: expected a number between 0 and 1")
         if self.learning_rate is not None and not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             raise UserError(f"learning_rate={self.learning_rate}: expected a positive number")
-        return dataclasses.replace(self, optimizer=optimizer, activations=activations, filters=filters)
+        return dataclasses.replace(self, optimizer=optimizer, activations=activations, filters=filters,
+                                   bn_momentum=float(self.bn_momentum))
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)

@@ -100,11 +100,13 @@ RULES: dict[str, dict[str, Callable]] = {
         "epochs": _integer(1),
         "batch_size": _integer(1),
         "seed": _integer(-(2 ** 63)),
+        "bn_momentum": _fraction,
     },
     "sweeps": {
         "epochs": _integer(1),
         "batch_size": _integer(1),
         "seed": _integer(-(2 ** 63)),
+        "bn_momentum": _fraction,
         "learning_rate": _optional(_positive_number, "the optimizer's default"),
         "parallel_trials": _integer(1),
         "local_parallel_trials": _integer(1),

@@ -65,7 +65,16 @@ def run_scale_note(data_uri: str, model_uri: str, evaluation_uri: str) -> str | 
             f"{STUDY_EPOCHS} epochs. Its numbers are therefore lower than the study's — the hand-written CNN "
             f"scores {pct(ours)} here against the study's {pct(study)} ({100 * (ours - study):+.1f} pp) — and the "
             "sweeps rank settings after a fraction of the training the study gave them, so close rankings can "
-            "differ. `make run PROFILE=seed` runs the study's sizes.")
+            "differ. `make run PROFILE=seed` runs the study's sizes." + _bn_note(trial.get("config", {})))
+
+
+def _bn_note(config: dict) -> str:
+    momentum = config.get("bn_momentum", 0.99)
+    if momentum == 0.99:
+        return ""
+    return (f" Batch norm's moving-average momentum is {momentum:g} here, not the study's (Keras') 0.99: its "
+            "moving statistics keep momentum^steps of their start values, and a run this short would otherwise "
+            "validate and test with statistics that are still mostly those start values.")
 
 
 def seed_cnn_section(model_uri: str, evaluation_uri: str, nas_uri: str | None = None) -> Section:

@@ -227,8 +227,8 @@ def run_trial(config: TrialConfig, data_uri: str, output_uri: str,
 
     model, state = _load_checkpoint(ws, config, data_id)
     if model is None:
-        model = build_seed_cnn(config.activations, config.filters,
-                               input_shape=x_val.shape[1:], num_classes=int(data.metadata["num_classes"]))
+        model = build_seed_cnn(config.activations, config.filters, input_shape=x_val.shape[1:],
+                               num_classes=int(data.metadata["num_classes"]), bn_momentum=config.bn_momentum)
         model.compile(optimizer=make_optimizer(config.optimizer, config.learning_rate),
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     else:

@@ -49,6 +49,7 @@ class ExperimentOptions:
     batch_size: int = 128
     seed: int = 1
     learning_rate: float | None = None
+    bn_momentum: float = 0.99
     parallel_trials: int = 3
     max_failed_trials: int = 3
     max_trials: int | None = None  # None: the whole grid
@@ -75,6 +76,7 @@ class ExperimentOptions:
         values = {
             "epochs": int(sweeps["epochs"]), "batch_size": int(sweeps["batch_size"]), "seed": int(sweeps["seed"]),
             "learning_rate": sweeps.get("learning_rate"),
+            "bn_momentum": float(sweeps.get("bn_momentum", 0.99)),
             "parallel_trials": int(sweeps["parallel_trials"]), "max_failed_trials": int(sweeps["max_failed_trials"]),
             "early_stopping": bool(sweeps.get("early_stopping")),
         }
@@ -97,7 +99,8 @@ def _trial_command(sweep: Sweep, opts: ExperimentOptions) -> list[str]:
                "--output", f"{opts.output_root.rstrip('/')}/${{trialParameters.{TRIAL_NAME_PARAMETER}}}",
                "--optimizer", settings["optimizer"], "--activations", settings["activations"],
                "--filters", settings["filters"], "--epochs", str(opts.epochs),
-               "--batch-size", str(opts.batch_size), "--seed", str(opts.seed)]
+               "--batch-size", str(opts.batch_size), "--seed", str(opts.seed),
+               "--bn-momentum", str(opts.bn_momentum)]
     if opts.learning_rate:
         command += ["--learning-rate", str(opts.learning_rate)]
     return command

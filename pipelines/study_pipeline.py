@@ -59,6 +59,7 @@ def build_pipeline(cluster: ClusterOptions | None = None):
         epochs: int = 10,
         batch_size: int = 128,
         train_seed: int = 1,
+        bn_momentum: float = 0.99,
         sweep_settings: dict = SEED_SWEEP_SETTINGS,
         sweep_backend: str = "local",
         nas_settings: dict = SEED_NAS_SETTINGS,
@@ -75,7 +76,7 @@ def build_pipeline(cluster: ClusterOptions | None = None):
         on_cluster(data)
         train = train_cnn(dataset=data.outputs["dataset"], optimizer=optimizer, learning_rate=learning_rate,
                           activations=activations, filters=filters, epochs=epochs, batch_size=batch_size,
-                          seed=train_seed, work_root=work_root, **run_ids).set_display_name("train hand-written CNN")
+                          seed=train_seed, bn_momentum=bn_momentum, work_root=work_root, **run_ids).set_display_name("train hand-written CNN")
         on_cluster(train, retries=cluster.train_retries if cluster else 0)
         evaluation = evaluate_model(dataset=data.outputs["dataset"],
                                     model=train.outputs["model"]).set_display_name("evaluate")
@@ -142,6 +143,7 @@ def pipeline_arguments(profile: dict) -> dict:
         "epochs": int(train["epochs"]),
         "batch_size": int(train["batch_size"]),
         "train_seed": int(train["seed"]),
+        "bn_momentum": float(train["bn_momentum"]),
         "sweep_settings": without_none(profile["sweeps"]),
         "nas_settings": without_none(profile["nas"]),
         "transfer_settings": without_none(profile["transfer"]),

@@ -96,4 +96,14 @@ def test_fixed_settings_and_placeholders_reach_the_trial_command():
     assert args["--filters"] == ",".join(f"${{trialParameters.filters{i}}}" for i in range(1, 5))
     assert args["--output"] == "/o/${trialParameters.trialName}" and args["--epochs"] == "3"
     assert exp["spec"]["earlyStopping"]["algorithmName"] == "medianstop"
+    assert args["--bn-momentum"] == "0.99"  # Keras' and the study's, unless the profile says otherwise
     assert validate_experiment(exp) == []
+
+
+def test_the_profiles_batch_norm_momentum_reaches_the_trials():
+    from components.profiles import load_profile
+
+    opts = ExperimentOptions.from_profile(load_profile("smoke")["sweeps"], data_uri="/d", output_root="/o")
+    command = build_experiment(FILTER_SWEEP, opts)["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"][
+        "spec"]["containers"][0]["command"]
+    assert dict(zip(command[2::2], command[3::2]))["--bn-momentum"] == "0.9"

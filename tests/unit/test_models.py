@@ -62,3 +62,21 @@ def test_layer_order_matches_the_study():
 def test_bad_settings_are_refused_with_one_line(kwargs, message):
     with pytest.raises(UserError, match=message):
         build_seed_cnn(**kwargs)
+
+
+def test_batch_norm_momentum_is_keras_default_unless_asked_and_changes_no_parameter():
+    import keras
+
+    default, short_run = build_seed_cnn(), build_seed_cnn(bn_momentum=0.9)
+    norms = lambda m: [layer for layer in m.layers if isinstance(layer, keras.layers.BatchNormalization)]  # noqa: E731
+    assert [n.momentum for n in norms(default)] == [0.99] * 6
+    assert [n.momentum for n in norms(short_run)] == [0.9] * 6
+    assert param_counts(short_run) == param_counts(default)
+
+
+def test_a_trial_config_refuses_a_momentum_outside_0_1():
+    from components.hparams import TrialConfig
+
+    assert TrialConfig(bn_momentum=0.9).normalized().bn_momentum == 0.9
+    with pytest.raises(UserError, match="bn_momentum=1.0: expected a number between 0 and 1"):
+        TrialConfig(bn_momentum=1.0).normalized()

@@ -76,7 +76,8 @@ def _artifacts(tmp_path, train: int, epochs: int, accuracy: float):
     import json
 
     for name, content in (("data", {"counts": {"train": train, "val": 600, "test": 2000}}),
-                          ("model", {"epochs": epochs}), ("eval", {"test_accuracy": accuracy})):
+                          ("model", {"epochs": epochs, "config": {"bn_momentum": 0.9 if epochs < 10 else 0.99}}),
+                          ("eval", {"test_accuracy": accuracy})):
         (tmp_path / name).mkdir()
         (tmp_path / name / "metadata.json" if name == "data" else tmp_path / name / "metrics.json").write_text(
             json.dumps(content))
@@ -90,6 +91,7 @@ def test_a_small_run_says_so_first_with_its_distance_from_the_study(tmp_path):
     assert note.startswith("**A small run, made to show the flow.**")
     assert "5,400 images for 3 epoch(s)" in note and "54,000 images and 10 epochs" in note
     assert "87.12% here against the study's 92.43% (-5.3 pp)" in note
+    assert "momentum is 0.9 here, not the study's (Keras') 0.99" in note
 
 
 def test_a_run_of_the_studys_size_has_no_such_note(tmp_path):
