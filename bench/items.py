@@ -24,6 +24,7 @@ from pathlib import Path
 from bench import flops, stats
 from bench.install import item_install
 from bench.probe import REPO, run_probe
+from bench.smoke_run import item_smoke_run
 from bench.timeline import (
     epoch_seconds,
     hook_environment,
@@ -56,6 +57,8 @@ FULL_SIZES: dict = {
     "import_repeats": 3,
     # Item 7: the smoke pipeline through kfp.local (overrides as `study run --set`).
     "pipeline_profile": "smoke", "pipeline_set": [],
+    # Item 9: `make run`'s smoke pipeline as it is (overrides only for the harness check).
+    "smoke_set": [],
     "probe_timeout_s": 3600,
 }
 QUICK_SIZES: dict = {
@@ -70,6 +73,8 @@ QUICK_SIZES: dict = {
     "import_repeats": 1,
     "pipeline_set": ["data.train_size=600", "data.test_size=200", "train.epochs=1",
                      "sweeps.max_trials={optimizer: 1, activations: 1, filters: 1}"],
+    "smoke_set": ["data.train_size=600", "data.test_size=200", "train.epochs=1",
+                  "sweeps.max_trials={optimizer: 8, activations: 3, filters: 3}"],
     "probe_timeout_s": 900,
 }
 SEED_TRAIN_IMAGES, SEED_EPOCHS = 54000, 10  # the seed profile's trial, for projections
@@ -669,5 +674,5 @@ def item_pipeline_overhead(ctx: Context) -> dict:
 
 ITEMS: dict[int, Callable[[Context], dict]] = {
     1: item_throughput, 2: item_bf16, 3: item_backends, 4: item_pipeline,
-    5: item_search, 6: item_sweep_overhead, 7: item_pipeline_overhead, 8: item_install,
+    5: item_search, 6: item_sweep_overhead, 7: item_pipeline_overhead, 8: item_install, 9: item_smoke_run,
 }
