@@ -18,8 +18,24 @@ from components.errors import TrialDiverged, UserError
 EXIT_USER_ERROR = 2
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Each flag's help ends with its default, where it has one worth saying."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if "%(default)" in text or default in (None, False, [], argparse.SUPPRESS) or not action.option_strings:
+            return text
+        shown = ",".join(map(str, default)) if isinstance(default, list | tuple) else "%(default)s"
+        return f"{text} (default: {shown})"
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line and exit status 2 like every other bad input."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # noqa: D401 - argparse API
         print(f"error: {self.prog}: {message}", file=sys.stderr)
@@ -186,62 +202,80 @@ def cmd_profile(args) -> None:
 
 # ---------------------------------------------------------------------- parser
 
+SET_HELP = "override one profile value, YAML-typed (repeatable), e.g. train.epochs=3 or data.train_size=null"
+
+
+def _profile_list() -> str:
+    """The profiles in components/profiles.yaml with their descriptions (YAML only: fast)."""
+    from pathlib import Path
+
+    import yaml
+
+    profiles = yaml.safe_load((Path(__file__).with_name("profiles.yaml")).read_text())
+    return "\n".join(f"  {name:8} {body.get('description', '')}" for name, body in profiles.items())
+
 def build_parser() -> argparse.ArgumentParser:
     from components.hparams import OPTIMIZERS, SEED_ACTIVATIONS, SEED_FILTERS, TrialConfig
 
     defaults = {f.name: f.default for f in fields(TrialConfig)}
-    parser = _Parser(prog="study", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="study", description="The Fashion-MNIST study: each step, trial and sweep as one "
+                     "command (what the pipeline's steps and Katib's trials run).")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("data", help="load, check and split Fashion-MNIST into a dataset artifact")
     p.add_argument("--source", help="folder or gs:// prefix with the four IDX files (.gz or raw); "
                    "default: Debian's dataset-fashion-mnist, then the Keras download")
     p.add_argument("--out", required=True, help="artifact folder or gs:// URI")
-    p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--val-fraction", type=float, default=0.1, help="share of the training images kept for validation")
     p.add_argument("--train-size", type=optional_int, default=None, help="stratified subset of the 60,000")
     p.add_argument("--test-size", type=optional_int, default=None, help="stratified subset of the 10,000")
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--seed", type=int, default=42, help="random seed of the split and the subsets")
     p.set_defaults(func=cmd_data)
 
     p = sub.add_parser("train", help="one training run of the hand-written CNN (the Katib trial)")
     p.add_argument("--data", required=True, help="dataset artifact (folder or gs://)")
     p.add_argument("--output", required=True, help="trial output folder or gs:// URI; resumes if it has a checkpoint")
     p.add_argument("--optimizer", default=defaults["optimizer"], help=f"one of {', '.join(OPTIMIZERS)}")
-    p.add_argument("--learning-rate", type=float, default=None)
+    p.add_argument("--learning-rate", type=float, default=None, help="default: the optimizer's Keras default")
     p.add_argument("--activations", type=_csv(str), default=SEED_ACTIVATIONS, help="4 values, e.g. selu,relu,relu,relu")
     p.add_argument("--filters", type=_csv(int), default=SEED_FILTERS, help="4 values, e.g. 32,64,64,64")
-    p.add_argument("--epochs", type=int, default=defaults["epochs"])
-    p.add_argument("--batch-size", type=int, default=defaults["batch_size"])
-    p.add_argument("--seed", type=int, default=defaults["seed"])
+    p.add_argument("--epochs", type=int, default=defaults["epochs"],
+                   help="epochs in all (a resumed trial runs the rest)")
+    p.add_argument("--batch-size", type=int, default=defaults["batch_size"], help="images per training step")
+    p.add_argument("--seed", type=int, default=defaults["seed"], help="random seed: weights, shuffling, dropout")
     p.add_argument("--bn-momentum", type=float, default=defaults["bn_momentum"],
-                   help="batch norm's moving-average momentum (default: %(default)s, Keras' and the study's)")
+                   help="batch norm's moving-average momentum, between 0 and 1 "
+                        "(default: %(default)s, Keras' and the study's)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="test accuracy, per-class accuracy, confusion matrix, curves")
     p.add_argument("--model", required=True, help="trial output folder (with model.keras)")
-    p.add_argument("--data", required=True)
-    p.add_argument("--out", required=True)
+    p.add_argument("--data", required=True, help="dataset artifact whose test split is scored")
+    p.add_argument("--out", required=True, help="folder for metrics.json and the figures")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("report", help="the study report (Markdown + HTML)")
-    p.add_argument("--data", required=True)
-    p.add_argument("--model", required=True)
-    p.add_argument("--evaluation", required=True)
+    p.add_argument("--data", required=True, help="dataset artifact")
+    p.add_argument("--model", required=True, help="the hand-written CNN's trial output folder")
+    p.add_argument("--evaluation", required=True, help="study evaluate's output folder")
     p.add_argument("--sweep", action="append", default=[], type=_stage_uri, metavar="STAGE=FOLDER",
                    help="a sweep's output folder, e.g. optimizer=runs/x/sweeps/optimizer (repeatable)")
     p.add_argument("--nas", default=None, help="the AutoKeras search's output folder (with nas.json)")
     p.add_argument("--transfer", action="append", default=[], metavar="BASE=FOLDER",
                    help="a transfer run's output folder, e.g. mobilenet_v2=runs/x/mobilenet_v2 (repeatable)")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="folder for report.md, report.html and the figures")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("run", help="run the whole pipeline on this machine with kfp.local")
-    p.add_argument("--profile", default="smoke")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    p = sub.add_parser("run", help="run the whole pipeline on this machine with kfp.local",
+                       description="Run the whole pipeline on this machine with kfp.local.\n\nprofiles:\n"
+                       + _profile_list())
+    p.add_argument("--profile", default="smoke", help="one of the profiles listed above")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help=SET_HELP)
     p.add_argument("--run-id", default=None, help="name of the run folder (default: profile + time)")
-    p.add_argument("--runs-dir", default="runs")
+    p.add_argument("--runs-dir", default="runs", help="folder that holds the run folders")
     p.add_argument("--runner", default="subprocess", choices=["subprocess", "docker"],
-                   help="docker: every step in a container of the trainer image (`make images` first)")
+                   help="subprocess: steps as processes of this Python; docker: every step in a container of the "
+                        "trainer image (build it first with make images)")
     p.add_argument("--verbose", action="store_true",
                    help="show kfp.local's log and Python warnings as they come, instead of the progress view "
                         "(the log is always in the run folder: kfp-local.log)")
@@ -256,12 +290,12 @@ def build_parser() -> argparse.ArgumentParser:
     katib = sub.add_parser("katib", help="Katib Experiments: generate the study's manifests, validate any")
     katib_sub = katib.add_subparsers(dest="katib_command", required=True, parser_class=_Parser)
     p = katib_sub.add_parser("generate", help="write the three sweeps' Experiment YAML (CPU and gpu/)")
-    p.add_argument("--profile", default="seed")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
-    p.add_argument("--out", default="katib/experiments")
+    p.add_argument("--profile", default="seed", help="the profile whose sweeps section sizes the trials")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help=SET_HELP)
+    p.add_argument("--out", default="katib/experiments", help="folder for the YAML files")
     p.set_defaults(func=cmd_katib_generate)
     p = katib_sub.add_parser("validate", help="check Experiments as Katib's admission webhook would")
-    p.add_argument("files", nargs="+")
+    p.add_argument("files", nargs="+", help="Experiment YAML files")
     p.set_defaults(func=cmd_katib_validate)
     from katib.launcher import add_arguments as add_launch_arguments  # light: kubernetes loads on use
 
@@ -275,14 +309,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("experiment", help="a Katib v1beta1 Experiment YAML file")
     p.add_argument("--run-dir", default=None, help="default: runs/sweeps/<experiment name>")
     p.set_defaults(func=cmd_sweep_run)
-    p = sweep_sub.add_parser("stage", help="one of the study's three sweeps on this machine")
-    p.add_argument("stage", choices=["optimizer", "activations", "filters"])
+    p = sweep_sub.add_parser(
+        "stage", help="one of the study's three sweeps on this machine",
+        description="One of the study's three sweeps on this machine: A optimizer (8 trials), B activations and "
+                    "C filters (81 each).\n\nTo cut trials: --set sweeps.max_trials.STAGE=N runs N grid points "
+                    "(the profile's default: see study profile); --set sweeps.epochs=N shortens each trial; "
+                    "--set sweeps.early_stopping=true stops weak trials early (Katib's medianstop).")
+    p.add_argument("stage", choices=["optimizer", "activations", "filters"], help="which sweep")
     p.add_argument("--data", required=True, help="dataset artifact")
     p.add_argument("--out", required=True, help="run folder: experiment.yaml, trials, results, summary.json")
     p.add_argument("--fixed", action="append", default=[], type=_setting, metavar="SETTING=VALUE",
                    help="settings held fixed, e.g. optimizer=Nadam or activations=selu,relu,relu,relu")
-    p.add_argument("--profile", default="smoke")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    p.add_argument("--profile", default="smoke", help="the profile whose sweeps section sizes the trials")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help=SET_HELP)
     p.set_defaults(func=cmd_sweep_stage)
 
     from components.nas import add_arguments as add_nas_arguments  # light: Keras loads on use
@@ -299,9 +338,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_transfer_arguments(p)
     p.set_defaults(func=cmd_transfer)
 
-    p = sub.add_parser("profile", help="print a profile with overrides applied")
-    p.add_argument("name", nargs="?", default="smoke")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    p = sub.add_parser("profile", help="print a profile with overrides applied",
+                       description="Print a profile with overrides applied, checked as study run checks it."
+                                   "\n\nprofiles:\n" + _profile_list())
+    p.add_argument("name", nargs="?", default="smoke", help="profile name (default: smoke)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help=SET_HELP)
     p.set_defaults(func=cmd_profile)
     return parser
 

@@ -667,15 +667,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where the KerasTuner project lives (default: OUTPUT/search); a distributed "
                              "search needs a folder the chief and every worker share")
     parser.add_argument("--block-type", default=d.block_type, help=f"one of {', '.join(BLOCK_TYPES)}")
-    parser.add_argument("--normalize", type=_bool, default=d.normalize, metavar="true|false")
-    parser.add_argument("--augment", type=_bool, default=d.augment, metavar="true|false")
+    parser.add_argument("--normalize", type=_bool, default=d.normalize, metavar="true|false",
+                        help="ImageBlock's normalization (false: let the search choose)")
+    parser.add_argument("--augment", type=_bool, default=d.augment, metavar="true|false",
+                        help="ImageBlock's augmentation (false: let the search choose)")
     parser.add_argument("--pretrained", type=_bool, default=d.pretrained, metavar="true|false",
                         help="ImageNet weights (downloads them); default false")
     parser.add_argument("--tuner", default=d.tuner, help=f"one of {', '.join(TUNERS)}")
-    parser.add_argument("--max-trials", type=int, default=d.max_trials)
-    parser.add_argument("--epochs", type=int, default=d.epochs)
-    parser.add_argument("--batch-size", type=int, default=d.batch_size)
-    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--max-trials", type=int, default=d.max_trials, help="models the search tries")
+    parser.add_argument("--epochs", type=int, default=d.epochs, help="epochs per trial")
+    parser.add_argument("--batch-size", type=int, default=d.batch_size, help="images per training step")
+    parser.add_argument("--seed", type=int, default=d.seed, help="random seed of the tuner and the training")
     parser.add_argument("--train-images", type=optional_int, default=d.train_images,
                         help="a stratified subset of the training split (default: all)")
     parser.add_argument("--val-split", type=optional_float, default=d.val_split,

@@ -365,7 +365,7 @@ def _source_weights(settings: TransferSettings, ws: storage.Workspace, source_da
         return record
     if not source_data_uri:
         raise UserError("weights 'source' needs source data: a dataset artifact of Fashion-MNIST "
-                        "(--source-data, the output of `study data`)")
+                        "(--source-data, the output of study data)")
     record = pretrain_on_source(settings, source_data_uri, str(ws.path(SOURCE_DIR)), log=log)
     ws.push(f"{SOURCE_DIR}/{SOURCE_WEIGHTS}", f"{SOURCE_DIR}/{SOURCE_RECORD}")
     return record
@@ -665,16 +665,18 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input-size", type=int, default=d.input_size,
                    help="image side in pixels (at least 32 for MobileNetV2, 75 for InceptionV3)")
     p.add_argument("--alpha", type=optional_float, default=d.alpha, help="MobileNetV2 width multiplier")
-    p.add_argument("--dropout", type=float, default=d.dropout)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--dropout", type=float, default=d.dropout, help="dropout rate before the softmax head")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="images per training step")
+    p.add_argument("--seed", type=int, default=d.seed, help="random seed of the training")
     p.add_argument("--mixed-precision", choices=SWITCHES, default=d.mixed_precision, help="auto: on a GPU")
     p.add_argument("--xla", choices=SWITCHES, default=d.xla, help="auto: on a GPU")
-    p.add_argument("--source-classes", type=_int_list, default=d.source_classes)
+    p.add_argument("--source-classes", type=_int_list, default=d.source_classes,
+                   help="Fashion-MNIST classes of the pretraining task, comma-separated")
     p.add_argument("--source-images", type=optional_int, default=d.source_images,
                    help="training images drawn for pretraining (default: all)")
-    p.add_argument("--source-epochs", type=int, default=d.source_epochs)
-    p.add_argument("--source-learning-rate", type=float, default=d.source_learning_rate)
+    p.add_argument("--source-epochs", type=int, default=d.source_epochs, help="pretraining epochs")
+    p.add_argument("--source-learning-rate", type=float, default=d.source_learning_rate,
+                   help="pretraining learning rate")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -684,7 +686,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("run", help="frozen base, then fine-tuning, for one base")
     p.add_argument("--data", required=True, help="image folder (one sub-folder per class; local or gs://) "
-                   "or a dataset artifact of `study data`")
+                   "or a dataset artifact of study data")
     p.add_argument("--out", required=True, help="run folder or gs:// URI; resumes if it has a checkpoint")
     p.add_argument("--weights", required=True, help="imagenet (downloads), none, source (pretrain here on "
                    "--source-data), or a .weights.h5/.h5 file path or gs:// URI")
@@ -693,31 +695,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--flip", default=d.flip, help="horizontal, vertical, horizontal_and_vertical or none")
     p.add_argument("--rotation", type=float, default=d.rotation, help="fraction of a full turn; 0: off")
     p.add_argument("--zoom", type=float, default=d.zoom, help="fraction of the side; 0: off")
-    p.add_argument("--frozen-epochs", type=int, default=d.frozen_epochs)
-    p.add_argument("--fine-tune-epochs", type=int, default=d.fine_tune_epochs)
+    p.add_argument("--frozen-epochs", type=int, default=d.frozen_epochs, help="epochs with the base frozen")
+    p.add_argument("--fine-tune-epochs", type=int, default=d.fine_tune_epochs,
+                   help="epochs with the top of the base unfrozen")
     p.add_argument("--fine-tune-from", default=None, help="first base layer to unfreeze: index or name "
                    "(default: 100 for MobileNetV2, 249 for InceptionV3)")
-    p.add_argument("--frozen-learning-rate", type=float, default=d.frozen_learning_rate)
-    p.add_argument("--fine-tune-learning-rate", type=float, default=d.fine_tune_learning_rate)
-    p.add_argument("--val-fraction", type=float, default=d.val_fraction)
-    p.add_argument("--test-fraction", type=float, default=d.test_fraction)
-    p.add_argument("--split-seed", type=int, default=d.split_seed)
+    p.add_argument("--frozen-learning-rate", type=float, default=d.frozen_learning_rate,
+                   help="learning rate of the frozen phase")
+    p.add_argument("--fine-tune-learning-rate", type=float, default=d.fine_tune_learning_rate,
+                   help="learning rate of the fine-tuning phase")
+    p.add_argument("--val-fraction", type=float, default=d.val_fraction, help="share of an image folder for validation")
+    p.add_argument("--test-fraction", type=float, default=d.test_fraction, help="share of an image folder for test")
+    p.add_argument("--split-seed", type=int, default=d.split_seed, help="random seed of the image folder's split")
     p.add_argument("--classes", type=_int_list, default=None, help="a dataset artifact's classes to use")
-    p.add_argument("--cache", choices=CACHE_MODES, default=d.cache)
+    p.add_argument("--cache", choices=CACHE_MODES, default=d.cache, help="where decoded images are kept while training")
     p.set_defaults(transfer_func=_cmd_run)
 
     p = sub.add_parser("pretrain", help="train a base from scratch on a source task; save its weights")
-    p.add_argument("--data", required=True, help="dataset artifact of `study data`")
+    p.add_argument("--data", required=True, help="dataset artifact of study data")
     p.add_argument("--out", required=True, help="folder for base.weights.h5 and source.json")
     _add_model_arguments(p)
     p.set_defaults(transfer_func=_cmd_pretrain)
 
     p = sub.add_parser("image-folder", help="write Fashion-MNIST classes as an image folder of PNG files")
-    p.add_argument("--data", required=True, help="dataset artifact of `study data`")
-    p.add_argument("--out", required=True)
-    p.add_argument("--classes", type=_int_list, default=TARGET_CLASSES)
-    p.add_argument("--images-per-class", type=optional_int, default=None)
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--data", required=True, help="dataset artifact of study data")
+    p.add_argument("--out", required=True, help="image folder to write (local or gs://), one sub-folder per class")
+    p.add_argument("--classes", type=_int_list, default=TARGET_CLASSES, help="Fashion-MNIST classes, comma-separated")
+    p.add_argument("--images-per-class", type=optional_int, default=None, help="default: all")
+    p.add_argument("--seed", type=int, default=42, help="random seed of the images drawn")
     p.set_defaults(transfer_func=_cmd_image_folder)
 
 

@@ -40,7 +40,7 @@ TARGETS = ("gke", "kind")
 
 def add_arguments(parser) -> None:
     """`study compile`'s options (components/cli.py builds its parser from this)."""
-    parser.add_argument("--out", default="pipelines/compiled/study_pipeline.yaml")
+    parser.add_argument("--out", default="pipelines/compiled/study_pipeline.yaml", help="the compiled pipeline's path")
     parser.add_argument("--profile", default="seed", help="profile whose values become the pipeline's defaults")
     parser.add_argument("--target", choices=TARGETS, default="gke",
                         help="gke: gs:// roots, GPU node pool (default); kind: KFP's own MinIO (s3://), small "
@@ -60,7 +60,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--s3-endpoint", default=None, help="S3/MinIO endpoint URL for steps and trials")
     parser.add_argument("--s3-secret", default=None,
                         help="secret with the S3 keys (keys accesskey, secretkey) for steps and trials")
-    parser.add_argument("--gpu-node-label", default=None)
+    parser.add_argument("--gpu-node-label", default=None,
+                        help="node label key of the GPU node pool (default: the cloud's own, see --gpu-node-value)")
     parser.add_argument("--gpu-node-value", default=None, help="the GPU node pool's label value")
     parser.add_argument("--sweep-timeout", type=float, default=None, metavar="SECONDS",
                         help="the sweep_timeout_s parameter's default (6 h)")

@@ -76,7 +76,8 @@ def build_pipeline(cluster: ClusterOptions | None = None):
         on_cluster(data)
         train = train_cnn(dataset=data.outputs["dataset"], optimizer=optimizer, learning_rate=learning_rate,
                           activations=activations, filters=filters, epochs=epochs, batch_size=batch_size,
-                          seed=train_seed, bn_momentum=bn_momentum, work_root=work_root, **run_ids).set_display_name("train hand-written CNN")
+                          seed=train_seed, bn_momentum=bn_momentum, work_root=work_root,
+                          **run_ids).set_display_name("train hand-written CNN")
         on_cluster(train, retries=cluster.train_retries if cluster else 0)
         evaluation = evaluate_model(dataset=data.outputs["dataset"],
                                     model=train.outputs["model"]).set_display_name("evaluate")
