@@ -221,3 +221,26 @@ def test_kill_during_a_checkpoint_write_leaves_no_temporary_after_the_rerun(tiny
     again = run_cli(*args)
     assert again.returncode == 0, again.stderr
     assert [p.name for p in out.rglob(".*") if p.is_file()] == []
+
+
+def test_gcs_trial_leaves_no_scratch_folders_after_success_or_after_a_kill_and_rerun(tiny_data, gcs_bucket,
+                                                                                    gcs_env, tmp_path):
+    """study-ws-* (the workspace mirror) and study-data-* (the fetched data) go on success; a killed
+    trial's are swept by the next run."""
+    from components import storage
+
+    data_uri = f"{gcs_bucket}/data"
+    storage.upload_dir(tiny_data, data_uri)
+    scratch_root = tmp_path / "tmp"
+    scratch_root.mkdir()
+    env = {**gcs_env, "TMPDIR": str(scratch_root)}
+    args = ["train", "--data", data_uri, "--output", f"{gcs_bucket}/t", "--epochs", "2", "--batch-size", "64",
+            "--filters", "8,8,16,16"]
+    killed = run_cli(*args, env={**env, "STUDY_FAULT": "trial.epoch-checkpointed@1"})
+    assert killed.returncode == -signal.SIGKILL
+    left = sorted(p.name.split("-")[1] for p in scratch_root.iterdir() if p.name.startswith("study-"))
+    assert left == ["data", "ws"]
+    resumed = run_cli(*args, env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming after epoch 1 of 2" in resumed.stderr
+    assert [p.name for p in scratch_root.iterdir() if p.name.startswith("study-")] == []
