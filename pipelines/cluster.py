@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from kfp import kubernetes
 
-from components.settings import ARTIFACT_ROOT, K8S_NAMESPACE, TRAINER_GPU_IMAGE, TRAINER_IMAGE
+from components.settings import ARTIFACT_ROOT, IMAGE_UID, K8S_NAMESPACE, TRAINER_GPU_IMAGE, TRAINER_IMAGE
 from katib.access import GCS_KEY_MOUNT, KFP_MINIO_SECRET, ClusterAccess
 
 __all__ = ["GCS_KEY_MOUNT", "ClusterOptions", "apply_cluster_settings", "kind_options"]
@@ -78,6 +78,10 @@ def apply_cluster_settings(task, opts: ClusterOptions, *, gpu: bool = False, ret
     task.set_env_variable("TF_CPP_MIN_LOG_LEVEL", "2")
     task.set_caching_options(opts.caching)
     task.container_spec.image = opts.image
+    # Pod Security "restricted" wants a non-root user; kfp-kubernetes 2.17's set_security_context sets
+    # the identity, and drops every capability; KFP's backend adds allowPrivilegeEscalation=false and
+    # seccompProfile RuntimeDefault itself (kfp/kubernetes/security_context.py, kfp-kubernetes 2.17.3).
+    kubernetes.set_security_context(task, run_as_user=IMAGE_UID, run_as_group=IMAGE_UID, run_as_non_root=True)
     access = opts.access()
     if access.gcs_key_secret:
         kubernetes.use_secret_as_volume(task, secret_name=access.gcs_key_secret, mount_path=GCS_KEY_MOUNT)
