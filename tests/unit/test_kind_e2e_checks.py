@@ -126,7 +126,7 @@ def test_pipeline_compiled_for_kind_names_the_loaded_image_and_the_checked_tasks
     code = ("from pipelines.cluster import ClusterOptions; from pipelines.compile import compile_pipeline; "
             f"compile_pipeline({str(out)!r}, profile='smoke', cluster=ClusterOptions(use_gpus=False))")
     subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, check=True, timeout=300)
-    ir = yaml.safe_load(out.read_text())
+    ir = next(yaml.safe_load_all(out.read_text()))  # the pipeline spec (the platform spec follows it)
     assert set(PIPELINE_ARTIFACT_TASKS) <= set(ir["root"]["dag"]["tasks"])
     images = {executor["container"]["image"] for executor in ir["deploymentSpec"]["executors"].values()}
     assert KIND_IMAGE in images
