@@ -241,8 +241,7 @@ def write_dataset(splits: dict[str, tuple[np.ndarray, np.ndarray]], metadata: di
             np.save(Path(tmp, f"y_{split}.npy"), np.ascontiguousarray(y, dtype=np.uint8))
         # Rewriting an artifact in place: the old marker goes before the first array is replaced,
         # so a kill part-way leaves arrays that no marker vouches for, never old and new mixed.
-        if not storage.is_remote(out_uri):
-            Path(out_uri, METADATA).unlink(missing_ok=True)
+        storage.delete(storage.join(out_uri, METADATA))
         for n, name in enumerate(sorted(p.name for p in Path(tmp).glob("*.npy")), start=1):
             storage.upload_file(Path(tmp, name), storage.join(out_uri, name))
             fault_point("data.array-written", n)

@@ -107,6 +107,16 @@ def write_bytes(uri: str, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+def delete(uri: str) -> None:
+    """Remove one file or object; one that is not there is not an error."""
+    remote = _remote(uri)
+    if remote:
+        store, bucket, name = remote
+        store.delete(bucket, name)
+        return
+    Path(uri).unlink(missing_ok=True)
+
+
 def write_text(uri: str, text: str) -> None:
     write_bytes(uri, text.encode("utf-8"))
 

@@ -120,6 +120,19 @@ class GcsStore(RemoteStore):
         blob = self.blob(bucket, name)
         self._call(bucket, lambda kw: blob.upload_from_string(data, **kw))
 
+    def delete(self, bucket: str, name: str) -> None:
+        from google.api_core import exceptions as gexc
+
+        blob = self.blob(bucket, name)
+
+        def remove(kw) -> None:
+            try:
+                blob.delete(**kw)
+            except gexc.NotFound:  # no such object is fine; no such bucket is not
+                self.check_bucket(bucket)
+
+        self._call(bucket, remove)
+
     def upload_file(self, local: Path, bucket: str, name: str) -> None:
         blob = self.blob(bucket, name)
         self._call(bucket, lambda kw: blob.upload_from_filename(str(local), **kw))

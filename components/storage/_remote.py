@@ -93,6 +93,10 @@ class RemoteStore(ABC):
     def write_bytes(self, bucket: str, name: str, data: bytes) -> None: ...
 
     @abstractmethod
+    def delete(self, bucket: str, name: str) -> None:
+        """Remove the object; an object that is not there is not an error."""
+
+    @abstractmethod
     def upload_file(self, local: Path, bucket: str, name: str) -> None: ...
 
     @abstractmethod

@@ -165,6 +165,10 @@ class S3Store(RemoteStore):
     def write_bytes(self, bucket: str, name: str, data: bytes) -> None:
         self._call(bucket, lambda s3: s3.put_object(Bucket=bucket, Key=name, Body=data))
 
+    def delete(self, bucket: str, name: str) -> None:
+        # S3 answers 204 whether or not the key exists.
+        self._call(bucket, lambda s3: s3.delete_object(Bucket=bucket, Key=name))
+
     def upload_file(self, local: Path, bucket: str, name: str) -> None:
         # Above 8 MiB boto3 uploads in parts; the object appears when the last part is joined,
         # and boto3 aborts the upload (no parts kept) when one fails.
