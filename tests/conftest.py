@@ -153,6 +153,22 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 600) -> subpro
                           capture_output=True, text=True, env=env, timeout=timeout)
 
 
+def die_at_upload(monkeypatch, n: int) -> list[str]:
+    """Make the ``n``-th storage.upload_file raise ConnectionError (a preempted node); the targets tried."""
+    from components import storage
+
+    real_upload, uploads = storage.upload_file, []
+
+    def dying_upload(local, target):
+        uploads.append(target)
+        if len(uploads) == n:
+            raise ConnectionError("node preempted")
+        real_upload(local, target)
+
+    monkeypatch.setattr(storage, "upload_file", dying_upload)
+    return uploads
+
+
 def last_error_line(stderr: str) -> str:
     lines = [line for line in stderr.strip().splitlines() if line.strip()]
     return lines[-1] if lines else ""

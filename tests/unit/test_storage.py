@@ -7,6 +7,7 @@ import pytest
 from components import storage
 from components.data import DataSettings, load_dataset, prepare_dataset
 from components.errors import UserError
+from tests.conftest import die_at_upload
 
 
 def test_local_atomic_write_keeps_old_content_when_the_writer_fails(tmp_path):
@@ -62,16 +63,7 @@ def test_gcs_dataset_artifact_round_trip(gcs_bucket, fmnist_dir, tmp_path):
 
 def test_gcs_step_that_dies_mid_way_leaves_no_artifact_claiming_success(gcs_bucket, fmnist_dir, monkeypatch):
     uri = f"{gcs_bucket}/data/broken"
-    real_upload = storage.upload_file
-    uploads = []
-
-    def dying_upload(local, target):
-        uploads.append(target)
-        if len(uploads) == 3:
-            raise ConnectionError("node preempted")
-        real_upload(local, target)
-
-    monkeypatch.setattr(storage, "upload_file", dying_upload)
+    die_at_upload(monkeypatch, 3)
     with pytest.raises(ConnectionError):
         prepare_dataset(DataSettings(train_size=500, test_size=200), uri)
     written = storage.list_files(uri)

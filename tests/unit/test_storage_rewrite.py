@@ -11,6 +11,7 @@ import pytest
 from components import storage
 from components.data import DataSettings, load_dataset, prepare_dataset
 from components.errors import UserError
+from tests.conftest import die_at_upload
 
 
 @pytest.mark.parametrize("bucket_fixture", ["gcs_bucket", "s3_bucket"])
@@ -19,15 +20,7 @@ def test_a_rewrite_that_dies_part_way_leaves_no_marker_over_mixed_arrays(bucket_
     uri = f"{request.getfixturevalue(bucket_fixture)}/data/rewritten"
     prepare_dataset(DataSettings(train_size=500, test_size=200, seed=1), uri)
     assert storage.exists(storage.join(uri, "metadata.json"))
-    real_upload, uploads = storage.upload_file, []
-
-    def dying_upload(local, target):
-        uploads.append(target)
-        if len(uploads) == 3:
-            raise ConnectionError("node preempted")
-        real_upload(local, target)
-
-    monkeypatch.setattr(storage, "upload_file", dying_upload)
+    die_at_upload(monkeypatch, 3)
     with pytest.raises(ConnectionError):
         prepare_dataset(DataSettings(train_size=600, test_size=300, seed=2), uri)
     assert not storage.exists(storage.join(uri, "metadata.json"))

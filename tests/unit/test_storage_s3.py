@@ -8,6 +8,7 @@ import pytest
 from components import storage
 from components.data import DataSettings, load_dataset, prepare_dataset
 from components.errors import UserError
+from tests.conftest import die_at_upload
 
 
 def _objects(bucket_uri: str) -> list[str]:
@@ -64,16 +65,7 @@ def test_s3_dataset_is_written_marker_last(s3_bucket, fmnist_dir, monkeypatch):
 
 def test_s3_step_that_dies_mid_way_leaves_no_artifact_claiming_success(s3_bucket, fmnist_dir, monkeypatch):
     uri = f"{s3_bucket}/data/broken"
-    real_upload = storage.upload_file
-    uploads = []
-
-    def dying_upload(local, target):
-        uploads.append(target)
-        if len(uploads) == 3:
-            raise ConnectionError("node preempted")
-        real_upload(local, target)
-
-    monkeypatch.setattr(storage, "upload_file", dying_upload)
+    die_at_upload(monkeypatch, 3)
     with pytest.raises(ConnectionError):
         prepare_dataset(DataSettings(train_size=500, test_size=200), uri)
     written = storage.list_files(uri)
