@@ -24,7 +24,7 @@ help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 	@echo "  variables: PROFILE=smoke|seed  SET='train.epochs=3 data.train_size=null'  RUN_ID=name  PYTEST_ARGS=..."
 	@echo "             BASE_IMAGE=local|IMAGE  BAKE_DATA=/usr/share/datasets/fashion-mnist  KFP_ENDPOINT=URL"
-	@echo "             OVERLAY=kind|gpu-cloud  BENCH_ONLY=1,3  BENCH_SET='train_images=2560'"
+	@echo "             OVERLAY=kind|gpu-cloud|kubeflow-multi-user|kind-nas|gpu-cloud-nas  BENCH_ONLY=1,3  BENCH_SET='train_images=2560'"
 
 $(STAMP): uv.lock pyproject.toml scripts/install.sh
 	@scripts/install.sh $(VENV) $(PYTHON)
@@ -87,7 +87,7 @@ k8s-render: ## render each kustomize root to build/k8s/ (kubectl kustomize)
 	@for root in $(K8S_ROOTS); do out=build/k8s/$$(echo $$root | tr / -).yaml; \
 	  kubectl kustomize k8s/$$root > $$out && echo $$out; done
 
-k8s-apply: ## apply k8s/overlays/$(OVERLAY) (kind | gpu-cloud) to the current kubectl context
+k8s-apply: ## apply k8s/overlays/$(OVERLAY) (kind, gpu-cloud, kubeflow-multi-user; kind-nas, gpu-cloud-nas add the AutoKeras search)
 	kubectl apply -k k8s/overlays/$(OVERLAY)
 
 bench: install data ## the benchmark: bench/results/<date>-<machine>.json/.md (about 1.5 h on 2 idle cores)
@@ -97,7 +97,7 @@ bench-quick: install data ## the benchmark on tiny sizes (minutes): checks the h
 	$(PY) -m bench.run --quick $(if $(BENCH_ONLY),--only $(BENCH_ONLY)) $(foreach s,$(BENCH_SET),--set $(s))
 
 lint: install ## static checks (ruff)
-	$(PY) -m ruff check components katib pipelines tests bench
+	$(PY) -m ruff check components katib pipelines tests bench images
 
 clean: ## remove the virtual environment and local runs
 	rm -rf $(VENV) .venv-3.* runs .pytest_cache
