@@ -58,12 +58,11 @@ def wait_for_port(port: int, timeout: float = 30.0) -> None:
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout} s")
 
 
-@pytest.fixture(scope="session")
-def gcs_emulator():
-    """gcp-storage-emulator on 127.0.0.1 at a free port; yields its host:port."""
+def serve_on_loopback(executable: str, *args: str):
+    """Run a venv console script as a server on 127.0.0.1 at a free port ({port} in ``args``); yield its URL."""
     port = free_port()
-    exe = Path(sys.executable).with_name("gcp-storage-emulator")
-    proc = subprocess.Popen([str(exe), "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory", "-q"],
+    exe = Path(sys.executable).with_name(executable)
+    proc = subprocess.Popen([str(exe), *(a.format(port=port) for a in args)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(port)
@@ -71,6 +70,13 @@ def gcs_emulator():
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator():
+    """gcp-storage-emulator on 127.0.0.1 at a free port; yields its host:port."""
+    yield from serve_on_loopback("gcp-storage-emulator", "start", "--host", "127.0.0.1", "--port", "{port}",
+                                 "--in-memory", "-q")
 
 
 @pytest.fixture
@@ -104,16 +110,7 @@ AWS_ENV = ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SES
 @pytest.fixture(scope="session")
 def s3_server():
     """moto's standalone S3-API server on 127.0.0.1 at a free port; yields its endpoint URL."""
-    port = free_port()
-    exe = Path(sys.executable).with_name("moto_server")
-    proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port(port)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    yield from serve_on_loopback("moto_server", "-H", "127.0.0.1", "-p", "{port}")
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
-"""Rewriting a dataset artifact in place on gs:// and s3://: the old marker goes first.
+"""Writing and rewriting a dataset artifact on gs:// and s3:// when the step dies part-way.
 
-A rewrite that dies part-way must leave no metadata.json over a mix of new and old arrays,
-on the real GCS emulator and S3 server the other storage tests use.
+A write that dies leaves no metadata.json (the completion marker); a rewrite removes the old
+marker first, so none is left over a mix of new and old arrays. On the real GCS emulator and
+S3 server the other storage tests use.
 """
 
 from __future__ import annotations
@@ -12,6 +13,19 @@ from components import storage
 from components.data import DataSettings, load_dataset, prepare_dataset
 from components.errors import UserError
 from tests.conftest import die_at_upload
+
+
+@pytest.mark.parametrize("bucket_fixture", ["gcs_bucket", "s3_bucket"])
+def test_a_step_that_dies_mid_way_leaves_no_artifact_claiming_success(bucket_fixture, request, fmnist_dir,
+                                                                      monkeypatch):
+    uri = f"{request.getfixturevalue(bucket_fixture)}/data/broken"
+    die_at_upload(monkeypatch, 3)
+    with pytest.raises(ConnectionError):
+        prepare_dataset(DataSettings(train_size=500, test_size=200), uri)
+    written = storage.list_files(uri)
+    assert len(written) == 2 and "metadata.json" not in written
+    with pytest.raises(UserError, match="not a dataset artifact"):
+        load_dataset(uri)
 
 
 @pytest.mark.parametrize("bucket_fixture", ["gcs_bucket", "s3_bucket"])

@@ -8,7 +8,6 @@ import pytest
 from components import storage
 from components.data import DataSettings, load_dataset, prepare_dataset
 from components.errors import UserError
-from tests.conftest import die_at_upload
 
 
 def _objects(bucket_uri: str) -> list[str]:
@@ -61,17 +60,6 @@ def test_s3_dataset_is_written_marker_last(s3_bucket, fmnist_dir, monkeypatch):
     assert _objects(s3_bucket) == sorted(o.removeprefix(f"{s3_bucket}/") for o in order)
     ds = load_dataset(uri)
     assert ds.metadata["counts"] == {"train": 450, "val": 50, "test": 200}
-
-
-def test_s3_step_that_dies_mid_way_leaves_no_artifact_claiming_success(s3_bucket, fmnist_dir, monkeypatch):
-    uri = f"{s3_bucket}/data/broken"
-    die_at_upload(monkeypatch, 3)
-    with pytest.raises(ConnectionError):
-        prepare_dataset(DataSettings(train_size=500, test_size=200), uri)
-    written = storage.list_files(uri)
-    assert len(written) == 2 and "metadata.json" not in written
-    with pytest.raises(UserError, match="not a dataset artifact"):
-        load_dataset(uri)
 
 
 def test_s3_missing_object_and_missing_bucket_are_one_line_errors(s3_bucket, tmp_path):
