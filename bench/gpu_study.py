@@ -6,7 +6,7 @@ Run by ``bench/gpu_study.sh`` (which sets up the Python environment); directly::
     KERAS_BACKEND=jax python -m bench.gpu_study --data DIR --slice          # A whole, a fixed sample of B and C
 
 Trials are packed on the GPU: ``--parallel N`` worker processes each run trials
-one after another with the project's own trial code (``components.train.run_trial``:
+one after another with the project's own trial code (``components.cnn.train.run_trial``:
 the same model, settings, metrics and outputs as ``study train``), so imports and
 data loading are paid once per worker, not once per trial. JAX workers each
 preallocate ``0.9 / N`` of the GPU's memory (``XLA_PYTHON_CLIENT_MEM_FRACTION``).
@@ -98,7 +98,7 @@ def winner(results: list[dict]) -> dict | None:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Not katib.local.files' twin: importing katib.local imports Optuna, which GPU images lack."""
+    """Not katib.backends.local.files' twin: importing katib.backends.local imports Optuna, which GPU images lack."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -120,8 +120,8 @@ def run_task(task: dict) -> dict:
     try:
         import keras
 
-        from components import train as train_module
-        from components.hparams import TrialConfig
+        from components.cnn import train as train_module
+        from components.cnn.hparams import TrialConfig
 
         if task.get("no_checkpoints"):
             train_module._save_checkpoint = lambda *args, **kwargs: None  # the bench's choice, not the trial's
@@ -176,7 +176,7 @@ def evaluate_task(task: dict) -> dict:
 
 class Study:
     def __init__(self, args: argparse.Namespace):
-        from components.profiles import load_profile
+        from components.core.profiles import load_profile
 
         self.args = args
         self.out = Path(args.out).resolve()
@@ -205,7 +205,7 @@ class Study:
                 "dtype_policy": self.args.dtype_policy}
 
     def stage_tasks(self, stage: str, fixed: dict[str, str]) -> list[dict]:
-        from components.settings import STUDY_RESULTS
+        from components.core.settings import STUDY_RESULTS
         from katib.spaces import SWEEPS
 
         sweep = SWEEPS[stage]
@@ -355,7 +355,7 @@ def worker_environment(parallel: int) -> dict[str, str]:
 
 
 def render_markdown(res: dict) -> str:
-    from components.settings import STUDY_RESULTS
+    from components.core.settings import STUDY_RESULTS
 
     s = res.get("settings", {})
     m = res.get("machine", {})

@@ -52,7 +52,7 @@ esac
 export KERAS_BACKEND="$BACKEND"
 # The bench (and, from a checkout, the project's source) come from here; a bare bench/ copy uses the wheel.
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
-NEEDS="import keras, yaml, tensorboard, numpy, components.train, katib.spaces"
+NEEDS="import keras, yaml, tensorboard, numpy, components.cnn.train, katib.spaces"
 
 usable() { "$PYTHON" -c "$NEEDS" >/dev/null 2>&1; }
 
@@ -131,7 +131,7 @@ fi
 # One training step of the study's CNN: a Keras that does not fit the backend fails here, not in 170 trials.
 "$PYTHON" -c "
 import sys, keras, numpy as np
-from components.models import build_seed_cnn
+from components.cnn.models import build_seed_cnn
 m = build_seed_cnn()
 m.compile(optimizer='nadam', loss='sparse_categorical_crossentropy', metrics=['accuracy'])
 m.fit(np.zeros((256, 28, 28, 1), 'float32'), np.zeros(256, 'int32'), batch_size=128, epochs=1, verbose=0)

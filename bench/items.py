@@ -86,7 +86,7 @@ def _variant_settings(name: str, cores: int) -> tuple[dict, dict]:
     spec, env = {}, {}
     for part in name.split("+"):
         if part == "baseline":
-            pass  # as components.train runs a trial: jit "auto", 1 step per execution, default threads
+            pass  # as components.cnn.train runs a trial: jit "auto", 1 step per execution, default threads
         elif part == "xla":
             spec["jit_compile"] = True
         elif part == "nojit":
@@ -212,7 +212,7 @@ def item_throughput(ctx: Context) -> dict:
     r["notes"].insert(0, f"Ceiling: {gemm['flops_per_second'] / 1e9:.0f} GFLOP/s fp32 GEMM (n={gemm['n']}, "
                          f"{ctx.backend}) / {flops.training_flops(forward) / 1e6:.1f} MFLOP per training image "
                          f"(3 × {forward / 1e6:.2f}) = {ceiling:,.0f} images/s.")
-    r["notes"].append("baseline = components.train's settings (jit_compile auto: off for TensorFlow on a CPU, on "
+    r["notes"].append("baseline = components.cnn.train's settings (jit_compile auto: off for TensorFlow on a CPU, on "
                       "for JAX; 1 step per execution; default threads). batchN changes a trial hyperparameter.")
     if ok:
         best_name = max(ok, key=lambda k: ok[k]["images_per_second"])
@@ -300,7 +300,7 @@ def item_backends(ctx: Context) -> dict:
     data = ctx.dataset(s["data_train_size"], s["data_test_size"])
     forward = flops.seed_cnn_forward_flops()
     r["settings"] = {"train_images": s["train_images"], "epochs": s["epochs"], "batch_size": s["batch_size"],
-                     "settings": "components.train's (baseline)"}
+                     "settings": "components.cnn.train's (baseline)"}
     rows, per = [], {}
     for backend in [b.strip() for b in str(s["backends"]).split(",") if b.strip()]:
         if not backend_installed(backend):
@@ -346,7 +346,7 @@ def item_pipeline(ctx: Context) -> dict:
     data = ctx.dataset(s["data_train_size"], s["data_test_size"])
     r["settings"] = {"backend": ctx.backend, "train_images": s["train_images"], "epochs": s["epochs"],
                      "batch_size": s["batch_size"], "input": "model.fit on the float32 arrays from the .npy "
-                     "artifact, shuffled (as components.train)", "compute_repeats": s["pipeline_repeats"]}
+                     "artifact, shuffled (as components.cnn.train)", "compute_repeats": s["pipeline_repeats"]}
     res = ctx.probe({"kind": "train", "data": data, "train_images": s["train_images"], "epochs": s["epochs"],
                      "batch_size": s["batch_size"], "pipeline": True, "pipeline_repeats": s["pipeline_repeats"]})
     p = res["pipeline"]
@@ -383,11 +383,11 @@ def _search_sweep(values: list[str], layers: int):
 
 def item_search(ctx: Context) -> dict:
     from bench import search
+    from katib.backends.local import run_experiment
+    from katib.backends.local.experiment_spec import read_experiment
+    from katib.backends.local.samplers import create_sampler
+    from katib.backends.local.search_space import optuna_search_space, parameter_assignments
     from katib.experiments import ExperimentOptions, build_experiment
-    from katib.local import run_experiment
-    from katib.local.experiment_spec import read_experiment
-    from katib.local.samplers import create_sampler
-    from katib.local.search_space import optuna_search_space, parameter_assignments
     from katib.spaces import BASE_SETTINGS
 
     r = new_result(5, "search_efficiency", "Search efficiency: trial-epochs until within 0.2 pp of the grid's best")
@@ -400,13 +400,13 @@ def item_search(ctx: Context) -> dict:
                              fixed={**BASE_SETTINGS, "optimizer": s["search_optimizer"]},
                              epochs=int(s["search_epochs"]),
                              batch_size=int(s["batch_size"]), seed=1, parallel_trials=int(s["search_parallel"]),
-                             max_failed_trials=sweep.grid_size, command=(sys.executable, "-m", "components.cli"))
+                             max_failed_trials=sweep.grid_size, command=(sys.executable, "-m", "pipelines.cli"))
     experiment = build_experiment(sweep, opts)
     r["settings"] = {"train_images": s["search_train_size"], "epochs": s["search_epochs"], "values": values,
                      "layers_varied": s["search_layers"], "grid_size": sweep.grid_size,
                      "optimizer": s["search_optimizer"], "data_seed": 42, "trial_seed": 1,
                      "replay_seeds": s["search_seeds"], "backend": os.environ.get("KERAS_BACKEND", "tensorflow")}
-    from katib.local.records import load_records
+    from katib.backends.local.records import load_records
 
     reused = sum(1 for rec in load_records(run_dir) if rec.finished) if run_dir.exists() else 0
     log_file = ctx.work / "search.log"
@@ -459,7 +459,7 @@ def item_search(ctx: Context) -> dict:
         curves[f"{algorithm} (median)"] = search.median_curve([search.best_so_far(e) for e in runs])
 
     png = f"{ctx.stem}-search.png"
-    from katib.local.files import write_atomic
+    from katib.backends.local.files import write_atomic
 
     write_atomic(ctx.out_dir / png, lambda tmp: search.plot_curves(
         curves, threshold, grid_best, tmp,
@@ -499,8 +499,8 @@ def item_search(ctx: Context) -> dict:
 # ---------------------------------------------------------------- 6. sweep overhead
 
 def item_sweep_overhead(ctx: Context) -> dict:
+    from katib.backends.local import run_experiment
     from katib.experiments import ExperimentOptions, build_experiment
-    from katib.local import run_experiment
     from katib.spaces import OPTIMIZER_SWEEP
 
     r = new_result(6, "sweep_overhead", "Sweep overhead per trial (local backend) vs the trial's training time")
@@ -513,7 +513,7 @@ def item_sweep_overhead(ctx: Context) -> dict:
     opts = ExperimentOptions(data_uri=str(Path(data).resolve()), output_root=str((run_dir / "outputs").resolve()),
                              epochs=int(s["overhead_epochs"]), batch_size=int(s["batch_size"]), seed=1,
                              parallel_trials=1, max_trials=int(s["overhead_trials"]),
-                             command=(sys.executable, "-m", "components.cli"))
+                             command=(sys.executable, "-m", "pipelines.cli"))
     experiment = build_experiment(OPTIMIZER_SWEEP, opts)
     seen: dict[str, dict[str, float]] = {}
 
@@ -533,7 +533,7 @@ def item_sweep_overhead(ctx: Context) -> dict:
     trials = []
     for proc in procs.values():
         output = proc.arg("--output")
-        if not output or proc.first_call("components.train.run_trial") is None:
+        if not output or proc.first_call("components.cnn.train.run_trial") is None:
             continue
         name = Path(output).name
         metrics_file = Path(output) / "metrics.json"
@@ -601,7 +601,7 @@ def _import_times(ctx: Context) -> dict:
         env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
         reps = int(ctx.sizes["import_repeats"])
         out[backend] = {"interpreter_s": stats.median([_wall("pass", env) for _ in range(reps)]),
-                        "import_s": stats.median([_wall("import components.train", env) for _ in range(reps)])}
+                        "import_s": stats.median([_wall("import components.cnn.train", env) for _ in range(reps)])}
     return out
 
 
@@ -622,7 +622,7 @@ def item_pipeline_overhead(ctx: Context) -> dict:
     root.mkdir(parents=True)
     timeline = root / "timeline.jsonl"
     run_id = "bench"
-    cmd = [sys.executable, "-m", "components.cli", "run", "--profile", s["pipeline_profile"], "--runs-dir",
+    cmd = [sys.executable, "-m", "pipelines.cli", "run", "--profile", s["pipeline_profile"], "--runs-dir",
            str(root / "runs"), "--run-id", run_id]
     for item in s["pipeline_set"] or []:
         cmd += ["--set", item]

@@ -8,7 +8,7 @@ one ``BENCH_RESULT {json}`` line.
 Kinds:
 
 * ``gemm`` — the rate of an n×n matrix multiply through the backend (the ceiling).
-* ``train`` — the hand-written CNN built and compiled as ``components.train`` does,
+* ``train`` — the hand-written CNN built and compiled as ``components.cnn.train`` does,
   trained with ``model.fit`` on the .npy artifact; epoch times with the first
   (compile) epoch left out; optionally the input-pipeline split and test accuracy.
 """
@@ -137,9 +137,9 @@ def train_probe(spec: dict) -> dict:
     import numpy as np
 
     from bench.flops import model_forward_flops
+    from components.cnn.models import build_seed_cnn, param_counts
+    from components.cnn.train import make_optimizer
     from components.data import load_dataset
-    from components.models import build_seed_cnn, param_counts
-    from components.train import make_optimizer
 
     if spec.get("torch_threads"):
         import torch
@@ -161,7 +161,7 @@ def train_probe(spec: dict) -> dict:
     compile_args = {"steps_per_execution": int(spec.get("steps_per_execution", 1))}
     if spec.get("jit_compile", "auto") != "auto":
         compile_args["jit_compile"] = bool(spec["jit_compile"])
-    # As components.train compiles it (the trial's settings), plus the knobs under test.
+    # As components.cnn.train compiles it (the trial's settings), plus the knobs under test.
     model.compile(optimizer=make_optimizer(spec.get("optimizer", "Adam"), None),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"], **compile_args)
     timer = _epoch_timer()

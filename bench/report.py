@@ -79,7 +79,7 @@ def render_markdown(results: dict) -> str:
 
 def write_results(results: dict, out_dir: Path, stem: str) -> dict[str, Path]:
     """JSON and Markdown side by side, each written atomically."""
-    from katib.local.files import write_json_atomic, write_text_atomic
+    from katib.backends.local.files import write_json_atomic, write_text_atomic
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / f"{stem}.json", "markdown": out_dir / f"{stem}.md"}

@@ -3,9 +3,9 @@
 The full grid is run once, for real, through the local Katib backend; every
 other strategy is then replayed on its recorded per-epoch objectives (a tabular
 benchmark): the medianstop-pruned grid with Katib's own rule
-(:mod:`katib.local.early_stopping`) in the order the grid ran, TPE and random
+(:mod:`katib.backends.local.early_stopping`) in the order the grid ran, TPE and random
 search with the Optuna samplers the local backend would create
-(:func:`katib.local.samplers.create_sampler`), over several seeds. A replayed
+(:func:`katib.backends.local.samplers.create_sampler`), over several seeds. A replayed
 trial costs what it would have cost live (its epochs, or fewer when stopped)
 and finds what the real trial found; where trials are deterministic (fixed
 seeds) that is what a live run of the strategy would see.
@@ -57,7 +57,7 @@ def grid_events(order: Sequence[Key], histories: Mapping[Key, Sequence[float]]) 
 def medianstop_events(order: Sequence[Key], histories: Mapping[Key, Sequence[float]],
                       min_trials_required: int, start_step: int) -> list[Event]:
     """The same grid with Katib's median stop: each trial gets the rule that holds when it starts."""
-    from katib.local.early_stopping import MedianStopSettings, StoppingRule, median_stop_value
+    from katib.backends.local.early_stopping import MedianStopSettings, StoppingRule, median_stop_value
 
     settings = MedianStopSettings(min_trials_required=min_trials_required, start_step=start_step)
     succeeded: list[Sequence[float]] = []

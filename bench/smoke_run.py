@@ -88,7 +88,7 @@ def item_smoke_run(ctx) -> dict:
     gemm_gflops = ctx.gemm("tensorflow")["flops_per_second"] / 1e9
     root = ctx.work / "smoke-run"
     shutil.rmtree(root, ignore_errors=True)
-    cmd = [sys.executable, "-m", "components.cli", "run", "--profile", "smoke", "--runs-dir", str(root),
+    cmd = [sys.executable, "-m", "pipelines.cli", "run", "--profile", "smoke", "--runs-dir", str(root),
            "--run-id", "smoke"]
     for item in s["smoke_set"] or []:
         cmd += ["--set", item]

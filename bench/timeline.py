@@ -88,7 +88,7 @@ def step_processes(procs: dict[int, Process]) -> list[Process]:
 
 def trial_breakdown(proc: Process, train_seconds: float | None, end: float | None = None) -> dict:
     """Where one trial process's wall time went (seconds); ``end``: when its parent saw it end."""
-    run = proc.first_call("components.train.run_trial")
+    run = proc.first_call("components.cnn.train.run_trial")
     fit = proc.first_call("keras.Model.fit")
     end = end if end is not None else proc.exit
     if proc.start is None or run is None or fit is None or end is None:

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from components import storage
-from components.errors import UserError
-from components.faults import fault_point
+from components.core import storage
+from components.core.errors import UserError
+from components.core.faults import fault_point
 
 NUM_CLASSES = 10
 IMAGE_SHAPE = (28, 28)

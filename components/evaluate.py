@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from components import storage
+from components.cnn.models import param_counts
+from components.core import storage
+from components.core.errors import UserError
+from components.core.settings import FASHION_MNIST_CLASSES
 from components.data import load_dataset
-from components.errors import UserError
-from components.models import param_counts
-from components.settings import FASHION_MNIST_CLASSES
 
 
 def load_model(model_uri: str):

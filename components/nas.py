@@ -45,10 +45,10 @@ from pathlib import Path
 
 import numpy as np
 
-from components import storage
-from components.argtypes import optional_float, optional_int
-from components.errors import UserError
-from components.settings import OBJECTIVE_METRIC
+from components.core import storage
+from components.core.argtypes import optional_float, optional_int
+from components.core.errors import UserError
+from components.core.settings import OBJECTIVE_METRIC
 
 BLOCK_TYPES = ("resnet", "xception", "vanilla", "efficient")
 TUNERS = ("greedy", "bayesian", "hyperband", "random")
@@ -323,7 +323,7 @@ def _seed(seed: int) -> None:
 
 def describe_model(model) -> dict:
     """Layers (name, type, output shape, parameters) and the three parameter counts."""
-    from components.models import param_counts
+    from components.cnn.models import param_counts
 
     layers = []
     for layer in model.layers:

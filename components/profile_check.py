@@ -1,7 +1,7 @@
 """The whole profile checked before any work starts: types, allowed values, ranges, one line per problem.
 
 ``study run``, ``study profile``, ``study sweep stage`` and ``katib generate`` all load their
-profile through :func:`components.profiles.load_profile`, which calls :func:`profile_problems`,
+profile through :func:`components.core.profiles.load_profile`, which calls :func:`profile_problems`,
 so a bad ``--set`` value is refused before the data step, not inside the step that reads it.
 The ``nas`` and ``transfer`` sections are checked by their own steps' settings classes, so the
 rules live once, beside the code that uses them.
@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from components.errors import UserError
-from components.hparams import KNOWN_ACTIVATIONS, NUM_CONV, OPTIMIZERS
+from components.cnn.hparams import KNOWN_ACTIVATIONS, NUM_CONV, OPTIMIZERS
+from components.core.errors import UserError
 
 Problems = list[str]
 

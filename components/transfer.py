@@ -36,9 +36,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from components import storage
-from components.argtypes import optional_float, optional_int
-from components.errors import TrialDiverged, UserError
+from components.core import storage
+from components.core.argtypes import optional_float, optional_int
+from components.core.errors import TrialDiverged, UserError
 from components.transfer_data import CACHE_MODES, SOURCE_CLASSES, TARGET_CLASSES
 
 METRICS_FILE = "metrics.json"
@@ -274,7 +274,7 @@ def _epoch_callback(phase: str, ws: storage.Workspace, state: _State, settings: 
 
 
 def _save_checkpoint(model, ws: storage.Workspace, state: _State, settings: TransferSettings) -> None:
-    from components.train import save_model
+    from components.cnn.train import save_model
 
     folder = ws.path(CHECKPOINT_DIR)
     folder.mkdir(parents=True, exist_ok=True)
@@ -479,8 +479,8 @@ def _train_both_phases(settings: TransferSettings, splits, weights: str | None, 
     import keras
 
     from components import transfer_models as tm
-    from components.models import param_counts
-    from components.train import save_model
+    from components.cnn.models import param_counts
+    from components.cnn.train import save_model
 
     spec = tm.base_spec(settings.base)
     gpu = gpu_available()
@@ -606,8 +606,8 @@ def transfer_section(runs: Mapping[str, str]):
 
     ``runs``: base name -> run output folder (local or gs://).
     """
-    from components.report import Section, pct
-    from components.settings import STUDY_RESULTS
+    from components.core.settings import STUDY_RESULTS
+    from components.report.document import Section, pct
 
     table = [["base", "input", "weights", "validation accuracy before fine-tuning",
               "validation accuracy after fine-tuning", "test accuracy", "study: before", "study: after"]]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from components.errors import UserError
+from components.core.errors import UserError
 
 BASE_LAYER = "base"  # the base's name inside the transfer model
 

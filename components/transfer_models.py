@@ -28,7 +28,7 @@ from pathlib import Path
 import keras
 from keras import layers
 
-from components.errors import UserError
+from components.core.errors import UserError
 from components.transfer_bases import (  # noqa: F401 - the registry is part of this module's interface
     BASE_LAYER,
     BASES,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the trainer image (CPU or GPU variant); its name comes from components/settings.py.
+# Build the trainer image (CPU or GPU variant); its name comes from components/core/settings.py.
 #   images/build.sh [--variant cpu|gpu] [--base-image IMAGE] [--bake-data DIR] [--tag NAME]
 #   --base-image local   builds and uses fmstudy/base-python:bookworm (images/base-debian.sh),
 #                        for machines that cannot pull images.
@@ -17,8 +17,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 case "$variant" in
-  cpu) base="${base:-python:3.11-slim}"; tag="${tag:-$("$py" -c 'from components.settings import TRAINER_IMAGE as i; print(i)')}" ;;
-  gpu) base="${base:-tensorflow/tensorflow:2.21.0-gpu}"; tag="${tag:-$("$py" -c 'from components.settings import TRAINER_GPU_IMAGE as i; print(i)')}" ;;
+  cpu) base="${base:-python:3.11-slim}"; tag="${tag:-$("$py" -c 'from components.core.settings import TRAINER_IMAGE as i; print(i)')}" ;;
+  gpu) base="${base:-tensorflow/tensorflow:2.21.0-gpu}"; tag="${tag:-$("$py" -c 'from components.core.settings import TRAINER_GPU_IMAGE as i; print(i)')}" ;;
   *) echo "error: --variant $variant: expected cpu or gpu" >&2; exit 2 ;;
 esac
 if [ "$base" = local ]; then

@@ -11,7 +11,7 @@ pod's own environment, which the trials never see).
   ``GOOGLE_APPLICATION_CREDENTIALS`` pointing at it.
 - S3 / MinIO (KFP on kind keeps its artifacts in MinIO): the endpoint in
   ``AWS_ENDPOINT_URL_S3`` and the keys, from a secret, in ``AWS_ACCESS_KEY_ID`` /
-  ``AWS_SECRET_ACCESS_KEY``: boto3's own settings, which components.storage's s3:// reads.
+  ``AWS_SECRET_ACCESS_KEY``: boto3's own settings, which components.core.storage's s3:// reads.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from components.errors import UserError
+from components.core.errors import UserError
 
 GCS_KEY_MOUNT = "/var/secrets/gcs"
 GCS_KEY_FILE = "key.json"
@@ -110,6 +110,6 @@ def work_uri(work_root: str, run_id: str, task_name: str, *parts: str) -> str | 
     """
     if not (work_root and run_id and task_name):
         return None
-    from components import storage
+    from components.core import storage
 
     return storage.join(work_root, run_id, task_name, *parts)

@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 from kubeflow_katib_api import models as katib
 
-from components.settings import (
+from components.core.settings import (
     ADDITIONAL_METRICS,
     ARTIFACT_ROOT,
     IMAGE_UID,
@@ -69,7 +69,7 @@ class ExperimentOptions:
 
     @classmethod
     def from_profile(cls, sweeps: dict, **overrides) -> ExperimentOptions:
-        """Options from a profile's ``sweeps`` section (components/profiles.yaml).
+        """Options from a profile's ``sweeps`` section (components/core/profiles.yaml).
 
         Counts go through int(): a KFP struct parameter carries every number as a float.
         """
@@ -194,7 +194,7 @@ def cluster_experiments(profile: dict, gpu: bool = False) -> dict[str, dict]:
     On a cluster the pipeline builds stages B and C again with the winners it found;
     these files are for running one stage by hand (`make katib-apply`).
     """
-    from components.settings import STUDY_RESULTS
+    from components.core.settings import STUDY_RESULTS
 
     winners = {
         "optimizer": STUDY_RESULTS["sweep_optimizer"]["best"],

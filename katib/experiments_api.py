@@ -3,7 +3,7 @@
 :class:`ExperimentsApi` is a thin adapter over the ``kubernetes`` client's
 CustomObjectsApi that turns each HTTP failure into one line (Katib not installed,
 forbidden, namespace missing, the admission webhook's rejection). Used by
-:mod:`katib.launcher`, which re-exports these names.
+:mod:`katib.backends.cluster`, which re-exports these names.
 
 The ``kubernetes`` package is imported where it is first used: it takes about a
 second to import, and ``study`` builds its parser from the launcher's arguments.
@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 import urllib3
 
-from components.errors import UserError
+from components.core.errors import UserError
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
 
-    from katib.launcher import LaunchResult
+    from katib.backends.cluster import LaunchResult
 
 GROUP = "kubeflow.org"
 VERSION = "v1beta1"

@@ -11,8 +11,8 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-from components.errors import UserError
-from components.hparams import ACTIVATIONS, OPTIMIZERS, SEED_ACTIVATIONS, SEED_FILTERS
+from components.cnn.hparams import ACTIVATIONS, OPTIMIZERS, SEED_ACTIVATIONS, SEED_FILTERS
+from components.core.errors import UserError
 
 FILTER_CHOICES = (16, 32, 64)
 

@@ -15,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from components import storage
-from components.errors import UserError
-from components.settings import K8S_NAMESPACE, OBJECTIVE_METRIC, TRAINER_GPU_IMAGE, TRAINER_IMAGE
+from components.core import storage
+from components.core.errors import UserError
+from components.core.settings import K8S_NAMESPACE, OBJECTIVE_METRIC, TRAINER_GPU_IMAGE, TRAINER_IMAGE
 from katib.access import ClusterAccess, durable_uri
 from katib.experiments import ExperimentOptions, build_experiment, experiment_name, to_yaml
 from katib.spaces import BASE_SETTINGS, get_sweep
@@ -61,7 +61,7 @@ def stage_experiment(stage: str, data_uri: str, output_root: str, sweep_settings
 def run_sweep_stage(stage: str, data_uri: str, out_dir: str | Path, sweep_settings: dict,
                     fixed: dict[str, str] | None = None, log: Callable[[str], None] = print) -> dict:
     """Run one sweep on this machine (local Katib backend); return (and write) its summary."""
-    from katib.local import RunFolderLock, run_experiment
+    from katib.backends.local import RunFolderLock, run_experiment
 
     out_dir = Path(out_dir)
     storage.check_writable(str(out_dir))
@@ -99,7 +99,7 @@ class ClusterSweep:
     trial_memory: str = "6Gi"
 
     def __post_init__(self):
-        from katib.launcher import ON_STOP_CHOICES
+        from katib.backends.cluster import ON_STOP_CHOICES
 
         # Checked before anything is written or created.
         if self.sweep_cleanup not in ON_STOP_CHOICES:
@@ -161,9 +161,9 @@ def launch_sweep_stage(stage: str, data_uri: str, out_uri: str, sweep_settings: 
     default so its trials can be compared in Katib's UI. ``summary_dir`` (default
     ``out_uri``) is where summary.json goes: a KFP step passes its local artifact folder,
     which KFP uploads to ``out_uri`` when the step ends. ``launch_options`` go to
-    :func:`katib.launcher.launch_experiment` (poll_s, api_client).
+    :func:`katib.backends.cluster.launch_experiment` (poll_s, api_client).
     """
-    from katib.launcher import launch_experiment
+    from katib.backends.cluster import launch_experiment
 
     cluster = cluster or ClusterSweep()
     experiment, fixed, output_root = cluster_stage_experiment(stage, data_uri, out_uri, sweep_settings, fixed,

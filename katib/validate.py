@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from components.errors import UserError
+from components.core.errors import UserError
 
 API_VERSION = "kubeflow.org/v1beta1"
 KIND = "Experiment"

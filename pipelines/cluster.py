@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from kfp import kubernetes
 
-from components.settings import ARTIFACT_ROOT, IMAGE_UID, K8S_NAMESPACE, TRAINER_GPU_IMAGE, TRAINER_IMAGE
+from components.core.settings import ARTIFACT_ROOT, IMAGE_UID, K8S_NAMESPACE, TRAINER_GPU_IMAGE, TRAINER_IMAGE
 from katib.access import GCS_KEY_MOUNT, KFP_MINIO_SECRET, ClusterAccess
 
 __all__ = ["GCS_KEY_MOUNT", "ClusterOptions", "apply_cluster_settings", "kind_options"]
@@ -44,7 +44,7 @@ class ClusterOptions:
     memory: str = "8G"
     caching: bool = True  # KFP's execution caching of steps whose inputs did not change
     pipeline_root: str = f"{ARTIFACT_ROOT}/kfp"
-    # Every step's and trial's image (default: components.settings, i.e. STUDY_IMAGE_REGISTRY/TAG at compile).
+    # Every step's and trial's image (default: components.core.settings, i.e. STUDY_IMAGE_REGISTRY/TAG at compile).
     image: str = TRAINER_IMAGE
     gpu_image: str = TRAINER_GPU_IMAGE
     # The defaults of pipeline parameters (a run may change them):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from components.profiles import load_profile
+from components.core.profiles import load_profile
 
 if TYPE_CHECKING:  # `study` builds its parser from add_arguments: kfp loads only when compiling
     from pipelines.cluster import ClusterOptions
@@ -39,7 +39,7 @@ TARGETS = ("gke", "kind")
 
 
 def add_arguments(parser) -> None:
-    """`study compile`'s options (components/cli.py builds its parser from this)."""
+    """`study compile`'s options (pipelines/cli.py builds its parser from this)."""
     parser.add_argument("--out", default="pipelines/compiled/study_pipeline.yaml", help="the compiled pipeline's path")
     parser.add_argument("--profile", default="seed", help="profile whose values become the pipeline's defaults")
     parser.add_argument("--target", choices=TARGETS, default="gke",

@@ -11,8 +11,8 @@ import warnings
 from pathlib import Path
 from typing import TextIO
 
-from components.errors import UserError
-from components.profiles import load_profile
+from components.core.errors import UserError
+from components.core.profiles import load_profile
 
 RUNNERS = ("subprocess", "docker")
 

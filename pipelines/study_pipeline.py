@@ -3,7 +3,7 @@
 # No `from __future__ import annotations` here: KFP reads the real annotation objects.
 from kfp import dsl
 
-from components.profiles import load_profile
+from components.core.profiles import load_profile
 from pipelines.cluster import ClusterOptions, apply_cluster_settings
 from pipelines.steps.data import prepare_data
 from pipelines.steps.evaluate import evaluate_model
@@ -129,7 +129,7 @@ study_pipeline = build_pipeline()
 
 
 def pipeline_arguments(profile: dict) -> dict:
-    """A profile (components/profiles.yaml) as the pipeline's parameters."""
+    """A profile (components/core/profiles.yaml) as the pipeline's parameters."""
     data, train = profile["data"], profile["train"]
     return {
         "data_source": data.get("source") or "",

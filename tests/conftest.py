@@ -82,7 +82,7 @@ def gcs_emulator():
 @pytest.fixture
 def gcs_env(gcs_emulator, monkeypatch) -> dict:
     """Point this process (and child processes given this env) at the emulator."""
-    from components import storage
+    from components.core import storage
 
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator)
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "test-project")
@@ -93,7 +93,7 @@ def gcs_env(gcs_emulator, monkeypatch) -> dict:
 
 @pytest.fixture
 def gcs_bucket(gcs_env) -> str:
-    from components import storage
+    from components.core import storage
 
     name = f"bucket-{uuid.uuid4().hex[:10]}"
     storage._client().create_bucket(name)
@@ -146,13 +146,13 @@ def s3_bucket(s3_env) -> str:
 
 def run_cli(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     """The `study` command in a fresh process, as a user or a Katib trial would run it."""
-    return subprocess.run([sys.executable, "-m", "components.cli", *map(str, args)], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", *map(str, args)], cwd=REPO,
                           capture_output=True, text=True, env=env, timeout=timeout)
 
 
 def die_at_upload(monkeypatch, n: int) -> list[str]:
     """Make the ``n``-th storage.upload_file raise ConnectionError (a preempted node); the targets tried."""
-    from components import storage
+    from components.core import storage
 
     real_upload, uploads = storage.upload_file, []
 

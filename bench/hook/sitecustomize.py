@@ -23,11 +23,11 @@ import sys
 STEP_PACKAGES = ("components.",)
 STEP_MODULES = ("katib.sweep",)
 # Adapters and helpers a step calls into, not a step's work themselves.
-NOT_STEPS = {"components.cli", "components.errors", "components.settings", "components.profiles",
-             "components.hparams", "components.storage", "components.tblog", "components.models",
+NOT_STEPS = {"pipelines.cli", "components.core.errors", "components.core.settings", "components.core.profiles",
+             "components.cnn.hparams", "components.core.storage", "components.core.tblog", "components.cnn.models",
              "components.transfer_models"}
 # Recorded at any depth: the parts of a trial (items 6 and 7 read them).
-ALWAYS = {"components.data": ("load_dataset", "Dataset.images"), "components.train": ("run_trial",)}
+ALWAYS = {"components.data": ("load_dataset", "Dataset.images"), "components.cnn.train": ("run_trial",)}
 DEPTH_ENV = "BENCH_TIMELINE_DEPTH"
 
 
@@ -103,7 +103,7 @@ def _install(path: str) -> None:
             owner = getattr(module, cls, None)
             if owner is not None and inspect.isfunction(getattr(owner, attr, None)):
                 setattr(owner, attr, timed(f"{name}.{dotted}", getattr(owner, attr), True))
-        if name == "components.train":  # Keras is loaded now: time model.fit too
+        if name == "components.cnn.train":  # Keras is loaded now: time model.fit too
             keras = sys.modules.get("keras")
             if keras is not None and not getattr(keras.Model.fit, "_bench_timed", False):
                 keras.Model.fit = timed("keras.Model.fit", keras.Model.fit, True)

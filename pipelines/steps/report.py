@@ -12,7 +12,7 @@ def build_report(dataset: Input[Dataset], model: Input[Model], evaluation: Input
     """The study report: a folder (Markdown + figures), plus Markdown and HTML for the KFP UI."""
     import shutil
 
-    from components.report import study_sections, write_report
+    from components.report.document import study_sections, write_report
 
     sections = study_sections(
         dataset.path, model.path, evaluation.path, nas_uri=nas.path,

@@ -35,8 +35,8 @@ def transfer_learning(base: str, images: Input[Dataset], source: Input[Dataset],
     """
     import shutil
 
-    from components import storage
-    from components.report import render_html
+    from components.core import storage
+    from components.report.document import render_html
     from components.transfer import run_transfer, settings_from_profile, transfer_section
     from katib.access import work_uri
 

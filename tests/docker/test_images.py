@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from components.settings import KATIB_DEFAULT_METRICS_FILTER, TRAINER_IMAGE
+from components.core.settings import KATIB_DEFAULT_METRICS_FILTER, TRAINER_IMAGE
 from tests.conftest import REPO, TINY_TRANSFER, run_cli
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from components.settings import OBJECTIVE_METRIC
+from components.core.settings import OBJECTIVE_METRIC
 
 # The kind overlay's ConfigMap: STORAGE_EMULATOR_HOST and friends, which trial pods need to reach
 # the in-cluster GCS emulator.

@@ -5,9 +5,9 @@ import json
 import pytest
 import yaml
 
-from components import storage
-from components.profiles import load_profile
-from components.report import sweep_sections
+from components.core import storage
+from components.core.profiles import load_profile
+from components.report.document import sweep_sections
 from katib.sweep import SweepFailed, launch_sweep_stage
 from tests.fixtures.fake_k8s import FakeKubernetes, failing, succeeding
 

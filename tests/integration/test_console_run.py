@@ -54,7 +54,7 @@ def test_piped_the_run_prints_plain_events_and_on_failure_the_steps_last_lines(t
 
 def test_on_a_terminal_the_run_shows_the_live_view(tmp_path, corrupt_source):
     controller, terminal = pty.openpty()
-    process = subprocess.Popen([sys.executable, "-m", "components.cli", *map(str, run_args(tmp_path, corrupt_source,
+    process = subprocess.Popen([sys.executable, "-m", "pipelines.cli", *map(str, run_args(tmp_path, corrupt_source,
                                                                                            "tty"))],
                                cwd=REPO, stdin=terminal, stdout=terminal, stderr=terminal, close_fds=True)
     os.close(terminal)

@@ -27,7 +27,7 @@ def study_trial_experiment(data: str, out: Path) -> dict:
                                    "feasibleSpace": {"list": ["Adam"]}}])
     experiment["spec"]["objective"]["additionalMetricNames"] = METRICS[1:]
     container = experiment["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]
-    container["command"] = ["python", "-m", "components.cli", "train"]
+    container["command"] = ["python", "-m", "pipelines.cli", "train"]
     container["args"] = ["--data", data, "--output", f"{out}/${{trialParameters.trialName}}",
                          "--optimizer", "${trialParameters.optimizer}", "--epochs", "3", "--batch-size", "64",
                          "--seed", "3"]

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from components import storage
+from components.core import storage
 from components.nas import RESULT_FILE, NasConfig, load_best_model, preview_first_trial, run_nas
 from tests.conftest import REPO, assert_user_error, free_port
 
@@ -28,7 +28,7 @@ def tiny_config(**changes) -> NasConfig:
 
 def nas_cli(*args, env=None, timeout=600) -> subprocess.CompletedProcess:
     """``study nas`` in a fresh process."""
-    return subprocess.run([sys.executable, "-m", "components.cli", "nas", *map(str, args)], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", "nas", *map(str, args)], cwd=REPO,
                           capture_output=True, text=True, env=env, timeout=timeout)
 
 
@@ -85,7 +85,7 @@ def test_exported_model_loads_and_predicts(tiny_search, tiny_data):
 
 
 def test_reported_parameter_counts_match_the_model(tiny_search):
-    from components.models import param_counts
+    from components.cnn.models import param_counts
 
     out, result, _ = tiny_search
     model = load_best_model(out / "model.keras")
@@ -111,7 +111,7 @@ def test_the_other_tuners_run_a_tiny_search(tiny_data, tmp_path, tuner):
 
 
 def test_resnet_first_trial_is_the_studys_model(tiny_data):
-    from components.models import param_counts
+    from components.cnn.models import param_counts
 
     model, values = preview_first_trial(NasConfig(block_type="resnet", normalize=True, augment=False), tiny_data)
     assert param_counts(model) == STUDY_PARAMS
@@ -127,7 +127,7 @@ def test_resnet_first_trial_is_the_studys_model(tiny_data):
 def test_search_killed_between_trials_resumes_without_rerunning_the_finished_trial(tiny_data, tmp_path):
     out = tmp_path / "nas"
     args = ["--data", tiny_data, "--output", out, *TINY]
-    proc = subprocess.Popen([sys.executable, "-m", "components.cli", "nas", *map(str, args)], cwd=REPO,
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "nas", *map(str, args)], cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     first = []
     deadline = time.monotonic() + 300
@@ -162,7 +162,7 @@ def test_distributed_chief_and_two_workers_split_the_trials(tiny_data, tmp_path)
     procs = {}
     for tuner_id in ("chief", "tuner0", "tuner1"):
         procs[tuner_id] = subprocess.Popen(
-            [sys.executable, "-m", "components.cli", "nas", *map(str, args)], cwd=REPO, text=True,
+            [sys.executable, "-m", "pipelines.cli", "nas", *map(str, args)], cwd=REPO, text=True,
             env={**base, "KERASTUNER_TUNER_ID": tuner_id}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     outputs = {}
     try:

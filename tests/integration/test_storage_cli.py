@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from components import storage
+from components.core import storage
 from tests.conftest import assert_user_error, free_port, run_cli
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from components import storage
+from components.core import storage
 from components.transfer import TransferSettings, run_transfer, transfer_section
 from components.transfer_data import scan_image_folder, write_image_folder
 from components.transfer_models import BASES, base_of, build_transfer_model
@@ -24,7 +24,7 @@ TARGET_NAMES = ["ankle_boot", "bag", "sandal", "shirt", "sneaker"]
 
 
 def run_transfer_cli(*args, env=None, timeout=600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "components.cli", "transfer", *map(str, args)], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", "transfer", *map(str, args)], cwd=REPO,
                           capture_output=True, text=True, env=env, timeout=timeout)
 
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from components.settings import ADDITIONAL_METRICS, KATIB_DEFAULT_METRICS_FILTER, OBJECTIVE_METRIC
+from components.core.settings import ADDITIONAL_METRICS, KATIB_DEFAULT_METRICS_FILTER, OBJECTIVE_METRIC
 from tests.conftest import REPO, assert_user_error, run_cli
 
 pytestmark = pytest.mark.slow
@@ -50,7 +50,7 @@ def test_trial_prints_lines_katibs_default_filter_parses(tiny_data, tmp_path):
 def test_trial_killed_after_a_checkpoint_resumes_with_the_remaining_epochs(tiny_data, tmp_path):
     out = tmp_path / "trial"
     args = ["train", "--data", tiny_data, "--output", str(out), "--epochs", "4", "--batch-size", "64"]
-    proc = subprocess.Popen([sys.executable, "-m", "components.cli", *args], cwd=REPO,
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", *args], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     state = out / "checkpoint" / "state.json"
     deadline = time.monotonic() + 300
@@ -86,7 +86,7 @@ def test_diverging_trial_stops_with_a_clear_message(tiny_data, tmp_path):
 
 
 def test_trial_writes_to_gcs_and_resumes_from_it(tiny_data, gcs_bucket, gcs_env):
-    from components import storage
+    from components.core import storage
 
     uri = f"{gcs_bucket}/sweeps/trial-7"
     args = ["train", "--data", tiny_data, "--output", uri, "--epochs", "1", "--batch-size", "64"]
@@ -227,7 +227,7 @@ def test_gcs_trial_leaves_no_scratch_folders_after_success_or_after_a_kill_and_r
                                                                                     gcs_env, tmp_path):
     """study-ws-* (the workspace mirror) and study-data-* (the fetched data) go on success; a killed
     trial's are swept by the next run."""
-    from components import storage
+    from components.core import storage
 
     data_uri = f"{gcs_bucket}/data"
     storage.upload_dir(tiny_data, data_uri)

@@ -34,7 +34,7 @@ def test_seed_cnn_flops_match_the_hand_count():
 
 @pytest.mark.parametrize("filters", [(32, 32, 64, 64), (16, 64, 32, 16)])
 def test_flops_read_from_the_built_model_equal_the_analytic_count(filters):
-    from components.models import build_seed_cnn
+    from components.cnn.models import build_seed_cnn
 
     model = build_seed_cnn(filters=filters)
     assert flops.model_forward_flops(model) == flops.seed_cnn_forward_flops(filters)
@@ -85,7 +85,7 @@ def test_medianstop_replay_uses_katibs_rule_from_the_trials_before():
 
 
 def _toy_experiment_parameters():
-    from katib.local.experiment_spec import read_experiment
+    from katib.backends.local.experiment_spec import read_experiment
 
     experiment = {
         "apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "metadata": {"name": "toy", "namespace": "x"},
@@ -106,8 +106,8 @@ def _toy_experiment_parameters():
 
 @pytest.mark.parametrize("algorithm", ["random", "tpe"])
 def test_sampler_replay_answers_from_the_table_within_the_budget(algorithm):
-    from katib.local.samplers import create_sampler
-    from katib.local.search_space import optuna_search_space, parameter_assignments
+    from katib.backends.local.samplers import create_sampler
+    from katib.backends.local.search_space import optuna_search_space, parameter_assignments
 
     parameters = _toy_experiment_parameters()
     key_of = lambda params: tuple(a["value"] for a in parameter_assignments(parameters, params))  # noqa: E731
@@ -174,11 +174,11 @@ def _events():
         {"event": "call", "pid": 1, "fn": "components.data.Dataset.images", "t0": 104.1, "t1": 104.4, "depth": 1,
          "inherited": 0},
         {"event": "call", "pid": 1, "fn": "keras.Model.fit", "t0": 105.0, "t1": 135.0, "depth": 1, "inherited": 0},
-        {"event": "call", "pid": 1, "fn": "components.train.run_trial", "t0": 104.0, "t1": 136.0, "depth": 0,
+        {"event": "call", "pid": 1, "fn": "components.cnn.train.run_trial", "t0": 104.0, "t1": 136.0, "depth": 0,
          "inherited": 0},
         {"event": "exit", "pid": 1, "t": 136.5},
         {"event": "start", "pid": 2, "t": 140.0, "argv": ["-m", "train"], "inherited": 1},
-        {"event": "call", "pid": 2, "fn": "components.train.run_trial", "t0": 141.0, "t1": 150.0, "depth": 0,
+        {"event": "call", "pid": 2, "fn": "components.cnn.train.run_trial", "t0": 141.0, "t1": 150.0, "depth": 0,
          "inherited": 1},
         {"event": "start", "pid": 3, "t": 90.0, "argv": ["-m", "--executor_input", "{}"], "inherited": 0},
         {"event": "call", "pid": 3, "fn": "katib.sweep.run_sweep_stage", "t0": 92.0, "t1": 160.0, "depth": 0,

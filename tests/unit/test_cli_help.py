@@ -6,7 +6,7 @@ import argparse
 
 import yaml
 
-from components.cli import build_parser
+from pipelines.cli import build_parser
 from tests.conftest import REPO
 
 
@@ -38,7 +38,7 @@ def test_every_flag_of_every_subcommand_has_help_and_shows_its_default():
 
 def test_study_run_help_lists_every_profile_with_its_description():
     run = dict(parsers(build_parser()))[("study", "run")].format_help()
-    profiles = yaml.safe_load((REPO / "components" / "profiles.yaml").read_text())
+    profiles = yaml.safe_load((REPO / "components" / "core" / "profiles.yaml").read_text())
     for name, body in profiles.items():
         assert f"  {name}" in run and body["description"] in " ".join(run.split())
 

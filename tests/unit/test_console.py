@@ -2,7 +2,7 @@
 
 The task lines are kfp.local 2.17's own format (kfp/local/logging_utils.py: task names in
 cyan, statuses in green/red, behind `HH:MM:SS.fff - LEVEL - `); the trial lines are what
-katib/local/runner.py logs for each trial.
+katib/backends/local/runner.py logs for each trial.
 """
 
 from __future__ import annotations

@@ -23,9 +23,9 @@ else:  # Python 3.10
 import pytest
 import yaml
 
-from components.profiles import load_profile
-from components.settings import K8S_NAMESPACE, K8S_SERVICE_ACCOUNT, K8S_TRIAL_SERVICE_ACCOUNT
-from katib import launcher
+from components.core.profiles import load_profile
+from components.core.settings import K8S_NAMESPACE, K8S_SERVICE_ACCOUNT, K8S_TRIAL_SERVICE_ACCOUNT
+from katib.backends import cluster as launcher
 from katib.validate import validate_experiment
 from tests.e2e.kind_e2e import (
     SETTINGS_CONFIGMAP,

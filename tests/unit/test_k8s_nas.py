@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from components.profiles import load_profile
-from components.settings import IMAGE_UID
+from components.core.profiles import load_profile
+from components.core.settings import IMAGE_UID
 from katib.experiments import cluster_experiments
 from tests.e2e.kind_e2e import SETTINGS_CONFIGMAP, primary_container
 from tests.fixtures.kustomize import (

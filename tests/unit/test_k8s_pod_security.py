@@ -14,8 +14,8 @@ import copy
 import pytest
 import yaml
 
-from components.profiles import load_profile
-from components.settings import K8S_TRIAL_SERVICE_ACCOUNT
+from components.core.profiles import load_profile
+from components.core.settings import K8S_TRIAL_SERVICE_ACCOUNT
 from katib.experiments import ExperimentOptions, build_experiment
 from katib.spaces import SWEEPS
 from tests.fixtures.kustomize import REPO, ROOTS, needs_kubectl, rendered

@@ -1,4 +1,4 @@
-"""Each identity a launcher runs as may make every call katib/launcher.py makes, and no more.
+"""Each identity a launcher runs as may make every call katib/backends/cluster.py makes, and no more.
 
 The calls are not a hand-written list: the launcher is run, through the real kubernetes client,
 against tests/fixtures/fake_k8s.py in every situation it handles (watch, polling, an existing
@@ -24,8 +24,8 @@ import functools
 
 import pytest
 
-from components.settings import K8S_NAMESPACE, K8S_SERVICE_ACCOUNT
-from katib.launcher import ExperimentFailed, LaunchTimeout, launch_experiment
+from components.core.settings import K8S_NAMESPACE, K8S_SERVICE_ACCOUNT
+from katib.backends.cluster import ExperimentFailed, LaunchTimeout, launch_experiment
 from katib.validate import load_experiment
 from tests.fixtures.fake_k8s import FakeKubernetes, failing, never_finishing, succeeding
 from tests.fixtures.kustomize import MULTI_USER, REPO, needs_kubectl, rendered, root_namespace

@@ -17,10 +17,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components import cli
-from components.errors import UserError
-from katib import launcher
-from katib.launcher import (
+from components.core.errors import UserError
+from katib.backends import cluster as launcher
+from katib.backends.cluster import (
     ClusterUnreachable,
     ExperimentExists,
     ExperimentFailed,
@@ -35,6 +34,7 @@ from katib.launcher import (
     spec_difference,
 )
 from katib.validate import ExperimentInvalid, load_experiment
+from pipelines import cli
 from tests.conftest import free_port
 from tests.fixtures.fake_k8s import (
     IDENTITY,

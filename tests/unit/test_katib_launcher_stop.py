@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.errors import UserError
-from katib.launcher import ExperimentFailed, LaunchTimeout, launch_experiment
+from components.core.errors import UserError
+from katib.backends.cluster import ExperimentFailed, LaunchTimeout, launch_experiment
 from katib.validate import load_experiment
 from tests.fixtures.fake_k8s import FakeKubernetes, failing, never_finishing
 
@@ -116,7 +116,7 @@ def wait_until(condition, what: str, timeout: float = 60.0) -> None:
 def test_sigterm_stops_the_launch_and_cleans_up_as_configured(tmp_path, on_stop):
     with FakeKubernetes(steps=never_finishing(NAME)) as fake:
         env = {**os.environ, "KUBECONFIG": str(kubeconfig_for(fake, tmp_path / "kubeconfig"))}
-        proc = subprocess.Popen([sys.executable, "-m", "components.cli", "katib", "launch", str(OPTIMIZER_YAML),
+        proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "katib", "launch", str(OPTIMIZER_YAML),
                                  "--on-stop", on_stop, "--timeout", "1h"], cwd=REPO, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:

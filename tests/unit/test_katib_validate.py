@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from components.errors import UserError
-from components.settings import KATIB_DEFAULT_METRICS_FILTER
+from components.core.errors import UserError
+from components.core.settings import KATIB_DEFAULT_METRICS_FILTER
 from katib.validate import (
     ExperimentInvalid,
     check_experiment,
@@ -537,7 +537,7 @@ def test_a_configmap_template_is_reported_as_not_checked(tmp_path: Path) -> None
     from tests.conftest import REPO
 
     configmap = VALID_DIR / "trial-configmap-source.yaml"
-    result = subprocess.run([sys.executable, "-m", "components.cli", "katib", "validate", str(configmap),
+    result = subprocess.run([sys.executable, "-m", "pipelines.cli", "katib", "validate", str(configmap),
                              str(VALID_DIR / "random.yaml")], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     first, second = result.stdout.strip().splitlines()

@@ -1,4 +1,4 @@
-"""The local Katib backend (katib.local): Katib's semantics, run with Optuna on this machine.
+"""The local Katib backend (katib.backends.local): Katib's semantics, run with Optuna on this machine.
 
 Trials run tests/fixtures/trials/fake_trial.py, which prints
 ``epoch=N val_accuracy=... loss=...`` lines computed from its arguments, so
@@ -25,18 +25,18 @@ from typing import Any
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from components.errors import UserError
-from katib.local import ExperimentResult, run_experiment
-from katib.local.early_stopping import MedianStopSettings, StoppingRule, median_stop_value
-from katib.local.experiment_spec import read_experiment
-from katib.local.metrics import Observation, compile_filters, parse_metric_line
-from katib.local.samplers import SUPPORTED_ALGORITHMS, missing_packages
-from katib.local.search_space import (
+from components.core.errors import UserError
+from katib.backends.local import ExperimentResult, run_experiment
+from katib.backends.local.early_stopping import MedianStopSettings, StoppingRule, median_stop_value
+from katib.backends.local.experiment_spec import read_experiment
+from katib.backends.local.metrics import Observation, compile_filters, parse_metric_line
+from katib.backends.local.samplers import SUPPORTED_ALGORITHMS, missing_packages
+from katib.backends.local.search_space import (
     assignment_string,
     grid_search_space,
     optuna_search_space,
 )
-from katib.local.trial_command import build_trial_command
+from katib.backends.local.trial_command import build_trial_command
 
 REPO = Path(__file__).resolve().parents[2]
 FAKE_TRIAL = REPO / "tests" / "fixtures" / "trials" / "fake_trial.py"

@@ -2,7 +2,7 @@
 
 Every dangerous instant is reached deterministically: the fake trial stalls
 on purpose (--stall-before), or the sweep stops itself at a named point
-(STUDY_TEST_PAUSE_AT / STUDY_TEST_KILL_AT, katib/local/hooks.py) and the test
+(STUDY_TEST_PAUSE_AT / STUDY_TEST_KILL_AT, katib/backends/local/hooks.py) and the test
 then sends its signal.
 """
 
@@ -245,7 +245,7 @@ def test_an_interrupted_sweep_says_the_command_that_resumes_it(tmp_path: Path) -
         kill_quietly(child.pid)
     assert child.returncode == 130
     experiment_file = run_dir.parent / f"{run_dir.name}.experiment.json"
-    command = f"-m components.cli sweep run {experiment_file} --run-dir {run_dir}"
+    command = f"-m pipelines.cli sweep run {experiment_file} --run-dir {run_dir}"
     assert any("to resume" in line and line.endswith(command) for line in stdout.splitlines()), stdout[-2000:]
     status = json.loads((run_dir / "experiment_status.json").read_text())
     assert status["condition"] == "Running" and status["message"].endswith(command)
@@ -306,7 +306,7 @@ def test_a_trial_started_but_not_yet_recorded_is_found_and_stopped(tmp_path: Pat
 
 
 def test_the_resume_command_of_a_console_script_is_its_name(monkeypatch) -> None:
-    from katib.local.interrupts import resume_command
+    from katib.backends.local.interrupts import resume_command
 
     study = Path(sys.executable).with_name("study")
     monkeypatch.setattr(sys, "argv", [str(study), "sweep", "run", "my experiment.yaml"])
@@ -341,7 +341,7 @@ def test_a_running_record_whose_optuna_trial_is_closed_runs_again_under_a_new_on
 
 def test_the_run_folder_lock_is_reentrant_in_its_process(tmp_path: Path) -> None:
     # katib.sweep holds it around run_experiment, which takes it again.
-    from katib.local import RunFolderLock
+    from katib.backends.local import RunFolderLock
 
     experiment = make_experiment(GRID_3, maxTrialCount=1)
     experiment_file = tmp_path / "experiment.json"

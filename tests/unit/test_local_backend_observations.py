@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from components.errors import UserError
-from katib.local.metrics import compile_filters, parse_metric_line
+from components.core.errors import UserError
+from katib.backends.local.metrics import compile_filters, parse_metric_line
 from tests.fixtures.trials.local_sweeps import kill_quietly, pids_that, start_sweep, wait_for
 from tests.unit.test_local_backend import X_PARAMETER, make_experiment, run
 
@@ -74,7 +74,7 @@ def test_stdout_alone_keeps_katibs_semantics(tmp_path: Path) -> None:
 
 
 def test_the_parser_picks_one_observation_per_epoch_from_a_trials_lines() -> None:
-    from katib.local.metrics import observation_from_history
+    from katib.backends.local.metrics import observation_from_history
 
     names, filters = ["val_accuracy", "loss"], compile_filters([])
     lines = [

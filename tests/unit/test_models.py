@@ -1,7 +1,7 @@
 import pytest
 
-from components.errors import UserError
-from components.models import build_seed_cnn, param_counts
+from components.cnn.models import build_seed_cnn, param_counts
+from components.core.errors import UserError
 
 
 def expected_counts(filters, kernel=(5, 5, 3, 3)):
@@ -75,7 +75,7 @@ def test_batch_norm_momentum_is_keras_default_unless_asked_and_changes_no_parame
 
 
 def test_a_trial_config_refuses_a_momentum_outside_0_1():
-    from components.hparams import TrialConfig
+    from components.cnn.hparams import TrialConfig
 
     assert TrialConfig(bn_momentum=0.9).normalized().bn_momentum == 0.9
     with pytest.raises(UserError, match="bn_momentum=1.0: expected a number between 0 and 1"):

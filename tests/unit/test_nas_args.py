@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.errors import UserError
+from components.core.errors import UserError
+from components.core.settings import K8S_NAMESPACE, K8S_TRIAL_SERVICE_ACCOUNT, TRAINER_IMAGE
 from components.nas import (
     BLOCK_TYPES,
     ENV_ORACLE_IP,
@@ -23,7 +24,6 @@ from components.nas import (
     search_role,
     trials_csv,
 )
-from components.settings import K8S_NAMESPACE, K8S_TRIAL_SERVICE_ACCOUNT, TRAINER_IMAGE
 from tests.conftest import REPO
 
 K8S_NAS = REPO / "k8s" / "components" / "nas"
@@ -65,7 +65,7 @@ def test_profile_style_dicts_reject_unknown_keys():
 
 @pytest.mark.parametrize("profile", ["smoke", "seed"])
 def test_profiles_nas_section_is_valid(profile):
-    from components.profiles import load_profile
+    from components.core.profiles import load_profile
 
     settings = load_profile(profile)
     if "nas" not in settings:

@@ -2,7 +2,7 @@
 
 import yaml
 
-from components.settings import TRAINER_GPU_IMAGE, TRAINER_IMAGE
+from components.core.settings import TRAINER_GPU_IMAGE, TRAINER_IMAGE
 from pipelines.cluster import ClusterOptions
 from pipelines.compile import compile_pipeline
 
@@ -99,7 +99,7 @@ def test_what_a_run_may_change_is_a_pipeline_parameter_wired_into_every_sweep(tm
 
 
 def test_kind_target_uses_kfps_minio_small_pods_and_the_local_image(tmp_path):
-    from components import cli
+    from pipelines import cli
 
     out = tmp_path / "kind.yaml"
     assert cli.main(["compile", "--target", "kind", "--profile", "smoke", "--out", str(out)]) == 0
@@ -120,7 +120,7 @@ def test_kind_target_uses_kfps_minio_small_pods_and_the_local_image(tmp_path):
 
 
 def test_image_and_namespace_are_compile_options_not_the_environment(tmp_path, monkeypatch):
-    from components import cli
+    from pipelines import cli
 
     monkeypatch.setenv("STUDY_IMAGE_REGISTRY", "ignored.example")
     out = tmp_path / "p.yaml"

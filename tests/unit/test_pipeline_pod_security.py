@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import yaml
 
-from components.settings import IMAGE_UID
+from components.core.settings import IMAGE_UID
 from tests.conftest import REPO
 
 COMPILED = REPO / "pipelines" / "compiled" / "study_pipeline.yaml"

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from kfp import dsl
 
-from components import storage
+from components.core import storage
 from katib.sweep import KATIB_NAME_LIMIT, RUN_LABEL, run_experiment_name
 from pipelines.cluster import ClusterOptions, kind_options
 from pipelines.compile import compile_pipeline
@@ -135,7 +135,7 @@ def test_two_runs_create_two_experiments_and_neither_touches_the_other(tmp_path,
     ("work_root", "runs/work", "work_root 'runs/work': expected a gs:// or s3:// URI"),
 ])
 def test_a_bad_run_parameter_is_one_line_before_anything_is_created(tmp_path, monkeypatch, setting, value, message):
-    from components.errors import UserError
+    from components.core.errors import UserError
 
     inputs = {**sweep_task_inputs(tmp_path, ClusterOptions(), RUN_A), setting: value}
     with FakeKubernetes() as fake, pytest.raises(UserError) as caught:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import html.parser
 import itertools
 
-from components.report import Section, anchor, render_html, render_markdown
-from components.report_figures import grid_heatmap, objective_bars, objective_bars_figure
+from components.report.document import Section, anchor, render_html, render_markdown
+from components.report.figures import grid_heatmap, objective_bars, objective_bars_figure
 
 VALUES = [["elu", "relu", "selu"]] * 4
 
@@ -85,7 +85,7 @@ def _artifacts(tmp_path, train: int, epochs: int, accuracy: float):
 
 
 def test_a_small_run_says_so_first_with_its_distance_from_the_study(tmp_path):
-    from components.report import run_scale_note
+    from components.report.document import run_scale_note
 
     note = run_scale_note(*_artifacts(tmp_path, 5400, 3, 0.8712))
     assert note.startswith("**A small run, made to show the flow.**")
@@ -95,6 +95,6 @@ def test_a_small_run_says_so_first_with_its_distance_from_the_study(tmp_path):
 
 
 def test_a_run_of_the_studys_size_has_no_such_note(tmp_path):
-    from components.report import run_scale_note
+    from components.report.document import run_scale_note
 
     assert run_scale_note(*_artifacts(tmp_path, 54000, 10, 0.9130)) is None

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from components import storage
-from components.errors import UserError
+from components.core import storage
+from components.core.errors import UserError
 from tests.conftest import free_port
 
 # Bucket-name rules: Cloud Storage, https://cloud.google.com/storage/docs/buckets#naming ;

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from components import storage
+from components.core import storage
+from components.core.errors import UserError
 from components.data import DataSettings, load_dataset, prepare_dataset
-from components.errors import UserError
 from tests.conftest import die_at_upload
 
 

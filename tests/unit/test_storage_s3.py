@@ -5,9 +5,9 @@ import json
 import boto3
 import pytest
 
-from components import storage
+from components.core import storage
+from components.core.errors import UserError
 from components.data import DataSettings, load_dataset, prepare_dataset
-from components.errors import UserError
 
 
 def _objects(bucket_uri: str) -> list[str]:

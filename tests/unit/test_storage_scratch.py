@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from components import storage
+from components.core import storage
 from tests.conftest import REPO
 
 # A process that opens a workspace on a remote URI, says where its scratch folder is, and waits.
 HOLDER = """
 import sys
-from components import storage
+from components.core import storage
 ws = storage.Workspace(sys.argv[1])
 ws.path("checkpoint").mkdir()
 ws.path("checkpoint", "model.keras").write_bytes(b"x" * 1000)
@@ -125,7 +125,7 @@ def test_scratch_dir_for_other_caches(temp_root):
 WRITER = """
 import sys
 from pathlib import Path
-from components import storage
+from components.core import storage
 with storage.atomic_local_path(Path(sys.argv[1]), suffix=".tmp.keras") as tmp:
     tmp.write_bytes(b"half a model")
     print(tmp, flush=True)
@@ -162,7 +162,7 @@ def test_temporary_files_of_a_killed_writer_are_removed_on_start_and_a_live_ones
 
 def test_own_pid_temporary_not_being_written_is_stale(tmp_path):
     """A container restarted in place gives its new process the old pid: the name alone can't tell."""
-    from components.storage import _local
+    from components.core.storage import _local
 
     leftover = tmp_path / f".model.keras.{_local._TAG}{os.getpid()}-abcd1234.tmp.keras"
     leftover.write_bytes(b"half")

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from components.errors import UserError
+from components.core.errors import UserError
 from components.transfer import TransferSettings, precision, settings_from_profile
 from components.transfer_models import (
     BASES,

@@ -1,0 +1,1 @@
+"""The study's report: sections gathered from the steps' artifacts, figures, Markdown and HTML."""

@@ -1,0 +1,203 @@
+"""Katib algorithm name + algorithmSettings -> an Optuna sampler.
+
+The setting names are Katib's (``random_state``, ``n_startup_trials``,
+``sigma``, ...), converted the way Katib's Optuna suggestion service does
+(``OptimizerConfiguration``); algorithms that Katib serves from other
+libraries (sobol from Goptuna, bayesianoptimization from scikit-optimize) map
+to Optuna's closest sampler. A setting Katib would reject is rejected here too.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import optuna
+from optuna.samplers import BaseSampler
+
+from components.core.errors import UserError
+from katib.backends.local.search_space import DOUBLE, INT, grid_search_space, parameter_type
+
+SettingConverter = Callable[[str], Any]
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("must be 0 or more")
+    return value
+
+
+def _restart_strategy(text: str) -> str | None:
+    if text in ("None", "none"):
+        return None
+    if text != "ipop":
+        raise ValueError("expected 'ipop' or 'none'")
+    return text
+
+
+def _sigma(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise ValueError("must be 0 or more")
+    return value
+
+
+def _gaussian_process(text: str) -> str:
+    if text.upper() != "GP":
+        raise ValueError("only 'GP' has an Optuna equivalent (GPSampler)")
+    return text
+
+
+# Per algorithm: Katib setting name -> (Optuna keyword, converter). A keyword of
+# None accepts the setting without passing it on (it names the default).
+_SEED = ("seed", _non_negative_int)
+_SETTINGS: dict[str, dict[str, tuple[str | None, SettingConverter]]] = {
+    "grid": {"random_state": _SEED},
+    "random": {"random_state": _SEED},
+    "tpe": {
+        "random_state": _SEED,
+        "n_startup_trials": ("n_startup_trials", _non_negative_int),
+        "n_ei_candidates": ("n_ei_candidates", _non_negative_int),
+    },
+    "cmaes": {
+        "random_state": _SEED,
+        "restart_strategy": ("restart_strategy", _restart_strategy),
+        "sigma": ("sigma0", _sigma),
+    },
+    "sobol": {"random_state": _SEED},
+    "bayesianoptimization": {
+        "random_state": _SEED,
+        "n_initial_points": ("n_startup_trials", _non_negative_int),
+        "base_estimator": (None, _gaussian_process),
+    },
+}
+_SETTINGS["multivariate-tpe"] = _SETTINGS["tpe"]
+
+# Packages that some Optuna samplers import on first use.
+_NEEDS: dict[str, tuple[str, ...]] = {
+    "cmaes": ("cmaes",),
+    "sobol": ("scipy",),
+    "bayesianoptimization": ("torch", "scipy"),
+}
+# Of those, the ones the default install leaves out on purpose, with the extra that brings them:
+# PyTorch on PyPI is a CUDA build of several GB, needed only for Optuna's GPSampler.
+_EXTRAS: dict[str, str] = {"torch": "gp"}
+
+SUPPORTED_ALGORITHMS = tuple(_SETTINGS)
+
+
+def create_sampler(
+    algorithm_name: str, settings: dict[str, str], parameters: tuple[dict[str, Any], ...]
+) -> BaseSampler:
+    """The Optuna sampler that runs ``algorithm_name`` over ``parameters``."""
+    if algorithm_name not in _SETTINGS:
+        raise UserError(
+            f"algorithm {algorithm_name!r} is not supported by the local Katib backend;"
+            f" expected one of: {', '.join(SUPPORTED_ALGORITHMS)}"
+        )
+    _require_packages(algorithm_name)
+    kwargs = sampler_kwargs(algorithm_name, settings)
+    # Optuna flags constant_liar/multivariate/QMC as experimental; that is expected here.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return _BUILDERS[algorithm_name](kwargs, parameters)
+
+
+def sampler_kwargs(algorithm_name: str, settings: dict[str, str]) -> dict[str, Any]:
+    """Katib's algorithmSettings as keyword arguments of the Optuna sampler."""
+    schema = _SETTINGS[algorithm_name]
+    kwargs: dict[str, Any] = {}
+    for name, text in settings.items():
+        if name not in schema:
+            raise UserError(
+                f"unknown setting {name!r} for algorithm {algorithm_name!r};"
+                f" expected one of: {', '.join(schema) or 'none'}"
+            )
+        keyword, convert = schema[name]
+        try:
+            value = convert(text)
+        except ValueError as error:
+            raise UserError(f"setting {name}={text!r} of algorithm {algorithm_name!r}: {error}") from None
+        if keyword is not None:
+            kwargs[keyword] = value
+    return kwargs
+
+
+class _AskTellGridSampler(optuna.samplers.GridSampler):
+    """Optuna's grid sampler, minus its habit of stopping ``study.optimize`` when the grid is done.
+
+    The local backend drives Optuna with ask/tell, where ``Study.stop`` raises;
+    it decides itself when the grid is exhausted (Katib's suggestion end).
+    """
+
+    def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+        return None
+
+
+def _grid(kwargs: dict[str, Any], parameters: tuple[dict[str, Any], ...]) -> BaseSampler:
+    return _AskTellGridSampler(grid_search_space(parameters), **kwargs)
+
+
+def _random(kwargs: dict[str, Any], parameters: tuple[dict[str, Any], ...]) -> BaseSampler:
+    return optuna.samplers.RandomSampler(**kwargs)
+
+
+def _tpe(kwargs: dict[str, Any], parameters: tuple[dict[str, Any], ...]) -> BaseSampler:
+    # Katib always turns on constant_liar: with parallel trials, running ones count
+    # as poor results so that parallel suggestions spread out.
+    return optuna.samplers.TPESampler(constant_liar=True, **kwargs)
+
+
+def _multivariate_tpe(kwargs: dict[str, Any], parameters: tuple[dict[str, Any], ...]) -> BaseSampler:
+    return optuna.samplers.TPESampler(constant_liar=True, multivariate=True, **kwargs)
+
+
+def _cmaes(kwargs: dict[str, Any], parameters: tuple[dict[str, Any], ...]) -> BaseSampler:
+    numeric = [p for p in parameters if parameter_type(p) in (INT, DOUBLE)]
+    if len(numeric) < 2:
+        # Katib's validation: CMA-ES needs a search space of two or more numeric dimensions.
+        raise UserError("algorithm 'cmaes' needs two or more int/double parameters")
+    return optuna.samplers.CmaEsSampler(**kwargs)
+
+
+def _sobol(kwargs: dict[str, Any], parameters: tuple[dict[str, Any], ...]) -> BaseSampler:
+    return optuna.samplers.QMCSampler(qmc_type="sobol", **kwargs)
+
+
+def _bayesian_optimization(kwargs: dict[str, Any], parameters: tuple[dict[str, Any], ...]) -> BaseSampler:
+    return optuna.samplers.GPSampler(**kwargs)
+
+
+_BUILDERS: dict[str, Callable[[dict[str, Any], tuple[dict[str, Any], ...]], BaseSampler]] = {
+    "grid": _grid,
+    "random": _random,
+    "tpe": _tpe,
+    "multivariate-tpe": _multivariate_tpe,
+    "cmaes": _cmaes,
+    "sobol": _sobol,
+    "bayesianoptimization": _bayesian_optimization,
+}
+
+
+def missing_packages(algorithm_name: str) -> tuple[str, ...]:
+    """The optional packages ``algorithm_name`` needs that are not installed."""
+    return tuple(p for p in _NEEDS.get(algorithm_name, ()) if importlib.util.find_spec(p) is None)
+
+
+def _require_packages(algorithm_name: str) -> None:
+    missing = missing_packages(algorithm_name)
+    extras = sorted({_EXTRAS[p] for p in missing if p in _EXTRAS})
+    if extras:
+        raise UserError(
+            f"algorithm {algorithm_name!r} needs the optional extra {', '.join(extras)!s}"
+            f" ({', '.join(p for p in missing if p in _EXTRAS)}), which is not installed:"
+            f" .venv/bin/uv pip install -e '.[{','.join(extras)}]'"
+        )
+    if missing:
+        raise UserError(
+            f"algorithm {algorithm_name!r} needs the Python package(s) {', '.join(missing)},"
+            f" which are not installed (pip install {' '.join(missing)})"
+        )
