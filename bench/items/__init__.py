@@ -10,17 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bench.install import item_install
 from bench.items.backends import item_backends
 from bench.items.bf16 import item_bf16
 from bench.items.common import Context, new_result
 from bench.items.input_pipeline import item_pipeline
+from bench.items.install import item_install
 from bench.items.pipeline_overhead import item_pipeline_overhead
 from bench.items.search_efficiency import item_search
 from bench.items.sizes import FULL_SIZES, QUICK_SIZES
+from bench.items.smoke_run import item_smoke_run
 from bench.items.sweep_overhead import item_sweep_overhead
 from bench.items.throughput import item_throughput
-from bench.smoke_run import item_smoke_run
 
 __all__ = ["FULL_SIZES", "ITEMS", "QUICK_SIZES", "Context", "new_result"]
 

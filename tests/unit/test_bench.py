@@ -414,7 +414,7 @@ def _smoke_layout(tmp_path, ranking, spread=0.01, transfer=0.7, train=0.88, test
 
 
 def test_smoke_run_criteria_read_from_the_runs_artifacts(tmp_path):
-    from bench.smoke_run import criteria, smoke_results
+    from bench.items.smoke_run import criteria, smoke_results
 
     good = ["Nadam", "Adam", "RMSprop", "Adamax", "SGD", "Adagrad", "Adadelta", "Ftrl"]
     results = smoke_results(_smoke_layout(tmp_path / "a", good))
