@@ -6,7 +6,7 @@
     python -m bench.run --set train_images=2560 --set variants=baseline,xla
 
 Results are rewritten after every item, so an interrupted run keeps what it
-measured. Sizes: :data:`bench.items.FULL_SIZES` (``--set NAME=VALUE``, YAML values).
+measured. Sizes: :data:`bench.items.sizes.FULL_SIZES` (``--set NAME=VALUE``, YAML values).
 """
 
 from __future__ import annotations

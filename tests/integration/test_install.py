@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.install import clean_install_environment
+from bench.items.install import clean_install_environment
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow

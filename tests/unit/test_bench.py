@@ -1,4 +1,6 @@
-"""The benchmark harness (bench/): its pure parts, and one tiny item run end to end.
+"""The benchmark harness (bench/): its shared pure parts (FLOPs, stats, timeline, report, run, machine,
+the GPU study's helpers). Item-specific tests are in test_bench_<item>.py (test_bench_search.py for
+item 5's replay).
 
 Targets live in the benchmark's results, never here: these tests check that the
 harness computes and reports correctly, not how fast this machine is.
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import flops, gpu_study, report, run, search, stats, timeline
+from bench import flops, gpu_study, report, run, stats, timeline
 from bench.machine import cpu_info, machine_slug, source_commit
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,109 +47,6 @@ def test_ceiling_is_the_gemm_rate_over_training_flops():
     ceiling = flops.ceiling_images_per_second(190e9, SEED_FORWARD_FLOPS)
     assert ceiling == pytest.approx(190e9 / (3 * SEED_FORWARD_FLOPS))
     assert 0.75 < 700 / ceiling < 0.80
-
-
-# ----------------------------------------------------------------- search curves
-
-def test_best_so_far_and_epochs_to_reach():
-    events = [search.Event(3, 0.80), search.Event(3, None), search.Event(1, 0.85), search.Event(3, 0.84)]
-    curve = search.best_so_far(events)
-    assert curve == [(3, 0.80), (6, 0.80), (7, 0.85), (10, 0.85)]
-    assert search.epochs_to_reach(curve, 0.85) == 7
-    assert search.epochs_to_reach(curve, 0.80) == 3
-    assert search.epochs_to_reach(curve, 0.90) is None
-
-
-HISTORIES = {
-    ("a",): [0.80, 0.82, 0.83],
-    ("b",): [0.70, 0.71, 0.72],
-    ("c",): [0.81, 0.83, 0.84],
-    ("d",): [0.60, 0.62, 0.90],  # a late bloomer: median stop would cut it
-    ("e",): [0.82, 0.85, 0.86],
-}
-ORDER = [("a",), ("b",), ("c",), ("d",), ("e",)]
-
-
-def test_grid_events_cost_every_epoch_and_find_each_trials_best():
-    events = search.grid_events(ORDER, HISTORIES)
-    assert [e.epochs for e in events] == [3] * 5
-    assert [e.value for e in events] == [0.83, 0.72, 0.84, 0.90, 0.86]
-
-
-def test_medianstop_replay_uses_katibs_rule_from_the_trials_before():
-    events = search.medianstop_events(ORDER, HISTORIES, min_trials_required=3, start_step=1)
-    # No rule for the first three trials; then V = mean of their first-epoch values = (0.80+0.70+0.81)/3.
-    assert [e.epochs for e in events[:3]] == [3, 3, 3]
-    assert events[3] == search.Event(1, 0.60)  # 0.60 < 0.77 at step 1: stopped, one epoch spent
-    assert events[4].epochs == 3  # 0.82 >= 0.77
-    curve = search.best_so_far(events)
-    assert curve[-1] == (13, 0.86)  # the late bloomer's 0.90 is never seen
-
-
-def _toy_experiment_parameters():
-    from katib.backends.local.experiment_spec import read_experiment
-
-    experiment = {
-        "apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "metadata": {"name": "toy", "namespace": "x"},
-        "spec": {
-            "objective": {"type": "maximize", "objectiveMetricName": "val_accuracy"},
-            "algorithm": {"algorithmName": "random"}, "maxTrialCount": 5,
-            "parameters": [{"name": "p", "parameterType": "categorical",
-                            "feasibleSpace": {"list": ["a", "b", "c", "d", "e"]}}],
-            "trialTemplate": {"primaryContainerName": "training", "trialParameters": [
-                {"name": "p", "reference": "p"}],
-                "trialSpec": {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
-                    "containers": [{"name": "training", "image": "x", "command": ["echo", "${trialParameters.p}"]}],
-                    "restartPolicy": "Never"}}}}},
-        },
-    }
-    return read_experiment(experiment).parameters
-
-
-@pytest.mark.parametrize("algorithm", ["random", "tpe"])
-def test_sampler_replay_answers_from_the_table_within_the_budget(algorithm):
-    from katib.backends.local.samplers import create_sampler
-    from katib.backends.local.search_space import optuna_search_space, parameter_assignments
-
-    parameters = _toy_experiment_parameters()
-    key_of = lambda params: tuple(a["value"] for a in parameter_assignments(parameters, params))  # noqa: E731
-    runs = [search.sampler_events(lambda seed=seed: create_sampler(algorithm, {"random_state": str(seed)}, parameters),
-                                  optuna_search_space(parameters), key_of, HISTORIES, budget_trials=5)
-            for seed in range(3)]
-    for events in runs:
-        assert len(events) == 5 and all(e.epochs == 3 for e in events)
-        assert {e.value for e in events} <= {max(h) for h in HISTORIES.values()}
-    summary = search.summarize_strategy(algorithm, runs, threshold=0.899, grid_epochs=15)
-    assert summary["runs"] == 3
-    assert summary["budget_epochs_median"] == 15
-    reached = [r for r in summary["epochs_to_reach_each"] if r is not None]
-    assert len(reached) == summary["reached"]
-    if summary["epochs_to_reach_median"] is not None:
-        assert summary["share_of_grid"] == pytest.approx(summary["epochs_to_reach_median"] / 15)
-
-
-def test_summary_share_and_never_reached():
-    fast = [search.Event(3, 0.9)]
-    never = [search.Event(3, 0.5), search.Event(3, 0.6)]
-    s = search.summarize_strategy("x", [fast, never, fast], threshold=0.9, grid_epochs=30)
-    assert s["epochs_to_reach_median"] == 3 and s["share_of_grid"] == pytest.approx(0.1)
-    assert s["reached"] == 2
-    s = search.summarize_strategy("y", [never, never, fast], threshold=0.9, grid_epochs=30)
-    assert s["epochs_to_reach_median"] is None and s["share_of_grid"] is None
-
-
-def test_median_curve_is_pointwise():
-    a = [(3, 0.5), (6, 0.7)]
-    b = [(3, 0.6), (6, 0.6), (9, 0.8)]
-    curve = search.median_curve([a, b])
-    assert [x for x, _ in curve] == [3, 6, 9]
-    assert [y for _, y in curve] == pytest.approx([0.55, 0.65, 0.75])
-
-
-def test_curves_png_is_written(tmp_path):
-    path = tmp_path / "curves.tmp"  # a temporary name: the format must not come from the suffix
-    search.plot_curves({"grid": [(3, 0.8), (6, 0.85)], "tpe": [(3, 0.84)]}, 0.848, 0.85, path, "toy")
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 # -------------------------------------------------------------------------- stats
@@ -368,65 +267,3 @@ def test_gpu_study_script_rejects_bad_input_with_one_line(tmp_path):
     assert no_backend.returncode == 2
     assert no_backend.stderr.strip().startswith(f"error: {tmp_path}/bare/bin/python has no jax")
 
-
-# ---------------------------------------------------------------- one real item
-
-def test_quick_run_of_the_throughput_item(tmp_path, fmnist_dir):
-    sets = ["gemm_n=128", "gemm_repeats=2", "train_images=128", "epochs=2", "variants=baseline",
-            "data_train_size=300", "data_test_size=100"]
-    cmd = [sys.executable, "-m", "bench.run", "--quick", "--only", "1", "--out", str(tmp_path / "out"),
-           "--work", str(tmp_path / "work"), "--backend", "tensorflow"]
-    for s in sets:
-        cmd += ["--set", s]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    [json_file] = (tmp_path / "out").glob("*.json")
-    results = json.loads(json_file.read_text())
-    [item] = results["items"]
-    assert item["status"] == "ok" and item["id"] == 1
-    res = item["results"]
-    assert res["forward_flops_per_image"] == SEED_FORWARD_FLOPS
-    assert res["gemm"]["flops_per_second"] > 0 and res["ceiling_images_per_second"] > 0
-    baseline = res["variants"]["baseline"]
-    assert baseline["images_per_second"] > 0 and baseline["train_images"] == 128
-    assert baseline["forward_flops_per_image"] == SEED_FORWARD_FLOPS
-    assert item["target"]["met"] in (True, False)
-    assert json_file.with_suffix(".md").exists()
-
-
-def _smoke_layout(tmp_path, ranking, spread=0.01, transfer=0.7, train=0.88, test=0.86):
-    run = tmp_path / "smoke" / "study-pipeline-2026"
-
-    def write(rel, data):
-        (run / rel).parent.mkdir(parents=True, exist_ok=True)
-        (run / rel).write_text(json.dumps(data))
-
-    write("train-cnn/model/metrics.json", {"final": {"accuracy": train}})
-    write("evaluate-model/evaluation/metrics.json", {"test_accuracy": test})
-    write("run-sweep/sweep/summary.json", {"trials": [
-        {"combination": [name], "val_accuracy": 0.9 - 0.05 * i} for i, name in enumerate(ranking)]})
-    for task in ("run-sweep-2", "run-sweep-3"):
-        write(f"{task}/sweep/summary.json", {"trials": [{"combination": ["x"], "val_accuracy": 0.8 + spread * i}
-                                                        for i in range(5)]})
-    for task, name in (("transfer-learning", "MobileNetV2"), ("transfer-learning-2", "InceptionV3")):
-        write(f"{task}/run/metrics.json", {"constructor": name, "test_accuracy": transfer})
-    return tmp_path / "smoke"
-
-
-def test_smoke_run_criteria_read_from_the_runs_artifacts(tmp_path):
-    from bench.smoke_run import criteria, smoke_results
-
-    good = ["Nadam", "Adam", "RMSprop", "Adamax", "SGD", "Adagrad", "Adadelta", "Ftrl"]
-    results = smoke_results(_smoke_layout(tmp_path / "a", good))
-    assert results["sweep_a_ranking"] == good and results["cnn_test_accuracy"] == 0.86
-    assert results["sweeps_bc"]["filters"] == {"trials": 5, "spread_pp": 4.0}
-    assert all(criteria(results, wall_s=470, gemm_gflops=200).values())
-    # A slower machine may take proportionally longer; a run over the scaled budget is not met.
-    assert criteria(results, wall_s=900, gemm_gflops=104)["wall_within_8_min_at_200_gflops"]
-    assert not criteria(results, wall_s=600, gemm_gflops=200)["wall_within_8_min_at_200_gflops"]
-    bad = smoke_results(_smoke_layout(tmp_path / "b", [*good[:5], "Ftrl", "Adagrad", "Adadelta"], spread=0.0,
-                                      transfer=0.3, train=0.95, test=0.80))
-    checks = criteria(bad, wall_s=100, gemm_gflops=200)
-    assert {k for k, v in checks.items() if not v} == {"cnn_test_at_least_85", "cnn_within_5pp_of_train",
-                                                        "sweep_a_ftrl_adadelta_lowest", "sweeps_bc_show_a_spread",
-                                                        "transfer_above_chance"}

@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.items.common import Context, new_result
 from bench.probe import REPO
 
 COLD_TARGET_S, WARM_TARGET_S = 180.0, 10.0
@@ -71,9 +72,7 @@ def measure_install(work: Path) -> dict:
             "torch_installed": not torch_absent, "uv_cache_mb": round(cache_mb)}
 
 
-def item_install(ctx) -> dict:
-    from bench.items import new_result
-
+def item_install(ctx: Context) -> dict:
     r = new_result(8, "install", "Set-up time: make install on a fresh clone, cold and warm")
     install = measure_install(ctx.work / "install")
     r["settings"] = {"command": "make install", "cold": "empty UV_CACHE_DIR, PIP_NO_CACHE_DIR=1, no PIP_* / UV_* "

@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench.items.common import Context, new_result
 from bench.probe import REPO
 
 WALL_TARGET_S, REFERENCE_GFLOPS = 480.0, 200.0
@@ -80,9 +81,7 @@ def criteria(results: dict, wall_s: float, gemm_gflops: float) -> dict[str, bool
     }
 
 
-def item_smoke_run(ctx) -> dict:
-    from bench.items import new_result
-
+def item_smoke_run(ctx: Context) -> dict:
     r = new_result(9, "smoke_run", "make run's smoke pipeline: wall time and whether its numbers make sense")
     s = ctx.sizes
     gemm_gflops = ctx.gemm("tensorflow")["flops_per_second"] / 1e9
