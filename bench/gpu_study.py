@@ -176,7 +176,7 @@ def evaluate_task(task: dict) -> dict:
 
 class Study:
     def __init__(self, args: argparse.Namespace):
-        from components.core.profiles import load_profile
+        from components.profile_check import load_profile
 
         self.args = args
         self.out = Path(args.out).resolve()

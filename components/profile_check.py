@@ -1,7 +1,7 @@
 """The whole profile checked before any work starts: types, allowed values, ranges, one line per problem.
 
 ``study run``, ``study profile``, ``study sweep stage`` and ``katib generate`` all load their
-profile through :func:`components.core.profiles.load_profile`, which calls :func:`profile_problems`,
+profile through :func:`load_profile`, which calls :func:`profile_problems`,
 so a bad ``--set`` value is refused before the data step, not inside the step that reads it.
 The ``nas`` and ``transfer`` sections are checked by their own steps' settings classes, so the
 rules live once, beside the code that uses them.
@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from components.cnn.hparams import KNOWN_ACTIVATIONS, NUM_CONV, OPTIMIZERS
 from components.core.errors import UserError
+from components.core.profiles import DEFAULT_PROFILE, read_profile
 
 Problems = list[str]
 
@@ -184,3 +185,12 @@ def profile_problems(profile: dict) -> Problems:
     if isinstance(profile.get("transfer"), dict):
         _step_settings("transfer", lambda: _transfer(profile["transfer"]), problems)
     return problems
+
+
+def load_profile(name: str = DEFAULT_PROFILE, overrides: list[str] | tuple = ()) -> dict:
+    """The profile with its overrides applied, checked whole: every problem, one line each, before any work."""
+    profile = read_profile(name, overrides)
+    problems = profile_problems({k: v for k, v in profile.items() if k != "name"})
+    if problems:
+        raise UserError("\n".join(f"profile {name}: {p}" for p in problems))
+    return profile

@@ -130,7 +130,7 @@ def cmd_compile(args) -> None:
 def cmd_katib_generate(args) -> None:
     from pathlib import Path
 
-    from components.core.profiles import load_profile
+    from components.profile_check import load_profile
     from katib.experiments import write_cluster_experiments
 
     for path in write_cluster_experiments(load_profile(args.profile, args.set), Path(args.out)):
@@ -167,7 +167,7 @@ def cmd_sweep_run(args) -> int:
 
 
 def cmd_sweep_stage(args) -> None:
-    from components.core.profiles import load_profile
+    from components.profile_check import load_profile
     from katib.sweep import run_sweep_stage
 
     fixed = dict(item.split("=", 1) for item in args.fixed)
@@ -195,7 +195,7 @@ def cmd_transfer(args) -> int:
 
 
 def cmd_profile(args) -> None:
-    from components.core.profiles import load_profile
+    from components.profile_check import load_profile
 
     print(json.dumps(load_profile(args.name, args.set), indent=2))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from components.core.profiles import load_profile
+from components.profile_check import load_profile
 
 if TYPE_CHECKING:  # `study` builds its parser from add_arguments: kfp loads only when compiling
     from pipelines.cluster import ClusterOptions

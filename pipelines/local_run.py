@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TextIO
 
 from components.core.errors import UserError
-from components.core.profiles import load_profile
+from components.profile_check import load_profile
 
 RUNNERS = ("subprocess", "docker")
 

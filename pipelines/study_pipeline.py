@@ -3,7 +3,7 @@
 # No `from __future__ import annotations` here: KFP reads the real annotation objects.
 from kfp import dsl
 
-from components.core.profiles import load_profile
+from components.profile_check import load_profile
 from pipelines.cluster import ClusterOptions, apply_cluster_settings
 from pipelines.steps.data import prepare_data
 from pipelines.steps.evaluate import evaluate_model

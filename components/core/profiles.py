@@ -44,17 +44,14 @@ def apply_override(profile: dict, override: str) -> None:
         raise UserError(f"--set {override!r}: value is not valid YAML") from None
 
 
-def load_profile(name: str = DEFAULT_PROFILE, overrides: list[str] | tuple = ()) -> dict:
+def read_profile(name: str = DEFAULT_PROFILE, overrides: list[str] | tuple = ()) -> dict:
+    """The profile with its overrides applied, not yet checked: ``components.profile_check.load_profile``
+    checks the whole of it (it knows every step's settings, which this bottom layer must not import)."""
     profiles = _all_profiles()
     if name not in profiles:
         raise UserError(f"profile {name!r}: expected one of {', '.join(profiles)}")
     profile = copy.deepcopy(profiles[name])
     for override in overrides:
         apply_override(profile, override)
-    from components.profile_check import profile_problems
-
-    problems = profile_problems(profile)
-    if problems:  # all of them, one line each, before any work starts
-        raise UserError("\n".join(f"profile {name}: {p}" for p in problems))
     profile["name"] = name
     return profile

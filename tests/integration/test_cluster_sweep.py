@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from components.core import storage
-from components.core.profiles import load_profile
+from components.profile_check import load_profile
 from components.report.document import sweep_sections
 from katib.sweep import SweepFailed, launch_sweep_stage
 from tests.fixtures.fake_k8s import FakeKubernetes, failing, succeeding

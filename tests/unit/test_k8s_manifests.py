@@ -23,8 +23,8 @@ else:  # Python 3.10
 import pytest
 import yaml
 
-from components.core.profiles import load_profile
 from components.core.settings import K8S_NAMESPACE, K8S_SERVICE_ACCOUNT, K8S_TRIAL_SERVICE_ACCOUNT
+from components.profile_check import load_profile
 from katib.backends import cluster as launcher
 from katib.validate import validate_experiment
 from tests.e2e.kind_e2e import (

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from components.core.profiles import load_profile
 from components.core.settings import IMAGE_UID
+from components.profile_check import load_profile
 from katib.experiments import cluster_experiments
 from tests.e2e.kind_e2e import SETTINGS_CONFIGMAP, primary_container
 from tests.fixtures.kustomize import (

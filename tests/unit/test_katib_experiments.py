@@ -3,7 +3,7 @@
 import pytest
 
 from components.core.errors import UserError
-from components.core.profiles import load_profile
+from components.profile_check import load_profile
 from katib.experiments import EXPERIMENTS_DIR, ExperimentOptions, build_experiment, cluster_experiments, to_yaml
 from katib.spaces import ACTIVATION_SWEEP, FILTER_SWEEP, OPTIMIZER_SWEEP, SWEEPS
 from katib.validate import grid_size, validate_experiment
@@ -101,7 +101,7 @@ def test_fixed_settings_and_placeholders_reach_the_trial_command():
 
 
 def test_the_profiles_batch_norm_momentum_reaches_the_trials():
-    from components.core.profiles import load_profile
+    from components.profile_check import load_profile
 
     opts = ExperimentOptions.from_profile(load_profile("smoke")["sweeps"], data_uri="/d", output_root="/o")
     command = build_experiment(FILTER_SWEEP, opts)["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"][

@@ -14,8 +14,8 @@ import copy
 import pytest
 import yaml
 
-from components.core.profiles import load_profile
 from components.core.settings import ADDITIONAL_METRICS, OBJECTIVE_METRIC
+from components.profile_check import load_profile
 from katib.experiments import ExperimentOptions, build_experiment
 from katib.spaces import SWEEPS
 from tests.fixtures.kustomize import REPO

@@ -65,7 +65,7 @@ def test_profile_style_dicts_reject_unknown_keys():
 
 @pytest.mark.parametrize("profile", ["smoke", "seed"])
 def test_profiles_nas_section_is_valid(profile):
-    from components.core.profiles import load_profile
+    from components.profile_check import load_profile
 
     settings = load_profile(profile)
     if "nas" not in settings:
