@@ -155,7 +155,7 @@ def _test_accuracy(trial_output: str, data_uri: str) -> float:
     import keras
     import numpy as np
 
-    from components.data import load_dataset
+    from components.core.dataset import load_dataset
 
     data = load_dataset(data_uri)
     model = keras.models.load_model(Path(trial_output, "model.keras"))
@@ -223,7 +223,8 @@ class Study:
 
     # ---- running
     def prepare_data(self) -> None:
-        from components.data import METADATA, DataSettings, prepare_dataset
+        from components.core.dataset import METADATA
+        from components.data import DataSettings, prepare_dataset
 
         d = self.profile["data"]
         train_size = self.args.train_size if self.args.train_size is not None else d["train_size"]

@@ -139,7 +139,7 @@ def train_probe(spec: dict) -> dict:
     from bench.flops import model_forward_flops
     from components.cnn.models import build_seed_cnn, param_counts
     from components.cnn.train import make_optimizer
-    from components.data import load_dataset
+    from components.core.dataset import load_dataset
 
     if spec.get("torch_threads"):
         import torch

@@ -94,7 +94,7 @@ def trial_breakdown(proc: Process, train_seconds: float | None, end: float | Non
     if proc.start is None or run is None or fit is None or end is None:
         return {"complete": False}
     data = sum(c["t1"] - c["t0"] for c in proc.calls
-               if c["fn"] in ("components.data.load_dataset", "components.data.Dataset.images"))
+               if c["fn"] in ("components.core.dataset.load_dataset", "components.core.dataset.Dataset.images"))
     fit_s = fit["t1"] - fit["t0"]
     parts = {
         "complete": True,

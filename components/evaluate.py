@@ -10,9 +10,9 @@ import numpy as np
 
 from components.cnn.models import param_counts
 from components.core import storage
+from components.core.dataset import load_dataset
 from components.core.errors import UserError
 from components.core.settings import FASHION_MNIST_CLASSES
-from components.data import load_dataset
 
 
 def load_model(model_uri: str):

@@ -289,7 +289,7 @@ def preview_first_trial(config: NasConfig, data_uri: str, sample: int = 1000):
     folder, asks the oracle for trial 0 and builds it: the parameter counts of a
     ResNet search can be checked in seconds instead of hours.
     """
-    from components.data import load_dataset
+    from components.core.dataset import load_dataset
 
     config = config.normalized()
     check_tuner_available(config.tuner)
@@ -531,7 +531,7 @@ def run_nas(config: NasConfig, data_uri: str, output_uri: str, search_uri: str |
             return result
 
     search_ws = storage.Workspace(search_uri)  # fails early, with one line, where it cannot be written
-    from components.data import load_dataset
+    from components.core.dataset import load_dataset
 
     data = load_dataset(data_uri)
     x_train, y_train, x_val, y_val = search_arrays(data, config)

@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 
 from components.core import storage
+from components.core.dataset import METADATA, load_dataset
 from components.core.errors import UserError
 from components.core.settings import FASHION_MNIST_CLASSES
-from components.data import METADATA, load_dataset
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")  # what tf.io.decode_image reads
 DECODABLE_FORMATS = ("PNG", "JPEG", "BMP", "GIF")

@@ -27,7 +27,7 @@ NOT_STEPS = {"pipelines.cli", "components.core.errors", "components.core.setting
              "components.cnn.hparams", "components.core.storage", "components.core.tblog", "components.cnn.models",
              "components.transfer_models"}
 # Recorded at any depth: the parts of a trial (items 6 and 7 read them).
-ALWAYS = {"components.data": ("load_dataset", "Dataset.images"), "components.cnn.train": ("run_trial",)}
+ALWAYS = {"components.core.dataset": ("load_dataset", "Dataset.images"), "components.cnn.train": ("run_trial",)}
 DEPTH_ENV = "BENCH_TIMELINE_DEPTH"
 
 

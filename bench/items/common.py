@@ -32,7 +32,8 @@ class Context:
 
     def dataset(self, train_size: int | None, test_size: int | None) -> str:
         """A dataset artifact of these sizes (seeded, stratified), prepared once per work folder."""
-        from components.data import METADATA, DataSettings, prepare_dataset
+        from components.core.dataset import METADATA
+        from components.data import DataSettings, prepare_dataset
 
         path = self.work / f"data-{train_size or 'all'}-{test_size or 'all'}"
         if not (path / METADATA).exists():

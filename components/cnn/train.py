@@ -33,11 +33,11 @@ import numpy as np
 from components.cnn.hparams import OPTIMIZERS, TrialConfig
 from components.cnn.models import build_seed_cnn, param_counts
 from components.core import storage
+from components.core.dataset import load_dataset
 from components.core.errors import TrialDiverged, UserError
 from components.core.faults import fault_point
 from components.core.settings import ADDITIONAL_METRICS, OBJECTIVE_METRIC
 from components.core.tblog import SummaryLog
-from components.data import load_dataset
 
 METRIC_NAMES = (OBJECTIVE_METRIC, *ADDITIONAL_METRICS)
 CHECKPOINT_DIR = "checkpoint"
@@ -173,7 +173,7 @@ def _check_same_trial(uri: str, what: str, saved: dict, saved_data: str | None, 
 
 def data_identity(data_uri: str) -> str:
     """The dataset artifact's identity: the sha256 of its completion marker (content, not location)."""
-    from components.data import METADATA
+    from components.core.dataset import METADATA
 
     try:
         return hashlib.sha256(storage.read_bytes(storage.join(data_uri, METADATA))).hexdigest()

@@ -72,7 +72,7 @@ def test_tiny_search_end_to_end(tiny_search):
 
 
 def test_exported_model_loads_and_predicts(tiny_search, tiny_data):
-    from components.data import load_dataset
+    from components.core.dataset import load_dataset
 
     out, result, _ = tiny_search
     model = load_best_model(out / "model.keras")

@@ -68,10 +68,10 @@ def _events():
     return [
         {"event": "start", "pid": 1, "t": 100.1, "exec_t": 100.0, "argv": ["-m", "train", "--output", "/o/t-0"],
          "inherited": 0},
-        {"event": "call", "pid": 1, "fn": "components.data.load_dataset", "t0": 104.0, "t1": 104.1, "depth": 1,
+        {"event": "call", "pid": 1, "fn": "components.core.dataset.load_dataset", "t0": 104.0, "t1": 104.1, "depth": 1,
          "inherited": 0},
-        {"event": "call", "pid": 1, "fn": "components.data.Dataset.images", "t0": 104.1, "t1": 104.4, "depth": 1,
-         "inherited": 0},
+        {"event": "call", "pid": 1, "fn": "components.core.dataset.Dataset.images", "t0": 104.1, "t1": 104.4,
+         "depth": 1, "inherited": 0},
         {"event": "call", "pid": 1, "fn": "keras.Model.fit", "t0": 105.0, "t1": 135.0, "depth": 1, "inherited": 0},
         {"event": "call", "pid": 1, "fn": "components.cnn.train.run_trial", "t0": 104.0, "t1": 136.0, "depth": 0,
          "inherited": 0},
@@ -117,14 +117,14 @@ def test_epoch_lines_and_warmup():
 def test_hook_records_calls_in_a_child_process(tmp_path):
     path = tmp_path / "timeline.jsonl"
     env = {**os.environ, **timeline.hook_environment(path)}
-    code = ("import components.data as d\n"
+    code = ("import components.core.dataset as d\n"
             "try:\n    d.load_dataset('/nonexistent')\nexcept Exception:\n    pass\n")
     subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, check=True, timeout=60)
     events = timeline.read_events(path)
     kinds = [e["event"] for e in events]
     assert kinds[0] == "start" and kinds[-1] == "exit"
     call = next(e for e in events if e["event"] == "call")
-    assert call["fn"] == "components.data.load_dataset" and call["ok"] is False and call["depth"] == 0
+    assert call["fn"] == "components.core.dataset.load_dataset" and call["ok"] is False and call["depth"] == 0
 
 
 # ------------------------------------------------------------------- report / run

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from components import data as fm
+from components.core.dataset import load_dataset
 from components.core.errors import UserError
-from components.data import DataSettings, load_dataset, load_fashion_mnist, prepare_dataset, stratified_split
+from components.data import DataSettings, load_fashion_mnist, prepare_dataset, stratified_split
 
 
 def test_real_files_parse_with_expected_shapes_and_balance(fmnist_dir):

@@ -5,8 +5,9 @@ import json
 import pytest
 
 from components.core import storage
+from components.core.dataset import load_dataset
 from components.core.errors import UserError
-from components.data import DataSettings, load_dataset, prepare_dataset
+from components.data import DataSettings, prepare_dataset
 
 
 def test_local_atomic_write_keeps_old_content_when_the_writer_fails(tmp_path):

@@ -10,8 +10,9 @@ from __future__ import annotations
 import pytest
 
 from components.core import storage
+from components.core.dataset import load_dataset
 from components.core.errors import UserError
-from components.data import DataSettings, load_dataset, prepare_dataset
+from components.data import DataSettings, prepare_dataset
 from tests.conftest import die_at_upload
 
 

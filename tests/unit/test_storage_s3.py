@@ -6,8 +6,9 @@ import boto3
 import pytest
 
 from components.core import storage
+from components.core.dataset import load_dataset
 from components.core.errors import UserError
-from components.data import DataSettings, load_dataset, prepare_dataset
+from components.data import DataSettings, prepare_dataset
 
 
 def _objects(bucket_uri: str) -> list[str]:
