@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from katib.local.experiment_spec import ExperimentSpec
+from katib.local.katib_api import CATEGORICAL, DISCRETE, INT
 from katib.local.records import TrialRecord
-from katib.local.search_space import CATEGORICAL, DISCRETE, INT, parameter_type
+from katib.local.search_space import parameter_type
 
 TENSORBOARD_FOLDER = "tensorboard"
 

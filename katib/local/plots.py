@@ -16,8 +16,9 @@ from typing import Any
 
 from katib.local.experiment_spec import ExperimentSpec
 from katib.local.files import write_atomic, write_text_atomic
+from katib.local.katib_api import CATEGORICAL, DISCRETE
 from katib.local.records import OBSERVED_STATES, TrialRecord
-from katib.local.search_space import CATEGORICAL, DISCRETE, parameter_type
+from katib.local.search_space import parameter_type
 
 OBJECTIVE_PNG = "objective.png"
 TRIALS_HTML = "trials.html"

@@ -46,6 +46,7 @@ from katib.local.experiment_spec import ExperimentSpec, read_experiment
 from katib.local.files import utc_timestamp
 from katib.local.final_results import summary_line, write_final_results
 from katib.local.interrupts import InterruptGuard, resume_command
+from katib.local.katib_api import grid_size
 from katib.local.locks import RunFolderLock
 from katib.local.metrics import compile_filters
 from katib.local.processes import TRIAL_MARKER_ENV, stop_marked, stop_orphan, trial_marker
@@ -66,7 +67,7 @@ from katib.local.records import (
 from katib.local.restarts import take_over_run_folder
 from katib.local.results import ExperimentResult, optimal_trial, write_live_results
 from katib.local.samplers import create_sampler
-from katib.local.search_space import grid_size, optuna_search_space, optuna_values, parameter_assignments
+from katib.local.search_space import optuna_search_space, optuna_values, parameter_assignments
 from katib.local.study import STUDY_FILE, SweepStudy
 from katib.local.trial_command import build_trial_command
 from katib.local.trial_run import TERMINATE_GRACE_S, ProcessRegistry, TrialOutcome, run_trial
