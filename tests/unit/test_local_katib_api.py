@@ -10,11 +10,13 @@ experiment_defaults.go (setDefaultObjective) and pkg/suggestion/v1beta1/internal
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
 from katib.local import katib_api
 from katib.local.search_space import grid_search_space
+from tests.conftest import REPO
 
 
 def test_katibs_names_and_defaults() -> None:
@@ -72,3 +74,22 @@ def test_no_grid(parameter: dict) -> None:
     assert katib_api.grid_points(parameter) is None
     assert katib_api.grid_size([parameter]) is None
 
+
+# Facts that had more than one home; katib_api.py is the only one now.
+_RESTATED = [
+    re.compile(r"""^\s*\w+\s*=\s*["']kubeflow\.org/v1beta1["']"""),
+    re.compile(r"""^\s*\w+\s*=\s*\(\s*["']min["'],\s*["']max["'],\s*["']latest["']\s*\)"""),
+    re.compile(r"^\s*DEFAULT_PARALLEL_TRIAL_COUNT\s*="),
+]
+
+
+def test_katib_facts_are_stated_once() -> None:
+    home = REPO / "katib" / "local" / "katib_api.py"
+    restated = [
+        f"{path.relative_to(REPO)}:{number}: {line.strip()}"
+        for folder in ("components", "katib", "pipelines")
+        for path in sorted((REPO / folder).rglob("*.py")) if path != home
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if any(pattern.match(line) for pattern in _RESTATED)
+    ]
+    assert restated == []
