@@ -24,9 +24,9 @@ from components.core.settings import (
     TRAINER_IMAGE,
 )
 from katib.access import ClusterAccess
+from katib.backends.local.katib_api import API_VERSION, EXPERIMENT_KIND
 from katib.spaces import BASE_SETTINGS, SWEEPS, Sweep
 
-API_VERSION = "kubeflow.org/v1beta1"
 PRIMARY_CONTAINER = "training"
 TRIAL_NAME_PARAMETER = "trialName"
 EXPERIMENTS_DIR = Path(__file__).with_name("experiments")
@@ -175,7 +175,7 @@ def build_experiment(sweep: Sweep, opts: ExperimentOptions) -> dict:
             katib.V1beta1EarlyStoppingSetting(name="start_step", value=str(opts.median_stop_start_step)),
         ])
     experiment = katib.V1beta1Experiment(
-        api_version=API_VERSION, kind="Experiment",
+        api_version=API_VERSION, kind=EXPERIMENT_KIND,
         metadata=katib.IoK8sApimachineryPkgApisMetaV1ObjectMeta(
             name=experiment_name(sweep), namespace=opts.namespace,
             labels={"app.kubernetes.io/part-of": "fmstudy", "fmstudy/sweep": sweep.name}),

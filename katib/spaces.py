@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from components.cnn.hparams import ACTIVATIONS, OPTIMIZERS, SEED_ACTIVATIONS, SEED_FILTERS
 from components.core.errors import UserError
+from katib.backends.local import katib_api
 
 FILTER_CHOICES = (16, 32, 64)
 
@@ -35,10 +36,9 @@ class Sweep:
 
     @property
     def grid_size(self) -> int:
-        size = 1
-        for p in self.parameters:
-            size *= len(p.values)
-        return size
+        """Katib's count of this sweep's grid (one point per listed value, multiplied out)."""
+        return katib_api.grid_size([{"parameterType": p.type, "feasibleSpace": {"list": list(p.values)}}
+                                    for p in self.parameters])
 
     def grid(self) -> list[tuple[str, ...]]:
         """Every combination, lexicographic in the listed value order (the study's numbering)."""

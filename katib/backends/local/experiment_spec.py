@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from components.core.errors import UserError
-
-# Katib's DefaultTrialParallelCount.
-DEFAULT_PARALLEL_TRIAL_COUNT = 3
-# The only collector kind that makes sense for a local subprocess: its stdout.
-STDOUT_COLLECTOR = "StdOut"
-MAXIMIZE = "maximize"
-MINIMIZE = "minimize"
-METRIC_STRATEGIES = ("min", "max", "latest")
+from katib.backends.local.katib_api import (
+    DEFAULT_PARALLEL_TRIAL_COUNT,
+    MAXIMIZE,
+    METRIC_STRATEGIES,
+    MINIMIZE,
+    STDOUT_COLLECTOR,  # the only collector kind that makes sense for a local subprocess: its stdout
+    default_metric_strategy,
+)
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ def _metric_strategies(
     """Katib's setDefaultObjective: explicit strategies win, every other metric gets
     ``max`` when maximizing and ``min`` when minimizing (the objective and, in the
     current defaulting code, the additional metrics too)."""
-    default = "max" if objective_type == MAXIMIZE else "min"
+    default = default_metric_strategy(objective_type)
     strategies = {name: default for name in (objective_metric, *additional)}
     for entry in objective.get("metricStrategies") or ():
         value = str(entry.get("value", "")).lower()

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from katib.backends.local.experiment_spec import ExperimentSpec
+from katib.backends.local.katib_api import CATEGORICAL, DISCRETE, INT
 from katib.backends.local.records import TrialRecord
-from katib.backends.local.search_space import CATEGORICAL, DISCRETE, INT, parameter_type
+from katib.backends.local.search_space import parameter_type
 
 TENSORBOARD_FOLDER = "tensorboard"
 

@@ -16,8 +16,9 @@ from typing import Any
 
 from katib.backends.local.experiment_spec import ExperimentSpec
 from katib.backends.local.files import write_atomic, write_text_atomic
+from katib.backends.local.katib_api import CATEGORICAL, DISCRETE
 from katib.backends.local.records import OBSERVED_STATES, TrialRecord
-from katib.backends.local.search_space import CATEGORICAL, DISCRETE, parameter_type
+from katib.backends.local.search_space import parameter_type
 
 OBJECTIVE_PNG = "objective.png"
 TRIALS_HTML = "trials.html"

@@ -46,6 +46,7 @@ from katib.backends.local.experiment_spec import ExperimentSpec, read_experiment
 from katib.backends.local.files import utc_timestamp
 from katib.backends.local.final_results import summary_line, write_final_results
 from katib.backends.local.interrupts import InterruptGuard, resume_command
+from katib.backends.local.katib_api import grid_size
 from katib.backends.local.locks import RunFolderLock
 from katib.backends.local.metrics import compile_filters
 from katib.backends.local.processes import TRIAL_MARKER_ENV, stop_marked, stop_orphan, trial_marker
@@ -66,7 +67,7 @@ from katib.backends.local.records import (
 from katib.backends.local.restarts import take_over_run_folder
 from katib.backends.local.results import ExperimentResult, optimal_trial, write_live_results
 from katib.backends.local.samplers import create_sampler
-from katib.backends.local.search_space import grid_size, optuna_search_space, optuna_values, parameter_assignments
+from katib.backends.local.search_space import optuna_search_space, optuna_values, parameter_assignments
 from katib.backends.local.study import STUDY_FILE, SweepStudy
 from katib.backends.local.trial_command import build_trial_command
 from katib.backends.local.trial_run import TERMINATE_GRACE_S, ProcessRegistry, TrialOutcome, run_trial

@@ -18,7 +18,8 @@ import optuna
 from optuna.samplers import BaseSampler
 
 from components.core.errors import UserError
-from katib.backends.local.search_space import DOUBLE, INT, grid_search_space, parameter_type
+from katib.backends.local.katib_api import DOUBLE, INT
+from katib.backends.local.search_space import grid_search_space, parameter_type
 
 SettingConverter = Callable[[str], Any]
 

@@ -10,7 +10,6 @@ lists are taken as they are.
 
 from __future__ import annotations
 
-import math
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -22,15 +21,16 @@ from optuna.distributions import (
 )
 
 from components.core.errors import UserError
+from katib.backends.local.katib_api import (
+    CATEGORICAL,
+    DOUBLE,
+    INT,
+    LOG_UNIFORM,
+    PARAMETER_TYPES,
+    UNIFORM,
+    range_points,
+)
 
-INT = "int"
-DOUBLE = "double"
-CATEGORICAL = "categorical"
-DISCRETE = "discrete"
-PARAMETER_TYPES = (INT, DOUBLE, CATEGORICAL, DISCRETE)
-
-UNIFORM = "uniform"
-LOG_UNIFORM = "logUniform"
 # Katib clamps log-scale lower bounds so log() is defined (base_service.py).
 MIN_LOG_DOUBLE = 1e-10
 MIN_LOG_INT = 1
@@ -57,10 +57,6 @@ def parameter_distribution(parameter: dict[str, Any]) -> BaseDistribution:
 def grid_search_space(parameters: tuple[dict[str, Any], ...]) -> dict[str, list[GridValue]]:
     """Every value a grid search visits, per parameter (Katib's convert_to_combinations)."""
     return {p["name"]: grid_values(p) for p in parameters}
-
-
-def grid_size(parameters: tuple[dict[str, Any], ...]) -> int:
-    return math.prod(len(values) for values in grid_search_space(parameters).values())
 
 
 def grid_values(parameter: dict[str, Any]) -> list[GridValue]:
@@ -155,8 +151,7 @@ def _double_grid(parameter: dict[str, Any]) -> list[GridValue]:
     step = _decimal(space.get("step"), parameter, "step")
     if step <= 0:
         raise UserError(f"parameter {parameter['name']!r}: feasibleSpace.step must be above 0")
-    count = int((high - low) / step) + 1
-    return [float(low + i * step) for i in range(count) if low + i * step <= high]
+    return [float(low + i * step) for i in range(range_points(low, high, step))]
 
 
 def _distribution_name(parameter: dict[str, Any]) -> str:

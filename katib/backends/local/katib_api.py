@@ -1,0 +1,135 @@
+"""Katib's v1beta1 API facts, stated once: names, enumerations, defaults and the grid's size.
+
+Each fact is read from Katib's own sources at v0.19.0 (the file is named beside it),
+so the local backend, the validator (``katib.validate``) and the study's
+Experiments (``katib.experiments``, ``katib.spaces``) agree on them. Only the
+standard library is imported: this module belongs to the local backend, a
+general Katib emulator.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+# ---------------------------------------------------------------- names
+
+# pkg/apis/controller/experiments/v1beta1/register.go: Group and Version.
+GROUP = "kubeflow.org"
+VERSION = "v1beta1"
+API_VERSION = f"{GROUP}/{VERSION}"
+EXPERIMENT_KIND = "Experiment"
+
+# ---------------------------------------------------------------- enumerations
+
+# pkg/apis/controller/common/v1beta1/common_types.go: ObjectiveType, MetricStrategyType.
+MAXIMIZE = "maximize"
+MINIMIZE = "minimize"
+OBJECTIVE_TYPES = (MAXIMIZE, MINIMIZE)
+METRIC_STRATEGIES = ("min", "max", "latest")
+
+# pkg/apis/controller/experiments/v1beta1/experiment_types.go: ParameterType, Distribution,
+# ResumePolicyType, in Katib's order.
+DOUBLE = "double"
+INT = "int"
+DISCRETE = "discrete"
+CATEGORICAL = "categorical"
+PARAMETER_TYPES = (DOUBLE, INT, DISCRETE, CATEGORICAL)
+UNIFORM = "uniform"
+LOG_UNIFORM = "logUniform"
+DISTRIBUTIONS = (UNIFORM, LOG_UNIFORM, "normal", "logNormal")
+RESUME_POLICIES = ("Never", "LongRunning", "FromVolume")
+
+# common_types.go: CollectorKind and FileFormat. "None" was renamed "Push" in Katib 0.17.
+STDOUT_COLLECTOR = "StdOut"
+COLLECTOR_KINDS = (STDOUT_COLLECTOR, "File", "TensorFlowEvent", "PrometheusMetric", "Custom", "Push")
+FILE_FORMATS = ("TEXT", "JSON")
+
+# ---------------------------------------------------------------- defaults
+
+# pkg/apis/controller/experiments/v1beta1/constants.go: DefaultTrialParallelCount.
+DEFAULT_PARALLEL_TRIAL_COUNT = 3
+
+
+def default_metric_strategy(objective_type: Any) -> str:
+    """The strategy Katib's defaulting webhook gives a metric the Experiment leaves out.
+
+    experiment_defaults.go, setDefaultObjective: the objective type's own ("max" when
+    maximizing, "min" when minimizing), else "latest"; additional metrics included.
+    """
+    return {MAXIMIZE: "max", MINIMIZE: "min"}.get(objective_type, "latest")
+
+
+# ---------------------------------------------------------------- the grid
+
+
+def grid_size(parameters: Any) -> int | None:
+    """Points in the grid over an Experiment's ``spec.parameters``; None if one has no grid.
+
+    The product of :func:`grid_points` over the parameters, as Katib's grid service
+    counts ``itertools.product`` of ``convert_to_combinations``.
+    """
+    size = 1
+    for parameter in parameters:
+        points = grid_points(parameter)
+        if points is None:
+            return None
+        size *= points
+    return size
+
+
+def grid_points(parameter: Any) -> int | None:
+    """How many values Katib's grid visits for one parameter; None if it cannot build them.
+
+    pkg/suggestion/v1beta1/internal/search_space.py, convert_to_combinations: a list
+    gives its entries; an int steps from min to max by step (default 1); a double
+    needs a step and counts min, min+step, ... up to max, in decimal so 0..0.3 by
+    0.1 is 4 points. The parameter type is read in any case, as the local backend
+    reads it.
+    """
+    space = parameter.get("feasibleSpace") if isinstance(parameter, dict) else None
+    if not isinstance(space, dict):
+        return None
+    kind = str(parameter.get("parameterType", "")).lower()
+    if kind in (CATEGORICAL, DISCRETE):
+        entries = space.get("list")
+        return len(entries) if isinstance(entries, list) else None
+    if kind == INT:
+        low, high = _whole(space.get("min")), _whole(space.get("max"))
+        step = _decimal(space.get("step") or 1)
+        if low is None or high is None or step is None or int(step) == 0:
+            return None
+        return len(range(low, high + 1, int(step)))
+    if kind == DOUBLE:
+        low, high, step = (_decimal(space.get(key)) for key in ("min", "max", "step"))
+        if low is None or high is None or step is None or step <= 0:
+            return None
+        return range_points(low, high, step)
+    return None
+
+
+def range_points(low: Decimal, high: Decimal, step: Decimal) -> int:
+    """How many of low, low+step, low+2*step, ... are at most high (step > 0)."""
+    if low > high:
+        return 0
+    count = int((high - low) / step) + 1
+    # Decimal division rounds to 28 digits; never count a point past high.
+    while count > 0 and low + (count - 1) * step > high:
+        count -= 1
+    return count
+
+
+def _decimal(value: Any) -> Decimal | None:
+    """A finite number from a Katib string ("1e-3") or a YAML number; None otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return None
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+def _whole(value: Any) -> int | None:
+    number = _decimal(value)
+    return int(number) if number is not None and number == number.to_integral_value() else None
