@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
 from components.core.argtypes import optional_float, optional_int
+from components.core.config import from_mapping
 from components.core.errors import UserError
 from components.core.settings import OBJECTIVE_METRIC
 from components.nas.automodel import preview_first_trial
@@ -54,10 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> NasConfig:
-    return NasConfig(block_type=args.block_type, normalize=args.normalize, augment=args.augment,
-                     pretrained=args.pretrained, tuner=args.tuner, max_trials=args.max_trials,
-                     epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                     train_images=args.train_images, val_split=args.val_split).normalized()
+    """The flags' settings, built by the same converter as a profile's and checked."""
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(NasConfig)}
+    return from_mapping(NasConfig, values).normalized()
 
 
 def run_from_args(args: argparse.Namespace) -> int:

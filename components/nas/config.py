@@ -6,6 +6,7 @@ import dataclasses
 import importlib.util
 from dataclasses import dataclass
 
+from components.core.config import from_mapping
 from components.core.errors import UserError
 
 BLOCK_TYPES = ("resnet", "xception", "vanilla", "efficient")
@@ -53,17 +54,12 @@ class NasConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> NasConfig:
-        """From a profile's ``nas`` section (unknown keys are a user error)."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise UserError(f"nas settings: unknown {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-        # A KFP struct carries every number as a float: 2.0 trials means 2.
-        return cls(**{k: int(v) if k in _INT_SETTINGS and isinstance(v, float) and v.is_integer() else v
-                      for k, v in values.items()})
+        """From a profile's ``nas`` section or the pipeline's ``nas_settings``.
 
-
-_INT_SETTINGS = ("max_trials", "epochs", "batch_size", "seed", "train_images")
+        Built by the one settings converter: unknown keys are a user error, and KFP's floats
+        (2.0 trials) are ints again; :meth:`normalized` then checks the values.
+        """
+        return from_mapping(cls, values)
 
 
 def check_tuner_available(tuner: str) -> None:
