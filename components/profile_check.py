@@ -152,7 +152,7 @@ def _step_settings(name: str, build: Callable[[], object], problems: Problems) -
 
 
 def _nas(section: dict) -> None:
-    from components.nas import NasConfig
+    from components.nas.config import NasConfig
 
     NasConfig.from_dict(section).normalized()
 

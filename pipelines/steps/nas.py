@@ -13,7 +13,8 @@ def nas(dataset: Input[Dataset], model: Output[Model], metrics: Output[Metrics],
     work_root/run_id/task_name/search (a durable gs:// or s3:// URI on a cluster), so a retried
     task resumes its search; without them it lives inside the model artifact.
     """
-    from components.nas import NasConfig, run_nas
+    from components.nas.config import NasConfig
+    from components.nas.search import run_nas
     from katib.access import work_uri
 
     search_uri = work_uri(work_root, run_id, task_name, "search")

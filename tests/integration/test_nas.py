@@ -12,7 +12,11 @@ import numpy as np
 import pytest
 
 from components.core import storage
-from components.nas import RESULT_FILE, NasConfig, load_best_model, preview_first_trial, run_nas
+from components.nas.automodel import preview_first_trial
+from components.nas.config import NasConfig
+from components.nas.export import load_best_model
+from components.nas.layout import RESULT_FILE
+from components.nas.search import run_nas
 from tests.conftest import REPO, assert_user_error, free_port
 
 pytestmark = pytest.mark.slow
