@@ -40,7 +40,6 @@ from bench.report import md_table
 
 STAGES = ("optimizer", "activations", "filters")
 STAGE_LABELS = {"optimizer": "A: optimizers", "activations": "B: activations", "filters": "C: filters"}
-STUDY_KEYS = {"optimizer": "sweep_optimizer", "activations": "sweep_activations", "filters": "sweep_filters"}
 ACCURACY_TOLERANCE_PP = 0.3
 EPOCH_LINE = re.compile(r"trial: epoch (\d+)/\d+ trained in ([0-9.]+) s")
 
@@ -205,14 +204,12 @@ class Study:
                 "dtype_policy": self.args.dtype_policy}
 
     def stage_tasks(self, stage: str, fixed: dict[str, str]) -> list[dict]:
-        from components.core.settings import STUDY_RESULTS
-        from katib.spaces import SWEEPS
+        from components.sweeps import SWEEPS
 
         sweep = SWEEPS[stage]
         indices = list(range(sweep.grid_size))
         if self.args.slice and stage != "optimizer":
-            study = STUDY_RESULTS[STUDY_KEYS[stage]]
-            indices = sample_indices(sweep.grid_size, self.args.sample, include=(study["index"],))
+            indices = sample_indices(sweep.grid_size, self.args.sample, include=(sweep.study.index,))
         tasks = []
         for i in indices:
             combo = sweep.combination_at(i)
@@ -272,7 +269,7 @@ class Study:
         return done_results
 
     def run(self) -> dict:
-        from katib.spaces import BASE_SETTINGS, SWEEPS
+        from components.sweeps import SWEEPS, start_settings
 
         args = self.args
         self.results["settings"] = {
@@ -292,11 +289,10 @@ class Study:
                                  initargs=(env,)) as pool:
             q1a = None
             if not args.no_q1a:
-                settings = {"optimizer": self.profile["train"]["optimizer"], **{k: v for k, v in BASE_SETTINGS.items()
-                                                                               if k != "optimizer"}}
+                settings = {**start_settings(), "optimizer": self.profile["train"]["optimizer"]}
                 q1a = pool.submit(run_task, self.task("q1a", "q1a-seed-cnn", 0,
                                                       self.trial_config(settings, train=True), evaluate=True))
-            fixed = dict(BASE_SETTINGS)
+            fixed = start_settings()
             evaluations = {}
             for stage in STAGES:
                 if stage not in args.stages:
@@ -324,7 +320,7 @@ class Study:
 
     def projection(self) -> dict:
         """The full study's wall time from this slice's measured per-trial times."""
-        from katib.spaces import SWEEPS
+        from components.sweeps import SWEEPS
 
         stages = self.results["stages"]
         measured_stages = sum(s["wall_s"] for s in stages.values())
@@ -357,6 +353,7 @@ def worker_environment(parallel: int) -> dict[str, str]:
 
 def render_markdown(res: dict) -> str:
     from components.core.settings import STUDY_RESULTS
+    from components.sweeps import SWEEPS
 
     s = res.get("settings", {})
     m = res.get("machine", {})
@@ -390,17 +387,17 @@ def render_markdown(res: dict) -> str:
                          f"{100 * study:.2f}%", f"{100 * (ta - study):+.2f}" if ta is not None else "–", "–"])
     for stage, st in res.get("stages", {}).items():
         w = st.get("winner")
-        study = STUDY_RESULTS[STUDY_KEYS[stage]]
+        study = SWEEPS[stage].study
         ev = res.get("evaluations", {}).get(stage, {})
         if not w:
             continue
-        delta = 100 * (w["objective"] - study["accuracy"])
+        delta = 100 * (w["objective"] - study.accuracy)
         setting = {"optimizer": w["config"]["optimizer"], "activations": ",".join(w["config"]["activations"]),
                    "filters": ",".join(map(str, w["config"]["filters"]))}[stage]
         acc_rows.append([f"{STAGE_LABELS[stage]} (best val_accuracy)", f"{setting} (index {w['index']})",
                          f"{100 * w['objective']:.2f}%",
                          f"{100 * ev['test_accuracy']:.2f}%" if "test_accuracy" in ev else "–",
-                         f"{100 * study['accuracy']:.2f}%", f"{delta:+.2f}",
+                         f"{100 * study.accuracy:.2f}%", f"{delta:+.2f}",
                          "yes" if abs(delta) <= ACCURACY_TOLERANCE_PP else "**no**"])
     out += [md_table(["what", "winner", "ours", "winner's test accuracy", "study", "Δ pp", "within 0.3 pp"],
                      acc_rows), ""]

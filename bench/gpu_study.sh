@@ -52,7 +52,7 @@ esac
 export KERAS_BACKEND="$BACKEND"
 # The bench (and, from a checkout, the project's source) come from here; a bare bench/ copy uses the wheel.
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
-NEEDS="import keras, yaml, tensorboard, numpy, components.cnn.train, katib.spaces"
+NEEDS="import keras, yaml, tensorboard, numpy, components.cnn.train, components.sweeps"
 
 usable() { "$PYTHON" -c "$NEEDS" >/dev/null 2>&1; }
 

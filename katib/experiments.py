@@ -23,9 +23,9 @@ from components.core.settings import (
     TRAINER_GPU_IMAGE,
     TRAINER_IMAGE,
 )
+from components.sweeps import SWEEPS, Sweep, start_settings, study_fixed, trial_flag
 from katib.access import ClusterAccess
 from katib.backends.local.katib_api import API_VERSION, EXPERIMENT_KIND
-from katib.spaces import BASE_SETTINGS, SWEEPS, Sweep
 
 PRIMARY_CONTAINER = "training"
 TRIAL_NAME_PARAMETER = "trialName"
@@ -44,7 +44,8 @@ class ExperimentOptions:
 
     data_uri: str
     output_root: str  # each trial writes to <output_root>/<trial name>
-    fixed: dict[str, str] = field(default_factory=lambda: dict(BASE_SETTINGS))
+    # Trial settings the earlier sweeps' winners fix (the hand-written CNN's before any has run).
+    fixed: dict[str, str] = field(default_factory=start_settings)
     epochs: int = 10
     batch_size: int = 128
     seed: int = 1
@@ -88,21 +89,25 @@ class ExperimentOptions:
 
 
 def experiment_name(sweep: Sweep) -> str:
-    return f"fmstudy-{sweep.name}"
+    """fmstudy-<sweep>, with '-' for '_': an Experiment's name is a DNS label."""
+    return f"fmstudy-{sweep.name.replace('_', '-')}"
+
+
+def trial_settings(sweep: Sweep, opts: ExperimentOptions) -> dict[str, str]:
+    """The trials' ``study train`` settings in flag order: what the stage holds fixed, its own setting
+    (one Katib placeholder per parameter), then the profile's trial sizes that no sweep set."""
+    settings = {**opts.fixed, sweep.setting: ",".join(f"${{trialParameters.{p.name}}}" for p in sweep.parameters)}
+    sizes = {"epochs": opts.epochs, "batch_size": opts.batch_size, "seed": opts.seed, "bn_momentum": opts.bn_momentum}
+    if opts.learning_rate:
+        sizes["learning_rate"] = opts.learning_rate
+    return {**settings, **{name: str(value) for name, value in sizes.items() if name not in settings}}
 
 
 def _trial_command(sweep: Sweep, opts: ExperimentOptions) -> list[str]:
-    settings = dict(opts.fixed)
-    # The swept setting is filled by Katib, one placeholder per parameter.
-    settings[sweep.setting] = ",".join(f"${{trialParameters.{p.name}}}" for p in sweep.parameters)
     command = [*opts.command, "train", "--data", opts.data_uri,
-               "--output", f"{opts.output_root.rstrip('/')}/${{trialParameters.{TRIAL_NAME_PARAMETER}}}",
-               "--optimizer", settings["optimizer"], "--activations", settings["activations"],
-               "--filters", settings["filters"], "--epochs", str(opts.epochs),
-               "--batch-size", str(opts.batch_size), "--seed", str(opts.seed),
-               "--bn-momentum", str(opts.bn_momentum)]
-    if opts.learning_rate:
-        command += ["--learning-rate", str(opts.learning_rate)]
+               "--output", f"{opts.output_root.rstrip('/')}/${{trialParameters.{TRIAL_NAME_PARAMETER}}}"]
+    for name, value in trial_settings(sweep, opts).items():
+        command += [trial_flag(name), value]
     return command
 
 
@@ -189,28 +194,17 @@ def to_yaml(experiment: dict) -> str:
 
 
 def cluster_experiments(profile: dict, gpu: bool = False) -> dict[str, dict]:
-    """The three checked-in manifests: cluster paths, the study's winners as the fixed settings.
+    """The checked-in manifests, one per sweep: cluster paths, the study's winners as the fixed settings.
 
-    On a cluster the pipeline builds stages B and C again with the winners it found;
+    On a cluster the pipeline builds the later stages again with the winners it found;
     these files are for running one stage by hand (`make katib-apply`).
     """
-    from components.core.settings import STUDY_RESULTS
-
-    winners = {
-        "optimizer": STUDY_RESULTS["sweep_optimizer"]["best"],
-        "activations": ",".join(STUDY_RESULTS["sweep_activations"]["best"]),
-    }
-    fixed_by_stage = {
-        "optimizer": dict(BASE_SETTINGS),
-        "activations": {**BASE_SETTINGS, "optimizer": winners["optimizer"]},
-        "filters": {**BASE_SETTINGS, **winners},
-    }
     data_uri = f"{ARTIFACT_ROOT}/data/fashion-mnist"
     out = {}
     for name, sweep in SWEEPS.items():
         opts = ExperimentOptions.from_profile(
             profile["sweeps"], data_uri=data_uri, output_root=f"{ARTIFACT_ROOT}/sweeps/{name}",
-            fixed=fixed_by_stage[name], gpu=gpu, max_trials=(profile["sweeps"]["max_trials"] or {}).get(name))
+            fixed=study_fixed(name), gpu=gpu, max_trials=(profile["sweeps"]["max_trials"] or {}).get(name))
         out[name] = build_experiment(sweep, opts)
     return out
 

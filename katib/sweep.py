@@ -18,9 +18,9 @@ from pathlib import Path
 from components.core import storage
 from components.core.errors import UserError
 from components.core.settings import K8S_NAMESPACE, OBJECTIVE_METRIC, TRAINER_GPU_IMAGE, TRAINER_IMAGE
+from components.sweeps import get_sweep, start_settings, swept_settings
 from katib.access import ClusterAccess, durable_uri
 from katib.experiments import ExperimentOptions, build_experiment, experiment_name, to_yaml
-from katib.spaces import BASE_SETTINGS, get_sweep
 from katib.validate import check_experiment
 
 SUMMARY_FILE = "summary.json"
@@ -46,14 +46,26 @@ def trial_environment() -> dict[str, str]:
     return {"PATH": os.pathsep.join([scripts, os.environ.get("PATH", "")])}
 
 
+def stage_fixed(fixed: dict | None) -> dict[str, str]:
+    """What a stage holds fixed: the start settings, overridden by what the earlier stages' winners
+    feed it (the previous stage's ``best``); unset (empty) values keep the start."""
+    known = swept_settings()
+    given = {k: str(v) for k, v in (fixed or {}).items() if v not in (None, "")}
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise UserError(f"fixed setting {unknown[0]!r}: expected one of {', '.join(known)}")
+    return {**start_settings(), **given}
+
+
 def stage_experiment(stage: str, data_uri: str, output_root: str, sweep_settings: dict,
-                     fixed: dict[str, str] | None, **options) -> tuple[dict, dict[str, str]]:
+                     fixed: dict | None, **options) -> tuple[dict, dict[str, str]]:
     """The stage's Experiment (validated) and the settings it holds fixed."""
-    fixed = {**BASE_SETTINGS, **{k: v for k, v in (fixed or {}).items() if v}}
+    sweep = get_sweep(stage)
+    fixed = stage_fixed(fixed)
     opts = ExperimentOptions.from_profile(
         sweep_settings, data_uri=data_uri, output_root=output_root, fixed=fixed,
         max_trials=(sweep_settings.get("max_trials") or {}).get(stage), **options)
-    experiment = build_experiment(get_sweep(stage), opts)
+    experiment = build_experiment(sweep, opts)
     check_experiment(experiment)
     return experiment, fixed
 
@@ -124,7 +136,7 @@ def run_key(run_id: str) -> str:
 
 def run_experiment_name(stage: str, run_id: str) -> str:
     """fmstudy-<stage>-<run key>: one Experiment per run and stage, within Katib's name limit."""
-    name = f"fmstudy-{get_sweep(stage).name}-{run_key(run_id)}"
+    name = f"{experiment_name(get_sweep(stage))}-{run_key(run_id)}"
     if len(name) > KATIB_NAME_LIMIT:
         raise UserError(f"experiment name {name}: {len(name)} characters; Katib allows {KATIB_NAME_LIMIT}")
     return name
@@ -227,7 +239,9 @@ def summarize(stage: str, fixed: dict[str, str], trials: list[TrialRow], best_tr
         "best_trial": best_trial,
         OBJECTIVE_METRIC: best[OBJECTIVE_METRIC],
         "grid_size": sweep.grid_size,
-        "values": [list(p.values) for p in sweep.parameters],  # the grid's axes, for the report's heatmaps
+        # The grid's axes, for the report's heatmaps.
+        "parameters": [p.name for p in sweep.parameters],
+        "values": [list(p.values) for p in sweep.parameters],
         "condition": condition,
         "reason": reason,
         "trials": rows,

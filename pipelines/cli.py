@@ -54,7 +54,7 @@ def _csv(kind: Callable) -> Callable[[str], tuple]:
 
 
 def _stage_uri(text: str) -> str:
-    from katib.spaces import SWEEPS
+    from components.sweeps import SWEEPS
 
     stage, sep, uri = text.partition("=")
     if not sep or stage not in SWEEPS or not uri:
@@ -63,9 +63,13 @@ def _stage_uri(text: str) -> str:
 
 
 def _setting(text: str) -> str:
+    from components.sweeps import swept_settings
+
+    names = swept_settings()
     name, sep, value = text.partition("=")
-    if not sep or name not in ("optimizer", "activations", "filters") or not value:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected optimizer=..., activations=... or filters=...")
+    if not sep or name not in names or not value:
+        listed = ", ".join(f"{n}=..." for n in names[:-1])
+        raise argparse.ArgumentTypeError(f"{text!r}: expected {f'{listed} or ' if listed else ''}{names[-1]}=...")
     return text
 
 
@@ -168,11 +172,12 @@ def cmd_sweep_run(args) -> int:
 
 def cmd_sweep_stage(args) -> None:
     from components.profile_check import load_profile
+    from components.sweeps import get_sweep
     from katib.sweep import run_sweep_stage
 
     fixed = dict(item.split("=", 1) for item in args.fixed)
     summary = run_sweep_stage(args.stage, args.data, args.out, load_profile(args.profile, args.set)["sweeps"], fixed)
-    print(f"sweep {args.stage}: best {summary['best'][args.stage]} (index {summary['best_index']}) "
+    print(f"sweep {args.stage}: best {summary['best'][get_sweep(args.stage).setting]} (index {summary['best_index']}) "
           f"val_accuracy={summary['val_accuracy']:.4f} -> {args.out}")
 
 
@@ -203,6 +208,13 @@ def cmd_profile(args) -> None:
 # ---------------------------------------------------------------------- parser
 
 SET_HELP = "override one profile value, YAML-typed (repeatable), e.g. train.epochs=3 or data.train_size=null"
+
+
+def _sweep_stages() -> dict[str, int]:
+    """Each sweep's name and grid size, in chain order."""
+    from components.sweeps import SWEEPS
+
+    return {name: sweep.grid_size for name, sweep in SWEEPS.items()}
 
 
 def _profile_list() -> str:
@@ -296,7 +308,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     katib = sub.add_parser("katib", help="Katib Experiments: generate the study's manifests, validate any")
     katib_sub = katib.add_subparsers(dest="katib_command", required=True, parser_class=_Parser)
-    p = katib_sub.add_parser("generate", help="write the three sweeps' Experiment YAML (CPU and gpu/)")
+    p = katib_sub.add_parser("generate", help="write each sweep's Experiment YAML (CPU and gpu/)")
     p.add_argument("--profile", default="seed", help="the profile whose sweeps section sizes the trials")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help=SET_HELP)
     p.add_argument("--out", default="katib/experiments", help="folder for the YAML files")
@@ -317,17 +329,21 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("experiment", help="a Katib v1beta1 Experiment YAML file")
     p.add_argument("--run-dir", default=None, help="default: runs/sweeps/<experiment name>")
     p.set_defaults(func=cmd_sweep_run)
+    # The study's sweeps (components/sweeps.py), read only where these flags are parsed or shown.
+    stages = _sweep_stages() if wanted("sweep") else {}
     p = sweep_sub.add_parser(
-        "stage", help="one of the study's three sweeps on this machine",
-        description="One of the study's three sweeps on this machine: A optimizer (8 trials), B activations and "
-                    "C filters (81 each).\n\nTo cut trials: --set sweeps.max_trials.STAGE=N runs N grid points "
+        "stage", help="one of the study's sweeps on this machine",
+        description="One of the study's sweeps on this machine: "
+                    + ", ".join(f"{name} ({size} trials)" for name, size in stages.items())
+                    + ".\n\nTo cut trials: --set sweeps.max_trials.STAGE=N runs N grid points "
                     "(the profile's default: see study profile); --set sweeps.epochs=N shortens each trial; "
                     "--set sweeps.early_stopping=true stops weak trials early (Katib's medianstop).")
-    p.add_argument("stage", choices=["optimizer", "activations", "filters"], help="which sweep")
+    p.add_argument("stage", choices=list(stages) or None, help="which sweep")
     p.add_argument("--data", required=True, help="dataset artifact")
     p.add_argument("--out", required=True, help="run folder: experiment.yaml, trials, results, summary.json")
     p.add_argument("--fixed", action="append", default=[], type=_setting, metavar="SETTING=VALUE",
-                   help="settings held fixed, e.g. optimizer=Nadam or activations=selu,relu,relu,relu")
+                   help="settings held fixed (what the earlier sweeps found), e.g. optimizer=Nadam or "
+                        "activations=selu,relu,relu,relu")
     p.add_argument("--profile", default="smoke", help="the profile whose sweeps section sizes the trials")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help=SET_HELP)
     p.set_defaults(func=cmd_sweep_stage)

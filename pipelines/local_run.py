@@ -50,7 +50,7 @@ def pipeline_steps(pipeline) -> list[str]:
 
 def sweep_totals(pipeline, settings: dict) -> dict[str, int]:
     """Trials each sweep task will run: its stage's max_trials, at most the grid."""
-    from katib.spaces import get_sweep
+    from components.sweeps import get_sweep
 
     limits = settings["sweeps"].get("max_trials") or {}
     totals = {}

@@ -4,6 +4,7 @@
 from kfp import dsl
 
 from components.profile_check import load_profile
+from components.sweeps import SWEEPS
 from pipelines.cluster import ClusterOptions, apply_cluster_settings
 from pipelines.steps.data import prepare_data
 from pipelines.steps.evaluate import evaluate_model
@@ -45,7 +46,7 @@ def build_pipeline(cluster: ClusterOptions | None = None):
                        "trial_memory": cluster.trial_memory} if cluster else {})
 
     @dsl.pipeline(name=PIPELINE_NAME, pipeline_root=cluster.pipeline_root if cluster else None,
-                  description="Fashion-MNIST study: data, the hand-written CNN, three Katib sweeps, the report")
+                  description="Fashion-MNIST study: data, the hand-written CNN, the Katib sweeps, the report")
     def study_pipeline(
         data_source: str = "",
         val_fraction: float = 0.1,
@@ -87,21 +88,19 @@ def build_pipeline(cluster: ClusterOptions | None = None):
         search = nas(dataset=data.outputs["dataset"], nas_settings=nas_settings, work_root=work_root, **run_ids)
         search.set_display_name("nas: AutoKeras search")
         on_cluster(search, retries=cluster.train_retries if cluster else 0)
-        # Question 2: three chained sweeps, each fixing what the one before found.
+        # Question 2: the chained sweeps (components/sweeps.py), each holding fixed the winner of the one before.
         sweep_inputs = dict(dataset=data.outputs["dataset"], sweep_settings=sweep_settings, backend=sweep_backend,
                             timeout_s=sweep_timeout_s, katib_namespace=katib_namespace, trial_image=trial_image,
                             trial_gpu_image=trial_gpu_image, work_root=work_root, run_id=run_ids["run_id"],
                             sweep_cleanup=sweep_cleanup, **trial_settings)
-        sweep_a = run_sweep(stage="optimizer", **sweep_inputs)
-        sweep_a.set_display_name("sweep A: optimizers").after(train)
-        sweep_b = run_sweep(stage="activations", optimizer=sweep_a.outputs["optimizer"], **sweep_inputs)
-        sweep_b.set_display_name("sweep B: activations")
-        sweep_c = run_sweep(stage="filters", optimizer=sweep_b.outputs["optimizer"],
-                            activations=sweep_b.outputs["activations"], **sweep_inputs)
-        sweep_c.set_display_name("sweep C: filters")
-        for sweep in (sweep_a, sweep_b, sweep_c):
+        sweeps = {}
+        for definition in SWEEPS.values():
+            fed = {"fixed": sweeps[definition.after].outputs["winner"]} if definition.after else {}
+            sweep = run_sweep(stage=definition.name, **fed, **sweep_inputs).set_display_name(definition.label)
+            if not fed:  # Question 2 starts once Question 1A has trained, as before
+                sweep.after(train)
             # On the cluster a sweep step only launches and watches Katib: a small pod.
-            on_cluster(sweep)
+            sweeps[definition.name] = on_cluster(sweep)
             if cluster:
                 sweep.set_cpu_request("500m").set_memory_request("1G").set_memory_limit("2G")
         # Question 3: the target task as an image folder, then one transfer run per base, each
@@ -115,14 +114,20 @@ def build_pipeline(cluster: ClusterOptions | None = None):
                                      **run_ids).set_display_name(f"transfer: {base}")
             transfers[base] = on_cluster(task, gpu=True, retries=cluster.train_retries if cluster else 0)
         report = build_report(dataset=data.outputs["dataset"], model=train.outputs["model"],
-                              evaluation=evaluation.outputs["evaluation"], optimizer_sweep=sweep_a.outputs["sweep"],
-                              activation_sweep=sweep_b.outputs["sweep"], filter_sweep=sweep_c.outputs["sweep"],
+                              evaluation=evaluation.outputs["evaluation"], **reported_sweeps(sweeps),
                               nas=search.outputs["model"], mobilenet_transfer=transfers["mobilenet_v2"].outputs["run"],
                               inception_transfer=transfers["inception_v3"].outputs["run"])
         on_cluster(report.set_display_name("report"))
         return report.outputs["html"]
 
     return study_pipeline
+
+
+def reported_sweeps(sweeps: dict) -> dict:
+    """The sweeps' artifacts as the report step's inputs: <sweep name>_sweep, for each sweep it takes
+    (a sweep the report step has no input for runs, but is not reported)."""
+    inputs = build_report.component_spec.inputs
+    return {f"{name}_sweep": task.outputs["sweep"] for name, task in sweeps.items() if f"{name}_sweep" in inputs}
 
 
 study_pipeline = build_pipeline()

@@ -13,22 +13,23 @@ from bench.items.common import Context, as_number, as_percent, new_result, size_
 
 
 def _search_sweep(values: list[str], layers: int):
-    from katib.spaces import Parameter, Sweep
+    from components.sweeps import Parameter, Sweep
 
     params = tuple(Parameter(f"activation{i}", "categorical", tuple(values) if i <= layers else (values[0],))
                    for i in range(1, 5))
-    return Sweep(name="activations", description="bench: the activation sweep on a reduced setting",
+    return Sweep(name="activations", title="bench: activations", label="bench: activations",
+                 description="bench: the activation sweep on a reduced setting",
                  parameters=params, setting="activations")
 
 
 def item_search(ctx: Context) -> dict:
     from bench import search
+    from components.sweeps import start_settings
     from katib.backends.local import run_experiment
     from katib.backends.local.experiment_spec import read_experiment
     from katib.backends.local.samplers import create_sampler
     from katib.backends.local.search_space import optuna_search_space, parameter_assignments
     from katib.experiments import ExperimentOptions, build_experiment
-    from katib.spaces import BASE_SETTINGS
 
     r = new_result(5, "search_efficiency", "Search efficiency: trial-epochs until within 0.2 pp of the grid's best")
     s = ctx.sizes
@@ -37,7 +38,7 @@ def item_search(ctx: Context) -> dict:
     data = ctx.dataset(s["search_train_size"], s["search_test_size"])
     run_dir = ctx.work / f"search-{Path(data).name}-e{s['search_epochs']}-{'-'.join(values)}-l{s['search_layers']}"
     opts = ExperimentOptions(data_uri=str(Path(data).resolve()), output_root=str((run_dir / "outputs").resolve()),
-                             fixed={**BASE_SETTINGS, "optimizer": s["search_optimizer"]},
+                             fixed={**start_settings(), "optimizer": s["search_optimizer"]},
                              epochs=int(s["search_epochs"]),
                              batch_size=int(s["batch_size"]), seed=1, parallel_trials=int(s["search_parallel"]),
                              max_failed_trials=sweep.grid_size, command=(sys.executable, "-m", "pipelines.cli"))

@@ -20,9 +20,9 @@ SEED_TRAIN_IMAGES, SEED_EPOCHS = 54000, 10  # the seed profile's trial, for proj
 
 
 def item_sweep_overhead(ctx: Context) -> dict:
+    from components.sweeps import OPTIMIZER_SWEEP
     from katib.backends.local import run_experiment
     from katib.experiments import ExperimentOptions, build_experiment
-    from katib.spaces import OPTIMIZER_SWEEP
 
     r = new_result(6, "sweep_overhead", "Sweep overhead per trial (local backend) vs the trial's training time")
     s = ctx.sizes

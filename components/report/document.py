@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from components.core import storage
 from components.core.settings import STUDY_RESULTS
+from components.sweeps import SWEEPS, Sweep, get_sweep
 
 
 @dataclass
@@ -138,58 +139,53 @@ def nas_section(nas_uri: str) -> Section:
     return Section("Question 1B: the AutoKeras search", intro, table)
 
 
-def _study_value(stage: str, key: str):
-    return STUDY_RESULTS[f"sweep_{stage}"].get(key)
-
-
 def sweep_sections(sweep_uris: dict[str, str]) -> list[Section]:
-    """Question 2: the three chained sweeps, each beside the study's winner."""
-    summaries = {stage: _read_json(storage.join(uri, "summary.json")) for stage, uri in sweep_uris.items()}
-    sections = []
-    if "optimizer" in summaries:
-        s = summaries["optimizer"]
-        rows = sorted((t for t in s["trials"] if t["val_accuracy"] is not None),
-                      key=lambda t: -t["val_accuracy"])
-        table = [["optimizer", "validation accuracy", "trial state"]]
+    """Question 2: one section per sweep given (components/sweeps.py, in chain order), beside the study's winner."""
+    for stage in sweep_uris:
+        get_sweep(stage)  # an unknown stage is a clear error, not a missing section
+    return [sweep_section(sweep, _read_json(storage.join(sweep_uris[name], "summary.json")))
+            for name, sweep in SWEEPS.items() if name in sweep_uris]
+
+
+def sweep_section(sweep: Sweep, s: dict) -> Section:
+    """A one-parameter sweep ranks every trial; a grid sets our winner's combination beside the study's."""
+    study = sweep.study
+    fixed = ", ".join(f"{k} {v}" for k, v in s["fixed"].items() if k != sweep.setting)
+    if len(sweep.parameters) == 1:
+        rows = sorted((t for t in s["trials"] if t["val_accuracy"] is not None), key=lambda t: -t["val_accuracy"])
+        table = [[sweep.parameters[0].name, "validation accuracy", "trial state"]]
         table += [[t["combination"][0], pct(t["val_accuracy"]), t["state"]] for t in rows]
         table += [[t["combination"][0], "—", f"{t['state']} ({t['reason']})"]
                   for t in s["trials"] if t["val_accuracy"] is None]
-        intro = (f"Best: **{s['best']['optimizer']}** at {pct(s['val_accuracy'])} "
-                 f"(study: {_study_value('optimizer', 'best')} at {pct(_study_value('optimizer', 'accuracy'))}; "
-                 f"Ftrl at its default settings stayed near 10% in the study). "
-                 f"{len(s['trials'])} of {s['grid_size']} grid points ran; {s['condition']}: {s['reason']}.")
-        sections.append(Section("Question 2A: optimizers", intro, table,
-                                _sweep_figures("optimizer", sweep_uris["optimizer"])))
-    for stage, label in (("activations", "activations per conv layer"), ("filters", "filters per conv layer")):
-        if stage not in summaries:
-            continue
-        s = summaries[stage]
-        study_best = _study_value(stage, "best")
-        table = [["", "combination (conv1..conv4)", "index (study numbering)", "validation accuracy"],
-                 ["ours", ", ".join(s["best_combination"]), f"{s['best_index']} (combination {s['best_index'] + 1})",
-                  pct(s["val_accuracy"])],
-                 ["study", ", ".join(map(str, study_best)), f"{_study_value(stage, 'index')} "
-                  f"(combination {_study_value(stage, 'index') + 1})", pct(_study_value(stage, "accuracy"))]]
-        fixed = ", ".join(f"{k} {v}" for k, v in s["fixed"].items() if k != stage)
+        compared = (f" (study: {', '.join(study.best)} at {pct(study.accuracy)}"
+                    f"{f'; {study.note}' if study.note else ''})" if study else "")
+        ran = f"{len(s['trials'])} of {s['grid_size']} grid points ran; {s['condition']}: {s['reason']}."
+        intro = (f"Best: **{s['best'][sweep.setting]}** at {pct(s['val_accuracy'])}{compared}. "
+                 + (f"With {fixed} held fixed: {ran}" if sweep.after else ran))
+    else:
+        names = f"{sweep.parameters[0].name}..{sweep.parameters[-1].name}"
+        table = [["", f"combination ({names})", "index (study numbering)", "validation accuracy"],
+                 ["ours", ", ".join(s["best_combination"]), _numbered(s["best_index"]), pct(s["val_accuracy"])]]
+        if study:
+            table.append(["study", ", ".join(study.best), _numbered(study.index), pct(study.accuracy)])
         intro = (f"With {fixed} held fixed: {len(s['trials'])} of {s['grid_size']} combinations ran; "
                  f"{s['condition']}: {s['reason']}.")
-        sections.append(Section(f"Question 2{'B' if stage == 'activations' else 'C'}: {label}", intro, table,
-                                _sweep_figures(stage, sweep_uris[stage])))
-    return sections
+    return Section(sweep.title, intro, table, _sweep_figures(sweep, s))
 
 
-def _sweep_figures(stage: str, uri: str) -> dict[str, bytes]:
+def _numbered(index: int | None) -> str:
+    return "—" if index is None else f"{index} (combination {index + 1})"
+
+
+def _sweep_figures(sweep: Sweep, summary: dict) -> dict[str, bytes]:
     from components.report.figures import grid_heatmap, objective_bars
 
-    summary = _read_json(storage.join(uri, "summary.json"))
-    best = _study_value(stage, "best")
-    label = {"optimizer": "Sweep A, optimizers", "activations": "Sweep B, activations",
-             "filters": "Sweep C, filters"}.get(stage, stage)
-    study_label = best if isinstance(best, str) else ", ".join(map(str, best))
-    figures = {f"sweep_{stage}_objective.png": objective_bars(summary, label, _study_value(stage, "accuracy"),
-                                                                study_label)}
-    if not isinstance(best, str):
-        figures[f"sweep_{stage}_heatmap.png"] = grid_heatmap(summary, label, best)
+    study = sweep.study
+    label = sweep.label[:1].upper() + sweep.label[1:]
+    figures = {f"sweep_{sweep.name}_objective.png": objective_bars(
+        summary, label, study.accuracy if study else None, ", ".join(study.best) if study else "")}
+    if len(sweep.parameters) > 1:
+        figures[f"sweep_{sweep.name}_heatmap.png"] = grid_heatmap(summary, label, study.best if study else None)
     return {name: data for name, data in figures.items() if data}
 
 

@@ -1,10 +1,11 @@
 """The report's pictures of a sweep, drawn from its summary.json.
 
 Bars start at zero, so a 1 pp difference looks like 1 pp; the study's figure is a line across
-them. A sweep of four layers with three values each (81 = 3^4 combinations) is also a 9 x 9
-heatmap: rows are the values of layers 1-2, columns those of layers 3-4, in the study's
-lexicographic numbering, with the study's pick and ours marked. matplotlib is used through
-``Figure`` only (no pyplot state), rendered to PNG bytes.
+them. A sweep of two or more parameters is also a heatmap: rows are the combinations of the first
+half of its parameters, columns those of the rest, so the study's lexicographic numbering reads
+row by row (four layers of three values each: 9 x 9, layers 1-2 down, 3-4 across), with the
+study's pick and ours marked. matplotlib is used through ``Figure`` only (no pyplot state),
+rendered to PNG bytes.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from collections.abc import Sequence
 OBJECTIVE = "val_accuracy"
 # A longer sweep shows its best trials as bars (the heatmap shows them all).
 MAX_BARS = 20
+# A heatmap side longer than this would be unreadable: such a grid gets bars only.
+MAX_HEATMAP_SIDE = 30
 
 
 def _png(figure) -> bytes:
@@ -51,7 +54,7 @@ def objective_bars_figure(summary: dict, label: str, study_value: float | None, 
     axes.set_xlim(0, 1.08)
     axes.set_xlabel("validation accuracy (axis from 0)")
     shown = f"the best {len(rows)} of {len(ranked)}" if len(rows) < len(ranked) else f"{len(rows)}"
-    axes.set_title(f"{label}: {shown} trials, best first")
+    axes.set_title(f"{label} ({shown} trials, best first)")
     if study_value is not None:
         axes.axvline(study_value, color="black", linestyle="--", linewidth=1)
         axes.text(study_value, len(rows) - 0.4, f" study: {study_label}\n {100 * study_value:.2f}%", fontsize=7,
@@ -60,32 +63,46 @@ def objective_bars_figure(summary: dict, label: str, study_value: float | None, 
     return figure
 
 
+def heatmap_split(values: Sequence[Sequence]) -> int | None:
+    """How many leading parameters a grid's rows take (the rest are its columns); None: no heatmap."""
+    if not values or len(values) < 2 or any(not v for v in values):
+        return None
+    split = len(values) // 2
+    if math.prod(map(len, values[:split])) > MAX_HEATMAP_SIDE or math.prod(map(len, values[split:])) > MAX_HEATMAP_SIDE:
+        return None
+    return split
+
+
 def grid_heatmap(summary: dict, label: str, study_combination: Sequence | None) -> bytes | None:
-    """A 4-parameter, 3-value grid as a 9 x 9 map of validation accuracy (blank: not run)."""
+    """A grid of two or more parameters as a map of validation accuracy (blank: not run)."""
     values = summary.get("values")
-    if not values or len(values) != 4 or any(len(v) != 3 for v in values):
+    split = heatmap_split(values)
+    if split is None:
         return None
     from matplotlib.figure import Figure
 
-    grid = [[math.nan] * 9 for _ in range(9)]
+    rows, cols = values[:split], values[split:]
+    height, width = math.prod(map(len, rows)), math.prod(map(len, cols))
+    grid = [[math.nan] * width for _ in range(height)]
     for trial in summary["trials"]:
         if trial.get(OBJECTIVE) is not None:
-            row, col = divmod(trial["index"], 9)
+            row, col = divmod(trial["index"], width)
             grid[row][col] = trial[OBJECTIVE]
     if all(math.isnan(v) for line in grid for v in line):
         return None
-    row_labels = [f"{a}, {b}" for a, b in itertools.product(values[0], values[1])]
-    col_labels = [f"{a}, {b}" for a, b in itertools.product(values[2], values[3])]
-    figure = Figure(figsize=(7.5, 6.5), layout="constrained")
+    names = summary.get("parameters") or [f"parameter {i}" for i in range(1, len(values) + 1)]
+    row_labels = [", ".join(map(str, c)) for c in itertools.product(*rows)]
+    col_labels = [", ".join(map(str, c)) for c in itertools.product(*cols)]
+    figure = Figure(figsize=(max(4.5, 0.5 * width + 3), max(3.5, 0.5 * height + 2)), layout="constrained")
     axes = figure.add_subplot()
     image = axes.imshow(grid, cmap="viridis")
     figure.colorbar(image, ax=axes, label="validation accuracy", shrink=0.8)
-    axes.set_xticks(range(9), col_labels, rotation=45, ha="right", fontsize=8)
-    axes.set_yticks(range(9), row_labels, fontsize=8)
-    axes.set_xlabel("layers 3, 4")
-    axes.set_ylabel("layers 1, 2")
+    axes.set_xticks(range(width), col_labels, rotation=45, ha="right", fontsize=8)
+    axes.set_yticks(range(height), row_labels, fontsize=8)
+    axes.set_xlabel(", ".join(names[split:]))
+    axes.set_ylabel(", ".join(names[:split]))
     run = sum(not math.isnan(v) for line in grid for v in line)
-    axes.set_title(f"{label}: {run} of 81 combinations run")
+    axes.set_title(f"{label} ({run} of {width * height} combinations run)")
     marks = [(summary.get("best_index"), "o", "ours", "white")]
     if study_combination is not None:
         try:
@@ -95,7 +112,7 @@ def grid_heatmap(summary: dict, label: str, study_combination: Sequence | None) 
         marks.append((study_index, "x", "study", "red"))
     for index, marker, name, color in marks:
         if index is not None:
-            row, col = divmod(index, 9)
+            row, col = divmod(index, width)
             style = {"facecolors": "none", "edgecolors": color} if marker == "o" else {"c": color}
             axes.scatter([col], [row], marker=marker, s=160, linewidths=2, label=name, **style)
     axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, fontsize=8, facecolor="lightgrey")

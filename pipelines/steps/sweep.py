@@ -8,14 +8,17 @@ from pipelines.steps.common import COMPONENT_DEFAULTS
 
 @dsl.component(**COMPONENT_DEFAULTS)
 def run_sweep(stage: str, dataset: Input[Dataset], sweep: Output[Artifact], metrics: Output[Metrics],
-              sweep_settings: dict, optimizer: str = "", activations: str = "", filters: str = "",
+              sweep_settings: dict, fixed: Optional[dict] = None,  # noqa: UP045 - KFP reads typing.Optional
               backend: str = "local", gpu: bool = False, timeout_s: float = 21600.0,
               katib_namespace: str = "", trial_image: str = "", trial_gpu_image: str = "", work_root: str = "",
               run_id: str = "", cluster_access: Optional[dict] = None,  # noqa: UP045 - KFP reads typing.Optional
               sweep_cleanup: str = "delete",
               trial_cpu: str = "", trial_memory: str = "",
-              ) -> NamedTuple("Winner", [("optimizer", str), ("activations", str), ("filters", str)]):
-    """One Question 2 sweep as a Katib Experiment; returns the winning settings.
+              ) -> NamedTuple("Outputs", [("winner", dict)]):
+    """One Question 2 sweep as a Katib Experiment; returns its winner: the settings of its best trial.
+
+    fixed: the settings the stage holds fixed, the winner of the sweep before it (components/sweeps.py);
+    None: the hand-written CNN's.
 
     backend "local": the local Katib backend runs the trials in this step's process tree.
     backend "katib": the Katib controller runs them as Jobs, in katib_namespace, on trial_image,
@@ -27,7 +30,6 @@ def run_sweep(stage: str, dataset: Input[Dataset], sweep: Output[Artifact], metr
 
     from katib.sweep import ClusterSweep, launch_sweep_stage, run_sweep_stage
 
-    fixed = {"optimizer": optimizer, "activations": activations, "filters": filters}
     if backend == "katib":
         given = {"katib_namespace": katib_namespace, "trial_image": trial_image, "trial_gpu_image": trial_gpu_image,
                  "work_root": work_root, "run_id": run_id, "cluster_access": cluster_access,
@@ -41,6 +43,4 @@ def run_sweep(stage: str, dataset: Input[Dataset], sweep: Output[Artifact], metr
     metrics.log_metric("best_index", summary["best_index"])
     metrics.log_metric("trials", len(summary["trials"]))
     sweep.metadata.update({"best": summary["best"], "condition": summary["condition"]})
-    best = summary["best"]
-    return namedtuple("Winner", ["optimizer", "activations", "filters"])(
-        best["optimizer"], best["activations"], best["filters"])
+    return namedtuple("Outputs", ["winner"])(summary["best"])

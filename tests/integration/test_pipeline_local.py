@@ -109,3 +109,37 @@ def test_the_report_reads_well_in_a_real_browser(tiny_run):
     assert checked["tables"] >= 6 and checked["cells"] > 40
     assert checked["toc"] == checked["sections"] and len(checked["toc"]) >= 6
     assert page.screenshot.read_bytes().startswith(b"\x89PNG") and page.screenshot.stat().st_size > 50_000
+
+
+def test_a_fourth_sweep_added_by_its_definition_runs_locally_into_a_report_section(tmp_path, tiny_data):
+    """The test-only fourth sweep (tests/fixtures/trials/fourth_sweep.py) through the pipeline's sweep step and
+    the local Katib backend: two real trials of one epoch on the tiny data, fed the third sweep's winner."""
+    from kfp import dsl
+
+    from components.profile_check import load_profile
+    from components.report.document import sweep_sections, write_report
+    from pipelines.steps.sweep import run_sweep
+    from pipelines.study_pipeline import without_none
+    from tests.fixtures.trials.fourth_sweep import fourth_sweep
+
+    third_winner = {"optimizer": "Nadam", "activations": "selu,relu,relu,relu", "filters": "32,64,64,64"}
+    settings = without_none(load_profile("smoke", ["sweeps.epochs=1"])["sweeps"])
+    out = tmp_path / "sweep"
+    with fourth_sweep():
+        outputs = run_sweep.python_func(stage="batch_size", dataset=dsl.Dataset(uri=tiny_data),
+                                        sweep=dsl.Artifact(uri=str(out)), metrics=dsl.Metrics(uri=str(tmp_path / "m")),
+                                        sweep_settings=settings, fixed=third_winner)
+        sections = sweep_sections({"batch_size": str(out)})
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stage"] == "batch_size" and summary["fixed"] == third_winner
+    assert outputs.winner == summary["best"] == {**third_winner, "batch_size": summary["best_combination"][0]}
+    assert sorted(t["combination"][0] for t in summary["trials"]) == ["32", "64"]
+    assert all(t["state"] == "Succeeded" for t in summary["trials"])
+    for trial in summary["trials"]:  # each trial trained with its own batch size and the third's winner
+        config = json.loads((out / "outputs" / trial["name"] / "metrics.json").read_text())["config"]
+        assert config["batch_size"] == int(trial["combination"][0]) and config["optimizer"] == "Nadam"
+        assert config["filters"] == [32, 64, 64, 64] and config["epochs"] == 1
+    (section,) = sections
+    report = Path(write_report(sections, str(tmp_path / "report"))["markdown"]).read_text()
+    assert "## Question 2D: batch size" in report and "2 of 2 grid points ran" in section.intro
+    assert "![sweep_batch_size_objective.png](sweep_batch_size_objective.png)" in report

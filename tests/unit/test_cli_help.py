@@ -46,3 +46,30 @@ def test_study_run_help_lists_every_profile_with_its_description():
 def test_sweep_stage_help_says_how_to_cut_trials():
     stage = " ".join(dict(parsers(build_parser()))[("study", "sweep", "stage")].format_help().split())
     assert "sweeps.max_trials.STAGE=N" in stage and "sweeps.epochs=N" in stage
+
+
+def test_the_sweep_flags_follow_the_sweep_definitions(capsys):
+    import pytest
+
+    from tests.fixtures.trials.fourth_sweep import fourth_sweep
+
+    def refused(*argv: str) -> str:
+        with pytest.raises(SystemExit) as stopped:
+            build_parser(argv[0]).parse_args(list(argv))
+        assert stopped.value.code == 2
+        return capsys.readouterr().err
+
+    common = ("--data", "d", "--out", "o")
+    assert "invalid choice: 'batch_size'" in refused("sweep", "stage", "batch_size", *common)
+    assert "expected optimizer=..., activations=... or filters=..." in refused(
+        "sweep", "stage", "filters", "--fixed", "batch_size=64", *common)
+    with fourth_sweep():
+        stage = " ".join(dict(parsers(build_parser()))[("study", "sweep", "stage")].format_help().split())
+        assert "filters (81 trials), batch_size (2 trials)" in stage
+        args = build_parser("sweep").parse_args(["sweep", "stage", "batch_size", "--fixed", "batch_size=64", *common])
+        assert (args.stage, args.fixed) == ("batch_size", ["batch_size=64"])
+        report = build_parser("report").parse_args(["report", "--data", "d", "--model", "m", "--evaluation", "e",
+                                                    "--sweep", "batch_size=runs/x", "--out", "o"])
+        assert report.sweep == ["batch_size=runs/x"]
+    assert "STAGE one of optimizer, activations, filters" in refused(
+        "report", "--data", "d", "--model", "m", "--evaluation", "e", "--sweep", "batch_size=runs/x", "--out", "o")

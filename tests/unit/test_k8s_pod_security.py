@@ -16,8 +16,8 @@ import yaml
 
 from components.core.settings import K8S_TRIAL_SERVICE_ACCOUNT
 from components.profile_check import load_profile
+from components.sweeps import SWEEPS
 from katib.experiments import ExperimentOptions, build_experiment
-from katib.spaces import SWEEPS
 from tests.fixtures.kustomize import REPO, ROOTS, needs_kubectl, rendered
 from tests.fixtures.pod_security import BASELINE, RESTRICTED, pod_specs, violations
 

@@ -1,45 +1,11 @@
-"""The study's sweeps: grid sizes, the study's combination numbering, generated manifests."""
+"""The study's sweeps as Katib Experiments: generated manifests, trial commands."""
 
 import pytest
 
-from components.core.errors import UserError
 from components.profile_check import load_profile
+from components.sweeps import FILTER_SWEEP, SWEEPS
 from katib.experiments import EXPERIMENTS_DIR, ExperimentOptions, build_experiment, cluster_experiments, to_yaml
-from katib.spaces import ACTIVATION_SWEEP, FILTER_SWEEP, OPTIMIZER_SWEEP, SWEEPS
 from katib.validate import grid_size, validate_experiment
-
-
-def test_grid_sizes_are_8_81_81():
-    assert [s.grid_size for s in SWEEPS.values()] == [8, 81, 81]
-    assert [len(s.grid()) for s in SWEEPS.values()] == [8, 81, 81]
-
-
-def test_the_studys_combination_numbers():
-    # "combination 68" of the activation sweep, "combination 54" of the filter sweep (1-based).
-    assert ACTIVATION_SWEEP.combination_at(67) == ("selu", "relu", "relu", "relu")
-    assert ACTIVATION_SWEEP.index_of(("selu", "relu", "relu", "relu")) == 67
-    assert FILTER_SWEEP.combination_at(53) == ("32", "64", "64", "64")
-    assert FILTER_SWEEP.index_of((32, 64, 64, 64)) == 53
-
-
-def test_index_and_combination_are_inverse_over_the_whole_grid():
-    for sweep in SWEEPS.values():
-        for i, combo in enumerate(sweep.grid()):
-            assert sweep.index_of(combo) == i
-            assert sweep.combination_at(i) == combo
-
-
-def test_bad_combination_is_refused():
-    with pytest.raises(UserError, match="activation2=tanh"):
-        ACTIVATION_SWEEP.index_of(("relu", "tanh", "relu", "relu"))
-    with pytest.raises(UserError, match="expected 0..80"):
-        FILTER_SWEEP.combination_at(81)
-
-
-def test_assignments_become_trial_settings():
-    assert OPTIMIZER_SWEEP.settings({"optimizer": "Nadam"}) == {"optimizer": "Nadam"}
-    assigned = {"activation1": "selu", "activation2": "relu", "activation3": "elu", "activation4": "relu"}
-    assert ACTIVATION_SWEEP.settings(assigned) == {"activations": "selu,relu,elu,relu"}
 
 
 @pytest.mark.parametrize("gpu", [False, True])
@@ -107,3 +73,22 @@ def test_the_profiles_batch_norm_momentum_reaches_the_trials():
     command = build_experiment(FILTER_SWEEP, opts)["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"][
         "spec"]["containers"][0]["command"]
     assert dict(zip(command[2::2], command[3::2]))["--bn-momentum"] == "0.9"
+
+
+def test_a_fourth_sweep_is_an_experiment_by_its_definition_alone():
+    from tests.fixtures.trials.fourth_sweep import fourth_sweep
+
+    with fourth_sweep() as sweep:
+        experiments = cluster_experiments(load_profile("seed"))
+        assert list(experiments) == ["optimizer", "activations", "filters", "batch_size"]
+        exp = experiments["batch_size"]
+        assert validate_experiment(exp) == [] and exp["metadata"]["name"] == "fmstudy-batch-size"
+        assert exp["spec"]["maxTrialCount"] == grid_size(exp) == sweep.grid_size == 2
+        command = exp["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]["command"]
+        args = dict(zip(command[2::2], command[3::2]))
+        # Its parameter replaces the profile's batch size; the study's three winners are held fixed.
+        assert args["--batch-size"] == "${trialParameters.batch_size}"
+        assert command.count("--batch-size") == 1
+        assert (args["--optimizer"], args["--activations"], args["--filters"]) == (
+            "Nadam", "selu,relu,relu,relu", "32,64,64,64")
+        assert args["--epochs"] == "10" and args["--bn-momentum"] == "0.99"

@@ -16,8 +16,8 @@ import yaml
 
 from components.core.settings import ADDITIONAL_METRICS, OBJECTIVE_METRIC
 from components.profile_check import load_profile
+from components.sweeps import SWEEPS
 from katib.experiments import ExperimentOptions, build_experiment
-from katib.spaces import SWEEPS
 from tests.fixtures.kustomize import REPO
 
 EXPERIMENT_FILES = sorted((REPO / "katib" / "experiments").glob("*.yaml")) + sorted(

@@ -39,12 +39,35 @@ def test_cluster_defaults_sweeps_through_katib_and_artifacts_on_gcs(tmp_path):
     tasks = spec["root"]["dag"]["tasks"]
     assert {"prepare-data", "train-cnn", "evaluate-model", "run-sweep", "run-sweep-2", "run-sweep-3",
             "build-report"} <= set(tasks)
-    # sweeps chained: B takes A's optimizer, C takes B's activations
+    # sweeps chained: B holds A's winner (its optimizer) fixed, C holds B's (optimizer and activations)
     b_inputs = tasks["run-sweep-2"]["inputs"]["parameters"]
-    assert b_inputs["optimizer"]["taskOutputParameter"] == {"outputParameterKey": "optimizer",
-                                                            "producerTask": "run-sweep"}
+    assert b_inputs["fixed"]["taskOutputParameter"] == {"outputParameterKey": "winner",
+                                                        "producerTask": "run-sweep"}
     c_inputs = tasks["run-sweep-3"]["inputs"]["parameters"]
-    assert c_inputs["activations"]["taskOutputParameter"]["producerTask"] == "run-sweep-2"
+    assert c_inputs["fixed"]["taskOutputParameter"]["producerTask"] == "run-sweep-2"
+    assert "fixed" not in tasks["run-sweep"]["inputs"]["parameters"]  # A starts from the hand-written CNN
+    assert tasks["run-sweep"]["dependentTasks"] == ["prepare-data", "train-cnn"]
+    report = tasks["build-report"]["inputs"]["artifacts"]
+    assert {name: report[f"{name}_sweep"]["taskOutputArtifact"]["producerTask"]
+            for name in ("optimizer", "activations", "filters")} == {
+        "optimizer": "run-sweep", "activations": "run-sweep-2", "filters": "run-sweep-3"}
+
+
+def test_a_fourth_sweep_added_by_its_definition_is_a_task_fed_by_the_third(tmp_path):
+    from tests.fixtures.trials.fourth_sweep import fourth_sweep
+
+    with fourth_sweep():
+        spec, _ = compiled(tmp_path)
+    tasks = spec["root"]["dag"]["tasks"]
+    inputs = tasks["run-sweep-4"]["inputs"]["parameters"]
+    assert inputs["stage"] == {"runtimeValue": {"constant": "batch_size"}}
+    assert inputs["fixed"]["taskOutputParameter"] == {"outputParameterKey": "winner", "producerTask": "run-sweep-3"}
+    assert tasks["run-sweep-4"]["taskInfo"]["name"] == "sweep D: batch size"
+    assert inputs["work_root"] == {"componentInputParameter": "work_root"}  # wired as every sweep is
+    # The report step's inputs are written out: this test-only sweep has none, so it runs unreported.
+    assert "run-sweep-4" not in tasks["build-report"]["dependentTasks"]
+    spec, _ = compiled(tmp_path)
+    assert "run-sweep-4" not in spec["root"]["dag"]["tasks"]
 
 
 def test_training_retries_and_caching_switch(tmp_path):

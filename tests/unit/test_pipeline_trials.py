@@ -66,9 +66,9 @@ def run_step(tmp_path, fake: FakeKubernetes, inputs: dict, run_id: str, monkeypa
         "best": {"epoch": 1, "val_accuracy": 0.9}}))
     data = dsl.Dataset(uri=str(tmp_path / "data"))
     sweep = dsl.Artifact(uri=str(tmp_path / run_id / "sweep"))
-    winner = run_sweep.python_func(dataset=data, sweep=sweep, metrics=dsl.Metrics(uri=str(tmp_path / "m")),
-                                   **inputs)
-    assert winner.optimizer == "Nadam"
+    outputs = run_sweep.python_func(dataset=data, sweep=sweep, metrics=dsl.Metrics(uri=str(tmp_path / "m")),
+                                    **inputs)
+    assert outputs.winner["optimizer"] == "Nadam"
     (posted,) = [r.body for r in fake.calls("POST") if r.body["metadata"]["name"] == name]
     return posted
 

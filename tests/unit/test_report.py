@@ -98,3 +98,90 @@ def test_a_run_of_the_studys_size_has_no_such_note(tmp_path):
     from components.report.document import run_scale_note
 
     assert run_scale_note(*_artifacts(tmp_path, 54000, 10, 0.9130)) is None
+
+
+def _write_summary(tmp_path, stage: str, trials: list[tuple[tuple, float | None]], fixed: dict) -> str:
+    """A sweep's summary.json as katib.sweep.summarize writes it: (combination, val_accuracy) per trial."""
+    import json
+
+    from components.sweeps import get_sweep
+
+    sweep = get_sweep(stage)
+    rows = [{"name": f"{stage}-{i}", "state": "Succeeded" if acc is not None else "Failed",
+             "reason": "TrialSucceeded" if acc is not None else "TrialFailed", "combination": list(combo),
+             "index": sweep.index_of(combo), "val_accuracy": acc} for i, (combo, acc) in enumerate(trials)]
+    best = max((r for r in rows if r["val_accuracy"] is not None), key=lambda r: r["val_accuracy"])
+    summary = {"stage": stage, "fixed": fixed, "best": {**fixed, sweep.setting: ",".join(best["combination"])},
+               "best_combination": best["combination"], "best_index": best["index"], "best_trial": best["name"],
+               "val_accuracy": best["val_accuracy"], "grid_size": sweep.grid_size,
+               "parameters": [p.name for p in sweep.parameters], "values": [list(p.values) for p in sweep.parameters],
+               "condition": "Succeeded", "reason": "ExperimentMaxTrialsReached", "trials": rows}
+    folder = tmp_path / stage
+    folder.mkdir()
+    (folder / "summary.json").write_text(json.dumps(summary))
+    return str(folder)
+
+
+START = {"optimizer": "Adam", "activations": "relu,relu,relu,relu", "filters": "32,32,64,64"}
+
+
+def test_each_sweep_gets_its_section_from_its_definition_beside_the_studys_figure(tmp_path):
+    from components.report.document import sweep_sections
+
+    uris = {"activations": _write_summary(tmp_path, "activations", [(("selu", "relu", "relu", "relu"), 0.91),
+                                                                    (("elu", "elu", "elu", "elu"), 0.90)],
+                                          {**START, "optimizer": "Nadam"}),
+            "optimizer": _write_summary(tmp_path, "optimizer", [(("Nadam",), 0.92), (("Ftrl",), None)], START)}
+    optimizer, activations = sweep_sections(uris)  # in chain order, whatever the order given
+    assert optimizer.title == "Question 2A: optimizers"
+    assert optimizer.intro == ("Best: **Nadam** at 92.00% (study: Nadam at 93.05%; Ftrl at its default settings "
+                               "stayed near 10% in the study). 2 of 8 grid points ran; Succeeded: "
+                               "ExperimentMaxTrialsReached.")
+    assert optimizer.table == [["optimizer", "validation accuracy", "trial state"], ["Nadam", "92.00%", "Succeeded"],
+                               ["Ftrl", "—", "Failed (TrialFailed)"]]
+    assert set(optimizer.figures) == {"sweep_optimizer_objective.png"}
+    assert activations.title == "Question 2B: activations per conv layer"
+    assert activations.intro.startswith("With optimizer Nadam, filters 32,32,64,64 held fixed: 2 of 81 combinations")
+    assert activations.table[1:] == [["ours", "selu, relu, relu, relu", "67 (combination 68)", "91.00%"],
+                                     ["study", "selu, relu, relu, relu", "67 (combination 68)", "93.37%"]]
+    assert set(activations.figures) == {"sweep_activations_objective.png", "sweep_activations_heatmap.png"}
+
+
+def test_a_fourth_sweep_gets_a_section_by_its_definition_alone(tmp_path):
+    from components.report.document import sweep_sections
+    from tests.fixtures.trials.fourth_sweep import fourth_sweep
+
+    winners = {"optimizer": "Nadam", "activations": "selu,relu,relu,relu", "filters": "32,64,64,64"}
+    with fourth_sweep():
+        (section,) = sweep_sections({"batch_size": _write_summary(
+            tmp_path, "batch_size", [(("32",), 0.90), (("64",), 0.91)], winners)})
+    assert section.title == "Question 2D: batch size"
+    assert section.intro == ("Best: **64** at 91.00%. With optimizer Nadam, activations selu,relu,relu,relu, filters "
+                             "32,64,64,64 held fixed: 2 of 2 grid points ran; Succeeded: ExperimentMaxTrialsReached.")
+    assert section.table[0] == ["batch_size", "validation accuracy", "trial state"]
+    assert set(section.figures) == {"sweep_batch_size_objective.png"}  # one parameter: no heatmap
+
+
+def test_an_unknown_sweep_is_refused(tmp_path):
+    import pytest
+
+    from components.core.errors import UserError
+    from components.report.document import sweep_sections
+
+    with pytest.raises(UserError, match="sweep 'dropout': expected one of optimizer, activations, filters"):
+        sweep_sections({"dropout": str(tmp_path)})
+
+
+def test_any_grid_of_two_or_more_parameters_is_a_heatmap_rows_first_half_columns_the_rest():
+    from components.report.figures import heatmap_split
+
+    assert heatmap_split(VALUES) == 2  # 9 x 9: layers 1-2 down, 3-4 across
+    assert heatmap_split([["a", "b"], ["x", "y", "z"]]) == 1
+    assert heatmap_split([["a", "b"]] * 3) == 1  # 2 x 4
+    assert heatmap_split([["Adam", "Nadam"]]) is None
+    assert heatmap_split([[str(i) for i in range(31)], ["a", "b"]]) is None  # too long a side to read
+    values = [["16", "32"], ["relu", "elu", "selu"]]
+    trials = [{"name": f"t{i}", "combination": list(c), "index": i, "val_accuracy": 0.8 + 0.01 * i}
+              for i, c in enumerate(itertools.product(*values))]
+    summary = {"trials": trials, "values": values, "parameters": ["width", "activation"], "best_index": 5}
+    assert grid_heatmap(summary, "Sweep E", ("32", "elu")).startswith(b"\x89PNG")
