@@ -22,7 +22,7 @@ FMNIST_DIR := /usr/share/datasets/fashion-mnist
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
-	@echo "  variables: PROFILE=smoke|seed  SET='train.epochs=3 data.train_size=null'  RUN_ID=name  PYTEST_ARGS=..."
+	@echo "  variables: PROFILE=smoke|study  SET='train.epochs=3 data.train_size=null'  RUN_ID=name  PYTEST_ARGS=..."
 	@echo "             BASE_IMAGE=local|IMAGE  BAKE_DATA=/usr/share/datasets/fashion-mnist  KFP_ENDPOINT=URL"
 	@echo "             OVERLAY=kind|gpu-cloud|kubeflow-multi-user|kind-nas|gpu-cloud-nas  BENCH_ONLY=1,3  BENCH_SET='train_images=2560'"
 

@@ -27,7 +27,7 @@ def dense_flops(inputs: int, units: int) -> int:
 
 def seed_cnn_forward_flops(filters: Sequence[int] = (32, 32, 64, 64), image: int = 28, channels: int = 1,
                            num_classes: int = 10) -> int:
-    """Forward FLOPs per image of :func:`components.cnn.models.build_seed_cnn` (same padding, two 2×2 pools)."""
+    """Forward FLOPs per image of :func:`components.cnn.models.build_study_cnn` (same padding, two 2×2 pools)."""
     f1, f2, f3, f4 = filters
     half, quarter = image // 2, image // 4
     return (conv2d_flops(image, image, f1, 5, channels)

@@ -1,4 +1,4 @@
-"""The whole study on one GPU: Question 1A's seed-profile trial and Question 2's three chained sweeps.
+"""The whole study on one GPU: Question 1A's study-profile trial and Question 2's three chained sweeps.
 
 Run by ``bench/gpu_study.sh`` (which sets up the Python environment); directly::
 
@@ -179,7 +179,7 @@ class Study:
 
         self.args = args
         self.out = Path(args.out).resolve()
-        self.profile = load_profile("seed")
+        self.profile = load_profile("study")
         self.sweep_settings = self.profile["sweeps"]
         self.epochs = args.epochs or int(self.sweep_settings["epochs"])
         self.results: dict = {"trials": [], "stages": {}, "evaluations": {}}
@@ -381,7 +381,7 @@ def render_markdown(res: dict) -> str:
     q1a = res.get("q1a")
     if q1a:
         ta = q1a.get("test_accuracy")
-        study = STUDY_RESULTS["seed_cnn"]["test_accuracy"]
+        study = STUDY_RESULTS["study_cnn"]["test_accuracy"]
         acc_rows.append(["Q1A seed CNN (test accuracy)", "Adam, relu×4, 32,32,64,64",
                          f"{100 * ta:.2f}%" if ta is not None else q1a.get("error", "–"), "–",
                          f"{100 * study:.2f}%", f"{100 * (ta - study):+.2f}" if ta is not None else "–", "–"])
@@ -435,9 +435,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slice", action="store_true", help="sweep A whole, a fixed sample of B and C; projects the "
                                                         "full study's time")
     p.add_argument("--sample", type=int, default=12, help="slice mode: trials of B and of C (default 12)")
-    p.add_argument("--epochs", type=int, default=None, help="default: the seed profile's (10)")
-    p.add_argument("--train-size", type=int, default=None, help="default: the seed profile's (all 60,000)")
-    p.add_argument("--test-size", type=int, default=None, help="default: the seed profile's (all 10,000)")
+    p.add_argument("--epochs", type=int, default=None, help="default: the study profile's (10)")
+    p.add_argument("--train-size", type=int, default=None, help="default: the study profile's (all 60,000)")
+    p.add_argument("--test-size", type=int, default=None, help="default: the study profile's (all 10,000)")
     p.add_argument("--stages", default=",".join(STAGES), type=lambda t: [s for s in t.split(",") if s],
                    help="which sweeps (default optimizer,activations,filters)")
     p.add_argument("--no-q1a", action="store_true", help="skip Question 1A's trial")

@@ -131,8 +131,8 @@ fi
 # One training step of the study's CNN: a Keras that does not fit the backend fails here, not in 170 trials.
 "$PYTHON" -c "
 import sys, keras, numpy as np
-from components.cnn.models import build_seed_cnn
-m = build_seed_cnn()
+from components.cnn.models import build_study_cnn
+m = build_study_cnn()
 m.compile(optimizer='nadam', loss='sparse_categorical_crossentropy', metrics=['accuracy'])
 m.fit(np.zeros((256, 28, 28, 1), 'float32'), np.zeros(256, 'int32'), batch_size=128, epochs=1, verbose=0)
 print('gpu-study: Python', sys.version.split()[0], 'keras', keras.__version__, 'backend', keras.backend.backend(),

@@ -137,7 +137,7 @@ def train_probe(spec: dict) -> dict:
     import numpy as np
 
     from bench.flops import model_forward_flops
-    from components.cnn.models import build_seed_cnn, param_counts
+    from components.cnn.models import build_study_cnn, param_counts
     from components.cnn.train import make_optimizer
     from components.core.dataset import load_dataset
 
@@ -156,7 +156,7 @@ def train_probe(spec: dict) -> dict:
         x, y = x[: int(spec["train_images"])], y[: int(spec["train_images"])]
     activations = tuple(spec.get("activations") or ("relu",) * 4)
     filters = tuple(spec.get("filters") or (32, 32, 64, 64))
-    model = build_seed_cnn(activations, filters, input_shape=x.shape[1:],
+    model = build_study_cnn(activations, filters, input_shape=x.shape[1:],
                            num_classes=int(data.metadata["num_classes"]))
     compile_args = {"steps_per_execution": int(spec.get("steps_per_execution", 1))}
     if spec.get("jit_compile", "auto") != "auto":

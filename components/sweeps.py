@@ -18,7 +18,7 @@ import dataclasses
 import itertools
 from dataclasses import dataclass
 
-from components.cnn.hparams import ACTIVATIONS, OPTIMIZERS, SEED_ACTIVATIONS, SEED_FILTERS, TrialConfig
+from components.cnn.hparams import ACTIVATIONS, OPTIMIZERS, STUDY_ACTIVATIONS, STUDY_FILTERS, TrialConfig
 from components.core.errors import UserError
 
 FILTER_CHOICES = (16, 32, 64)
@@ -209,7 +209,7 @@ ACTIVATION_SWEEP = register(Sweep(
     description="Question 2B: one activation per conv layer, with the best optimizer",
     parameters=tuple(Parameter(f"activation{i}", "categorical", ACTIVATIONS) for i in range(1, 5)),
     setting="activations",
-    start=",".join(SEED_ACTIVATIONS),
+    start=",".join(STUDY_ACTIVATIONS),
     study=StudyFigure(best=("selu", "relu", "relu", "relu"), accuracy=0.9337, index=67),
     after="optimizer",
 ))
@@ -220,7 +220,7 @@ FILTER_SWEEP = register(Sweep(
     description="Question 2C: filters per conv layer, with the best optimizer and activations",
     parameters=tuple(Parameter(f"filters{i}", "discrete", tuple(map(str, FILTER_CHOICES))) for i in range(1, 5)),
     setting="filters",
-    start=",".join(map(str, SEED_FILTERS)),
+    start=",".join(map(str, STUDY_FILTERS)),
     study=StudyFigure(best=("32", "64", "64", "64"), accuracy=0.9338, index=53),
     after="activations",
 ))

@@ -233,7 +233,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     def wanted(name: str) -> bool:
         return command in (None, name)
 
-    from components.cnn.hparams import OPTIMIZERS, SEED_ACTIVATIONS, SEED_FILTERS, TrialConfig
+    from components.cnn.hparams import OPTIMIZERS, STUDY_ACTIVATIONS, STUDY_FILTERS, TrialConfig
 
     defaults = {f.name: f.default for f in fields(TrialConfig)}
     parser = _Parser(prog="study", description="The Fashion-MNIST study: each step, trial and sweep as one "
@@ -255,8 +255,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="trial output folder or gs:// URI; resumes if it has a checkpoint")
     p.add_argument("--optimizer", default=defaults["optimizer"], help=f"one of {', '.join(OPTIMIZERS)}")
     p.add_argument("--learning-rate", type=float, default=None, help="default: the optimizer's Keras default")
-    p.add_argument("--activations", type=_csv(str), default=SEED_ACTIVATIONS, help="4 values, e.g. selu,relu,relu,relu")
-    p.add_argument("--filters", type=_csv(int), default=SEED_FILTERS, help="4 values, e.g. 32,64,64,64")
+    p.add_argument("--activations", type=_csv(str), default=STUDY_ACTIVATIONS,
+                   help="4 values, e.g. selu,relu,relu,relu")
+    p.add_argument("--filters", type=_csv(int), default=STUDY_FILTERS, help="4 values, e.g. 32,64,64,64")
     p.add_argument("--epochs", type=int, default=defaults["epochs"],
                    help="epochs in all (a resumed trial runs the rest)")
     p.add_argument("--batch-size", type=int, default=defaults["batch_size"], help="images per training step")
@@ -309,7 +310,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     katib = sub.add_parser("katib", help="Katib Experiments: generate the study's manifests, validate any")
     katib_sub = katib.add_subparsers(dest="katib_command", required=True, parser_class=_Parser)
     p = katib_sub.add_parser("generate", help="write each sweep's Experiment YAML (CPU and gpu/)")
-    p.add_argument("--profile", default="seed", help="the profile whose sweeps section sizes the trials")
+    p.add_argument("--profile", default="study", help="the profile whose sweeps section sizes the trials")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help=SET_HELP)
     p.add_argument("--out", default="katib/experiments", help="folder for the YAML files")
     p.set_defaults(func=cmd_katib_generate)

@@ -11,7 +11,7 @@ if TYPE_CHECKING:  # `study` builds its parser from add_arguments: kfp loads onl
     from pipelines.cluster import ClusterOptions
 
 
-def compile_pipeline(out: str = "pipelines/compiled/study_pipeline.yaml", profile: str = "seed",
+def compile_pipeline(out: str = "pipelines/compiled/study_pipeline.yaml", profile: str = "study",
                      cluster: ClusterOptions | None = None) -> str:
     """The cluster pipeline: the profile's values as defaults, sweeps through Katib."""
     from kfp import compiler
@@ -41,7 +41,7 @@ TARGETS = ("gke", "kind")
 def add_arguments(parser) -> None:
     """`study compile`'s options (pipelines/cli.py builds its parser from this)."""
     parser.add_argument("--out", default="pipelines/compiled/study_pipeline.yaml", help="the compiled pipeline's path")
-    parser.add_argument("--profile", default="seed", help="profile whose values become the pipeline's defaults")
+    parser.add_argument("--profile", default="study", help="profile whose values become the pipeline's defaults")
     parser.add_argument("--target", choices=TARGETS, default="gke",
                         help="gke: gs:// roots, GPU node pool (default); kind: KFP's own MinIO (s3://), small "
                              "pods, no GPUs, the fmstudy/trainer:dev image")

@@ -24,10 +24,10 @@ def without_none(value):
     return value
 
 
-# The sweeps' settings default to the seed profile's (profiles.yaml is their one source).
-SEED_SWEEP_SETTINGS = without_none(load_profile("seed")["sweeps"])
-SEED_NAS_SETTINGS = without_none(load_profile("seed")["nas"])
-SEED_TRANSFER_SETTINGS = without_none(load_profile("seed")["transfer"])
+# The sweeps' settings default to the study profile's (profiles.yaml is their one source).
+STUDY_SWEEP_SETTINGS = without_none(load_profile("study")["sweeps"])
+STUDY_NAS_SETTINGS = without_none(load_profile("study")["nas"])
+STUDY_TRANSFER_SETTINGS = without_none(load_profile("study")["transfer"])
 
 
 def build_pipeline(cluster: ClusterOptions | None = None):
@@ -61,10 +61,10 @@ def build_pipeline(cluster: ClusterOptions | None = None):
         batch_size: int = 128,
         train_seed: int = 1,
         bn_momentum: float = 0.99,
-        sweep_settings: dict = SEED_SWEEP_SETTINGS,
+        sweep_settings: dict = STUDY_SWEEP_SETTINGS,
         sweep_backend: str = "local",
-        nas_settings: dict = SEED_NAS_SETTINGS,
-        transfer_settings: dict = SEED_TRANSFER_SETTINGS,
+        nas_settings: dict = STUDY_NAS_SETTINGS,
+        transfer_settings: dict = STUDY_TRANSFER_SETTINGS,
         work_root: str = "",
         katib_namespace: str = "",
         trial_image: str = "",

@@ -16,7 +16,7 @@ from bench.items.common import Context, as_number, as_percent, backend_installed
 from bench.probe import REPO
 from bench.timeline import epoch_seconds, hook_environment, processes, read_events, trial_breakdown, warmup_split
 
-SEED_TRAIN_IMAGES, SEED_EPOCHS = 54000, 10  # the seed profile's trial, for projections
+STUDY_TRAIN_IMAGES, STUDY_EPOCHS = 54000, 10  # the study profile's trial, for projections
 
 
 def item_sweep_overhead(ctx: Context) -> dict:
@@ -80,11 +80,11 @@ def item_sweep_overhead(ctx: Context) -> dict:
     med = {k: stats.median([t[k] for t in trials if t.get(k) is not None]) for k in keys}
     share = med["overhead_s"] / med["train_s"]
     startup = med["start_and_imports_s"] + med["data_load_s"]
-    # The seed profile's trial (54,000 images, 10 epochs): start, imports, setup, teardown and the
+    # The study profile's trial (54,000 images, 10 epochs): start, imports, setup, teardown and the
     # first epoch's compilation stay; the data load and the steady epochs scale with the images.
-    scale = SEED_TRAIN_IMAGES / max(int(s["overhead_train_size"]) * 0.9, 1)  # 10% of them are validation
+    scale = STUDY_TRAIN_IMAGES / max(int(s["overhead_train_size"]) * 0.9, 1)  # 10% of them are validation
     steady = med["steady_epoch_s"] or med["train_s"] / int(s["overhead_epochs"])
-    seed_train = (med["warmup_s"] or 0.0) + steady * scale * SEED_EPOCHS
+    seed_train = (med["warmup_s"] or 0.0) + steady * scale * STUDY_EPOCHS
     seed_overhead = med["overhead_s"] + med["data_load_s"] * (scale - 1)
     r["results"] = {"trials": trials, "median": med, "overhead_share": share, "startup_share": startup / med["train_s"],
                     "imports": imports, "seed_profile_projection": {
@@ -104,7 +104,7 @@ def item_sweep_overhead(ctx: Context) -> dict:
                            for k in ("wall_s", "start_and_imports_s", "data_load_s", "model_setup_s", "teardown_s",
                                      "overhead_s", "train_s", "warmup_s", "in_fit_not_training_s")]}
     r["headline"] = (f"{as_percent(share)} of training time (start + imports + data alone: "
-                     f"{as_percent(startup / med['train_s'])}); projected for a seed-profile trial: "
+                     f"{as_percent(startup / med['train_s'])}); projected for a study-profile trial: "
                      f"{as_percent(seed_overhead / seed_train)}")
     r["target"] = {"text": "≤ 10% of the trial's training time", "met": share <= 0.10}
     r["notes"].append("Timed inside the real trials (bench/hook/sitecustomize.py records process exec, run_trial, "

@@ -15,8 +15,8 @@ ACTIVATIONS = ("elu", "relu", "selu")
 # Every activation Keras accepts by name may be used; the sweeps use ACTIVATIONS.
 KNOWN_ACTIVATIONS = ("elu", "relu", "selu", "gelu", "silu", "swish", "tanh", "sigmoid",
                      "softplus", "softsign", "leaky_relu", "relu6", "mish", "linear")
-SEED_ACTIVATIONS = ("relu", "relu", "relu", "relu")
-SEED_FILTERS = (32, 32, 64, 64)
+STUDY_ACTIVATIONS = ("relu", "relu", "relu", "relu")
+STUDY_FILTERS = (32, 32, 64, 64)
 NUM_CONV = 4
 
 
@@ -43,8 +43,8 @@ def check_conv_settings(activations: Sequence[str], filters: Sequence[int]) -> t
 class TrialConfig:
     optimizer: str = "Adam"
     learning_rate: float | None = None  # None: the optimizer's Keras default
-    activations: tuple[str, ...] = SEED_ACTIVATIONS
-    filters: tuple[int, ...] = SEED_FILTERS
+    activations: tuple[str, ...] = STUDY_ACTIVATIONS
+    filters: tuple[int, ...] = STUDY_FILTERS
     epochs: int = 10
     batch_size: int = 128
     seed: int = 1

@@ -13,11 +13,11 @@ from collections.abc import Sequence
 import keras
 from keras import layers
 
-from components.cnn.hparams import SEED_ACTIVATIONS, SEED_FILTERS, check_conv_settings
+from components.cnn.hparams import STUDY_ACTIVATIONS, STUDY_FILTERS, check_conv_settings
 
 
-def build_seed_cnn(activations: Sequence[str] = SEED_ACTIVATIONS,
-                   filters: Sequence[int] = SEED_FILTERS,
+def build_study_cnn(activations: Sequence[str] = STUDY_ACTIVATIONS,
+                   filters: Sequence[int] = STUDY_FILTERS,
                    input_shape: tuple[int, int, int] = (28, 28, 1),
                    num_classes: int = 10, bn_momentum: float = 0.99) -> keras.Model:
     """The study's CNN: 3,831,018 parameters with its default settings (bn_momentum: Keras' default)."""
@@ -54,7 +54,7 @@ def build_seed_cnn(activations: Sequence[str] = SEED_ACTIVATIONS,
     x = layers.Activation("relu", name="act6")(x)
     x = layers.Dropout(0.2, name="drop3")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="predictions")(x)
-    return keras.Model(inputs, outputs, name="seed_cnn")
+    return keras.Model(inputs, outputs, name="study_cnn")
 
 
 def param_counts(model: keras.Model) -> dict[str, int]:

@@ -31,7 +31,7 @@ import keras
 import numpy as np
 
 from components.cnn.hparams import OPTIMIZERS, TrialConfig
-from components.cnn.models import build_seed_cnn, param_counts
+from components.cnn.models import build_study_cnn, param_counts
 from components.core import storage
 from components.core.dataset import load_dataset
 from components.core.errors import TrialDiverged, UserError
@@ -227,7 +227,7 @@ def run_trial(config: TrialConfig, data_uri: str, output_uri: str,
 
     model, state = _load_checkpoint(ws, config, data_id)
     if model is None:
-        model = build_seed_cnn(config.activations, config.filters, input_shape=x_val.shape[1:],
+        model = build_study_cnn(config.activations, config.filters, input_shape=x_val.shape[1:],
                                num_classes=int(data.metadata["num_classes"]), bn_momentum=config.bn_momentum)
         model.compile(optimizer=make_optimizer(config.optimizer, config.learning_rate),
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])

@@ -60,13 +60,13 @@ def run_scale_note(data_uri: str, model_uri: str, evaluation_uri: str) -> str | 
     ours = _read_json(storage.join(evaluation_uri, "metrics.json"))["test_accuracy"]
     if counts["train"] >= STUDY_TRAIN_IMAGES and trial["epochs"] >= STUDY_EPOCHS:
         return None
-    study = STUDY_RESULTS["seed_cnn"]["test_accuracy"]
+    study = STUDY_RESULTS["study_cnn"]["test_accuracy"]
     return (f"**A small run, made to show the flow.** It trained on {counts['train']:,} images for "
             f"{trial['epochs']} epoch(s) per model; the study used {STUDY_TRAIN_IMAGES:,} images and "
             f"{STUDY_EPOCHS} epochs. Its numbers are therefore lower than the study's — the hand-written CNN "
             f"scores {pct(ours)} here against the study's {pct(study)} ({100 * (ours - study):+.1f} pp) — and the "
             "sweeps rank settings after a fraction of the training the study gave them, so close rankings can "
-            "differ. `make run PROFILE=seed` runs the study's sizes." + _bn_note(trial.get("config", {})))
+            "differ. `make run PROFILE=study` runs the study's sizes." + _bn_note(trial.get("config", {})))
 
 
 def _bn_note(config: dict) -> str:
@@ -82,7 +82,7 @@ def seed_cnn_section(model_uri: str, evaluation_uri: str, nas_uri: str | None = 
     """Question 1 part A: the hand-written CNN beside the study's figures."""
     trial = _read_json(storage.join(model_uri, "metrics.json"))
     ev = _read_json(storage.join(evaluation_uri, "metrics.json"))
-    study = STUDY_RESULTS["seed_cnn"]
+    study = STUDY_RESULTS["study_cnn"]
     cfg = trial["config"]
     table = [
         ["model", "parameters", "test accuracy", "study: parameters", "study: test accuracy"],

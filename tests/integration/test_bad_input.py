@@ -83,7 +83,7 @@ def test_gcs_without_credentials(tmp_path):
 
 
 def test_unknown_profile_and_bad_override(tmp_path):
-    assert_user_error(run_cli("profile", "nightly"), "profile 'nightly': expected one of smoke, seed")
+    assert_user_error(run_cli("profile", "nightly"), "profile 'nightly': expected one of smoke, study")
     assert_user_error(run_cli("profile", "smoke", "--set", "train.epoch=3"), "no setting 'epoch' in train")
     assert_user_error(run_cli("profile", "smoke", "--set", "epochs"), "expected SECTION.KEY=VALUE")
 
@@ -113,11 +113,11 @@ def test_invalid_experiment_lists_every_problem_and_runs_nothing(tmp_path):
 
 def _saved_model(folder: Path, **kwargs) -> Path:
     """An untrained study CNN saved where `study evaluate --model` looks (training adds nothing here)."""
-    from components.cnn.models import build_seed_cnn
+    from components.cnn.models import build_study_cnn
     from components.cnn.train import save_model
 
     folder.mkdir(parents=True)
-    model = build_seed_cnn(filters=(4, 4, 8, 8), **kwargs)
+    model = build_study_cnn(filters=(4, 4, 8, 8), **kwargs)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     save_model(model, folder / "model.keras")
     return folder
@@ -181,8 +181,8 @@ def test_study_run_refuses_bad_settings_before_any_step(tmp_path):
 ])
 def test_profile_and_katib_generate_apply_the_same_checks(tmp_path, setting, message):
     assert_user_error(run_cli("profile", "smoke", "--set", setting), message)
-    result = run_cli("katib", "generate", "--profile", "seed", "--set", setting, "--out", tmp_path / "exp")
-    assert_user_error(result, message.replace("smoke", "seed"))
+    result = run_cli("katib", "generate", "--profile", "study", "--set", setting, "--out", tmp_path / "exp")
+    assert_user_error(result, message.replace("smoke", "study"))
     assert not (tmp_path / "exp").exists()
 
 
@@ -192,12 +192,12 @@ def test_a_sweep_winner_can_be_trained_by_study_run():
 
     from pipelines.study_pipeline import pipeline_arguments
 
-    result = run_cli("profile", "seed", "--set", "train.activations=selu,relu,relu,relu",
+    result = run_cli("profile", "study", "--set", "train.activations=selu,relu,relu,relu",
                      "--set", "train.filters=[32, 64, 64, 64]", "--set", "train.optimizer=nadam")
     assert result.returncode == 0, result.stderr
     profile = json.loads(result.stdout)
     assert profile["train"]["activations"] == ["selu", "relu", "relu", "relu"]
     arguments = pipeline_arguments(profile)
     assert (arguments["activations"], arguments["filters"]) == ("selu,relu,relu,relu", "32,64,64,64")
-    for name in ("smoke", "seed"):  # the stock profiles pass their own checks
+    for name in ("smoke", "study"):  # the stock profiles pass their own checks
         assert run_cli("profile", name).returncode == 0

@@ -36,9 +36,9 @@ def test_seed_cnn_flops_match_the_hand_count():
 
 @pytest.mark.parametrize("filters", [(32, 32, 64, 64), (16, 64, 32, 16)])
 def test_flops_read_from_the_built_model_equal_the_analytic_count(filters):
-    from components.cnn.models import build_seed_cnn
+    from components.cnn.models import build_study_cnn
 
-    model = build_seed_cnn(filters=filters)
+    model = build_study_cnn(filters=filters)
     assert flops.model_forward_flops(model) == flops.seed_cnn_forward_flops(filters)
 
 

@@ -80,7 +80,7 @@ def test_kind_search_has_smaller_requests():
 def test_search_reads_the_dataset_the_data_step_writes(root):
     # The data step's artifact: what the Experiments' trials read and the kind seed Job writes.
     data_uris = {option_value(primary_container(e)["command"], "--data")
-                 for e in cluster_experiments(load_profile("seed")).values()}
+                 for e in cluster_experiments(load_profile("study")).values()}
     [data_uri] = data_uris
     seed = pod_specs("overlays/kind")["Job/fmstudy-seed-data"]["containers"][0]
     assert option_value(seed["command"] + seed["args"], "--out") == data_uri

@@ -11,14 +11,14 @@ from katib.validate import grid_size, validate_experiment
 @pytest.mark.parametrize("gpu", [False, True])
 def test_checked_in_manifests_are_what_the_code_generates(gpu):
     folder = EXPERIMENTS_DIR / "gpu" if gpu else EXPERIMENTS_DIR
-    for name, experiment in cluster_experiments(load_profile("seed"), gpu=gpu).items():
+    for name, experiment in cluster_experiments(load_profile("study"), gpu=gpu).items():
         path = folder / f"{name}.yaml"
         assert path.exists(), f"{path} is missing: run `make katib`"
         assert path.read_text() == to_yaml(experiment), f"{path} is stale: run `make katib`"
 
 
 def test_generated_manifests_have_katibs_shape_and_pass_the_validator():
-    for name, exp in cluster_experiments(load_profile("seed")).items():
+    for name, exp in cluster_experiments(load_profile("study")).items():
         assert validate_experiment(exp) == []
         spec = exp["spec"]
         assert exp["apiVersion"] == "kubeflow.org/v1beta1" and exp["kind"] == "Experiment"
@@ -44,7 +44,7 @@ def test_generated_manifests_have_katibs_shape_and_pass_the_validator():
 
 
 def test_gpu_variant_asks_for_a_gpu_and_tolerates_the_gpu_taint():
-    exp = cluster_experiments(load_profile("seed"), gpu=True)["optimizer"]
+    exp = cluster_experiments(load_profile("study"), gpu=True)["optimizer"]
     pod = exp["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]
     assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert "trainer-gpu" in pod["containers"][0]["image"]
@@ -79,7 +79,7 @@ def test_a_fourth_sweep_is_an_experiment_by_its_definition_alone():
     from tests.fixtures.trials.fourth_sweep import fourth_sweep
 
     with fourth_sweep() as sweep:
-        experiments = cluster_experiments(load_profile("seed"))
+        experiments = cluster_experiments(load_profile("study"))
         assert list(experiments) == ["optimizer", "activations", "filters", "batch_size"]
         exp = experiments["batch_size"]
         assert validate_experiment(exp) == [] and exp["metadata"]["name"] == "fmstudy-batch-size"

@@ -1,6 +1,6 @@
 import pytest
 
-from components.cnn.models import build_seed_cnn, param_counts
+from components.cnn.models import build_study_cnn, param_counts
 from components.core.errors import UserError
 
 
@@ -21,13 +21,13 @@ def expected_counts(filters, kernel=(5, 5, 3, 3)):
 
 
 def test_seed_cnn_has_the_studys_parameter_counts():
-    counts = param_counts(build_seed_cnn())
+    counts = param_counts(build_study_cnn())
     assert counts == {"total": 3_831_018, "trainable": 3_827_562, "non_trainable": 3_456}
 
 
 @pytest.mark.parametrize("filters", [(16, 16, 16, 16), (32, 64, 64, 64), (64, 32, 16, 64)])
 def test_other_filters_give_the_counts_the_layer_shapes_imply(filters):
-    model = build_seed_cnn(filters=filters)
+    model = build_study_cnn(filters=filters)
     assert param_counts(model) == expected_counts(filters)
     assert model.get_layer("conv4").output.shape == (None, 14, 14, filters[3])
     assert model.get_layer("flatten").output.shape == (None, 7 * 7 * filters[3])
@@ -35,14 +35,14 @@ def test_other_filters_give_the_counts_the_layer_shapes_imply(filters):
 
 
 def test_activations_are_placed_per_conv_layer_and_do_not_change_counts():
-    model = build_seed_cnn(activations=("selu", "relu", "elu", "relu"))
+    model = build_study_cnn(activations=("selu", "relu", "elu", "relu"))
     got = [model.get_layer(f"act{i}").get_config()["activation"] for i in range(1, 5)]
     assert got == ["selu", "relu", "elu", "relu"]
     assert param_counts(model)["total"] == 3_831_018
 
 
 def test_layer_order_matches_the_study():
-    kinds = [type(layer).__name__ for layer in build_seed_cnn().layers]
+    kinds = [type(layer).__name__ for layer in build_study_cnn().layers]
     assert kinds == [
         "InputLayer",
         "Conv2D", "BatchNormalization", "Activation", "Conv2D", "BatchNormalization", "Activation",
@@ -61,13 +61,13 @@ def test_layer_order_matches_the_study():
 ])
 def test_bad_settings_are_refused_with_one_line(kwargs, message):
     with pytest.raises(UserError, match=message):
-        build_seed_cnn(**kwargs)
+        build_study_cnn(**kwargs)
 
 
 def test_batch_norm_momentum_is_keras_default_unless_asked_and_changes_no_parameter():
     import keras
 
-    default, short_run = build_seed_cnn(), build_seed_cnn(bn_momentum=0.9)
+    default, short_run = build_study_cnn(), build_study_cnn(bn_momentum=0.9)
     norms = lambda m: [layer for layer in m.layers if isinstance(layer, keras.layers.BatchNormalization)]  # noqa: E731
     assert [n.momentum for n in norms(default)] == [0.99] * 6
     assert [n.momentum for n in norms(short_run)] == [0.9] * 6

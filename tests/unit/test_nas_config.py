@@ -38,7 +38,7 @@ def test_profile_style_dicts_reject_unknown_keys():
         NasConfig.from_dict({"trials": 2})
 
 
-@pytest.mark.parametrize("profile", ["smoke", "seed"])
+@pytest.mark.parametrize("profile", ["smoke", "study"])
 def test_profiles_nas_section_is_valid(profile):
     from components.profile_check import load_profile
 
@@ -47,7 +47,7 @@ def test_profiles_nas_section_is_valid(profile):
         pytest.skip("profiles.yaml has no nas section yet")
     config = NasConfig.from_dict(settings["nas"]).normalized()
     assert config.pretrained is False
-    if profile == "seed":  # the study's settings
+    if profile == "study":  # the study's settings
         assert (config.block_type, config.normalize, config.augment) == ("resnet", True, False)
     else:  # a tiny search
         assert (config.block_type, config.max_trials, config.epochs) == ("vanilla", 2, 1)
