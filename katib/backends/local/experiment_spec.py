@@ -4,7 +4,8 @@ The Experiment arrives as a plain dict (loaded from YAML and already
 validated); this module reads it once into a typed :class:`ExperimentSpec` so
 the rest of the backend never digs through nested dicts. Defaults follow
 Katib's defaulting webhook (``experiment_defaults.go``): parallelTrialCount 3,
-the StdOut metrics collector, and a metric strategy per metric.
+the StdOut metrics collector (:mod:`katib.backends.local.collector_spec`), and a
+metric strategy per metric.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from components.core.errors import UserError
+from katib.backends.local.collector_spec import CollectorSpec, read_collector
 from katib.backends.local.katib_api import (
     DEFAULT_PARALLEL_TRIAL_COUNT,
     MAXIMIZE,
     METRIC_STRATEGIES,
     MINIMIZE,
-    STDOUT_COLLECTOR,  # the only collector kind that makes sense for a local subprocess: its stdout
     default_metric_strategy,
 )
 
@@ -44,6 +45,7 @@ class ExperimentSpec:
     parallel_trial_count: int
     metrics_filters: tuple[str, ...]
     trial_template: dict[str, Any] = field(repr=False)
+    metrics_collector: CollectorSpec = field(default_factory=CollectorSpec)
 
     @property
     def maximize(self) -> bool:
@@ -73,6 +75,7 @@ def read_experiment(experiment: dict[str, Any]) -> ExperimentSpec:
     additional = tuple(str(m) for m in objective.get("additionalMetricNames") or ())
     algorithm = _required(spec, "algorithm", "spec")
     early_stopping = spec.get("earlyStopping") or {}
+    collector = read_collector(spec.get("metricsCollectorSpec"))
     return ExperimentSpec(
         name=str(metadata.get("name") or "experiment"),
         namespace=str(metadata.get("namespace") or "default"),
@@ -92,8 +95,9 @@ def read_experiment(experiment: dict[str, Any]) -> ExperimentSpec:
         max_failed_trial_count=_optional_int(spec.get("maxFailedTrialCount"), "spec.maxFailedTrialCount"),
         parallel_trial_count=_optional_int(spec.get("parallelTrialCount"), "spec.parallelTrialCount")
         or DEFAULT_PARALLEL_TRIAL_COUNT,
-        metrics_filters=_metrics_filters(spec.get("metricsCollectorSpec") or {}),
+        metrics_filters=collector.filters,
         trial_template=_required(spec, "trialTemplate", "spec"),
+        metrics_collector=collector,
     )
 
 
@@ -129,17 +133,6 @@ def _metric_strategies(
             )
         strategies[str(entry["name"])] = value
     return strategies
-
-
-def _metrics_filters(collector_spec: dict[str, Any]) -> tuple[str, ...]:
-    kind = (collector_spec.get("collector") or {}).get("kind", STDOUT_COLLECTOR)
-    if kind != STDOUT_COLLECTOR:
-        raise UserError(
-            f"spec.metricsCollectorSpec.collector.kind is {kind!r}; the local backend reads the trial's"
-            f" output and supports only {STDOUT_COLLECTOR!r}"
-        )
-    source = collector_spec.get("source") or {}
-    return tuple(str(f) for f in (source.get("filter") or {}).get("metricsFormat") or ())
 
 
 def _settings(entries: Any, where: str) -> dict[str, str]:

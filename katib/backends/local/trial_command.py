@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,8 +38,14 @@ def build_trial_command(
     namespace: str,
     assignments: list[dict[str, str]],
     extra_env: Mapping[str, str] | None = None,
+    path_map: Callable[[str], str] | None = None,
 ) -> TrialCommand:
-    """The filled-in primary container of one trial, as argv and environment."""
+    """The filled-in primary container of one trial, as argv and environment.
+
+    ``path_map`` moves container paths in the command, args and the container's
+    ``env`` to local ones (the metrics collector's volume, see
+    :class:`katib.backends.local.mounts.TrialMount`).
+    """
     trial_spec = trial_template.get("trialSpec")
     if not isinstance(trial_spec, dict):
         raise UserError(
@@ -48,7 +54,12 @@ def build_trial_command(
     values = trial_parameter_values(trial_template, trial_name, namespace, assignments)
     filled = substitute(trial_spec, values, _metadata_values(trial_spec, trial_name, namespace))
     container = primary_container(filled, trial_template.get("primaryContainerName"))
-    return TrialCommand(argv=container_argv(container), env=container_env(container, extra_env))
+    argv = container_argv(container)
+    if path_map is None:
+        return TrialCommand(argv=argv, env=container_env(container, extra_env))
+    own_env = {**container, "env": [{**e, "value": path_map(str(e["value"]))} if "value" in e else e
+                                    for e in container.get("env") or ()]}
+    return TrialCommand(argv=[path_map(part) for part in argv], env=container_env(own_env, extra_env))
 
 
 def trial_parameter_values(
