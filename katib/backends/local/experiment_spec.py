@@ -22,6 +22,7 @@ from katib.backends.local.katib_api import (
     MINIMIZE,
     default_metric_strategy,
 )
+from katib.backends.local.normal_space import check_normal_algorithm, grid_parameters
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,11 @@ def read_experiment(experiment: dict[str, Any]) -> ExperimentSpec:
     algorithm = _required(spec, "algorithm", "spec")
     early_stopping = spec.get("earlyStopping") or {}
     collector = read_collector(spec.get("metricsCollectorSpec"))
+    algorithm_name = str(_required(algorithm, "algorithmName", "spec.algorithm"))
+    parameters = tuple(_required(spec, "parameters", "spec"))
+    check_normal_algorithm(algorithm_name, parameters)
+    if algorithm_name == "grid":
+        parameters = grid_parameters(parameters)
     return ExperimentSpec(
         name=str(metadata.get("name") or "experiment"),
         namespace=str(metadata.get("namespace") or "default"),
@@ -84,13 +90,13 @@ def read_experiment(experiment: dict[str, Any]) -> ExperimentSpec:
         additional_metrics=additional,
         goal=_optional_float(objective.get("goal"), "spec.objective.goal"),
         metric_strategies=_metric_strategies(objective, objective_type, objective_metric, additional),
-        algorithm_name=str(_required(algorithm, "algorithmName", "spec.algorithm")),
+        algorithm_name=algorithm_name,
         algorithm_settings=_settings(algorithm.get("algorithmSettings"), "spec.algorithm.algorithmSettings"),
         early_stopping_name=early_stopping.get("algorithmName"),
         early_stopping_settings=_settings(
             early_stopping.get("algorithmSettings"), "spec.earlyStopping.algorithmSettings"
         ),
-        parameters=tuple(_required(spec, "parameters", "spec")),
+        parameters=parameters,
         max_trial_count=_optional_int(spec.get("maxTrialCount"), "spec.maxTrialCount"),
         max_failed_trial_count=_optional_int(spec.get("maxFailedTrialCount"), "spec.maxFailedTrialCount"),
         parallel_trial_count=_optional_int(spec.get("parallelTrialCount"), "spec.parallelTrialCount")
