@@ -49,7 +49,8 @@ def build_trial_command(
     trial_spec = trial_template.get("trialSpec")
     if not isinstance(trial_spec, dict):
         raise UserError(
-            "spec.trialTemplate needs an inline trialSpec; the local backend cannot read a configMap template"
+            "spec.trialTemplate needs an inline trialSpec; for a configMap template, give its ConfigMap manifest"
+            " or the trial's resource YAML with --trial-template FILE"
         )
     values = trial_parameter_values(trial_template, trial_name, namespace, assignments)
     filled = substitute(trial_spec, values, _metadata_values(trial_spec, trial_name, namespace))
