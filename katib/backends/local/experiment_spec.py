@@ -78,6 +78,7 @@ def read_experiment(experiment: dict[str, Any]) -> ExperimentSpec:
     early_stopping = spec.get("earlyStopping") or {}
     collector = read_collector(spec.get("metricsCollectorSpec"))
     algorithm_name = str(_required(algorithm, "algorithmName", "spec.algorithm"))
+    _refuse_nas(algorithm_name, spec)
     parameters = tuple(_required(spec, "parameters", "spec"))
     check_normal_algorithm(algorithm_name, parameters)
     if algorithm_name == "grid":
@@ -139,6 +140,19 @@ def _metric_strategies(
             )
         strategies[str(entry["name"])] = value
     return strategies
+
+
+# The algorithms Katib serves from spec.nasConfig (pkg/suggestion/v1beta1/nas/{enas,darts}, v0.19.0).
+NAS_ALGORITHMS = ("enas", "darts")
+
+
+def _refuse_nas(algorithm_name: str, spec: dict[str, Any]) -> None:
+    if algorithm_name in NAS_ALGORITHMS or (spec.get("nasConfig") and not spec.get("parameters")):
+        raise UserError(
+            f"algorithm {algorithm_name!r} is a neural architecture search: Katib's NAS services build each trial's"
+            " architecture from spec.nasConfig (ENAS's controller, DARTS's supernet), and they are not run"
+            " locally; the local backend runs hyperparameter searches over spec.parameters"
+        )
 
 
 def _settings(entries: Any, where: str) -> dict[str, str]:
