@@ -157,9 +157,11 @@ def cmd_sweep_run(args) -> int:
 
     from katib.backends.local import run_experiment
     from katib.sweep import trial_environment
-    from katib.validate import check_experiment, load_experiment
+    from katib.validate import check_experiment, inline_trial_template, load_experiment
 
     experiment = load_experiment(args.experiment)
+    if args.trial_template:
+        experiment = inline_trial_template(experiment, args.trial_template)
     check_experiment(experiment)  # every problem listed, nothing run
     run_dir = Path(args.run_dir or Path("runs", "sweeps", experiment["metadata"]["name"]))
     result = run_experiment(experiment, run_dir, extra_env=trial_environment())
@@ -329,6 +331,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p = sweep_sub.add_parser("run", help="run EXPERIMENT.yaml's trials as local processes; resumes in its run folder")
     p.add_argument("experiment", help="a Katib v1beta1 Experiment YAML file")
     p.add_argument("--run-dir", default=None, help="default: runs/sweeps/<experiment name>")
+    p.add_argument("--trial-template", default=None, metavar="FILE",
+                   help="the trial template a configMap trialTemplate names: its ConfigMap manifest, or the trial's "
+                        "resource YAML")
     p.set_defaults(func=cmd_sweep_run)
     # The study's sweeps (components/sweeps.py), read only where these flags are parsed or shown.
     stages = _sweep_stages() if wanted("sweep") else {}

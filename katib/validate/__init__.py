@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from components.core.errors import UserError
 from katib.validate.earlystopping.medianstop import check_early_stopping_settings
-from katib.validate.load import load_experiment
+from katib.validate.load import inline_trial_template, load_experiment
 from katib.validate.suggestion import check_algorithm_settings
 from katib.validate.suggestion.optuna import check_grid, grid_size
 from katib.validate.values import experiment_name, show, type_name
@@ -46,6 +46,7 @@ __all__ = [
     "ExperimentInvalid",
     "check_experiment",
     "grid_size",
+    "inline_trial_template",
     "load_experiment",
     "unchecked_parts",
     "validate_experiment",

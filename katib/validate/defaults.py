@@ -10,18 +10,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from katib.backends.local.katib_api import DEFAULT_PARALLEL_TRIAL_COUNT, STDOUT_COLLECTOR
+from katib.backends.local.katib_api import (
+    DEFAULT_PARALLEL_TRIAL_COUNT,
+    FILE_SOURCE_DEFAULTS,
+    PROMETHEUS_SOURCE_DEFAULTS,
+    STDOUT_COLLECTOR,
+    TFEVENT_SOURCE_DEFAULTS,
+)
 
 # setDefaultTrialTemplate fills successCondition/failureCondition only for a trialSpec
 # of these kinds (a batch Job and constants.go's KubeflowJobKinds); every other kind,
 # and every configMap template, must set both.
 KINDS_WITH_DEFAULT_CONDITIONS = frozenset({"Job", "TFJob", "PyTorchJob", "XGBoostJob", "MPIJob", "TrainJob"})
 
-# setDefaultMetricsCollector: the collector kind, then each kind's source.
+# setDefaultMetricsCollector: the collector kind, then each kind's source (stated in katib_api).
 DEFAULT_COLLECTOR_KIND = STDOUT_COLLECTOR
-FILE_SOURCE_DEFAULTS = {"kind": "File", "path": "/var/log/katib/metrics.log", "format": "TEXT"}
-TFEVENT_SOURCE_DEFAULTS = {"kind": "Directory", "path": "/var/log/katib/tfevent/"}
-PROMETHEUS_SOURCE_DEFAULTS = {"port": 8080, "path": "/metrics"}
+__all__ = ["DEFAULT_COLLECTOR_KIND", "FILE_SOURCE_DEFAULTS", "KINDS_WITH_DEFAULT_CONDITIONS",
+           "PROMETHEUS_SOURCE_DEFAULTS", "TFEVENT_SOURCE_DEFAULTS", "parallel_trial_count"]
 
 
 def parallel_trial_count(spec: dict) -> Any:

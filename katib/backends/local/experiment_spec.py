@@ -4,7 +4,8 @@ The Experiment arrives as a plain dict (loaded from YAML and already
 validated); this module reads it once into a typed :class:`ExperimentSpec` so
 the rest of the backend never digs through nested dicts. Defaults follow
 Katib's defaulting webhook (``experiment_defaults.go``): parallelTrialCount 3,
-the StdOut metrics collector, and a metric strategy per metric.
+the StdOut metrics collector (:mod:`katib.backends.local.collector_spec`), and a
+metric strategy per metric.
 """
 
 from __future__ import annotations
@@ -13,14 +14,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from components.core.errors import UserError
+from katib.backends.local.collector_spec import CollectorSpec, read_collector
 from katib.backends.local.katib_api import (
     DEFAULT_PARALLEL_TRIAL_COUNT,
     MAXIMIZE,
     METRIC_STRATEGIES,
     MINIMIZE,
-    STDOUT_COLLECTOR,  # the only collector kind that makes sense for a local subprocess: its stdout
     default_metric_strategy,
 )
+from katib.backends.local.normal_space import check_normal_algorithm, grid_parameters
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class ExperimentSpec:
     parallel_trial_count: int
     metrics_filters: tuple[str, ...]
     trial_template: dict[str, Any] = field(repr=False)
+    metrics_collector: CollectorSpec = field(default_factory=CollectorSpec)
 
     @property
     def maximize(self) -> bool:
@@ -73,6 +76,13 @@ def read_experiment(experiment: dict[str, Any]) -> ExperimentSpec:
     additional = tuple(str(m) for m in objective.get("additionalMetricNames") or ())
     algorithm = _required(spec, "algorithm", "spec")
     early_stopping = spec.get("earlyStopping") or {}
+    collector = read_collector(spec.get("metricsCollectorSpec"))
+    algorithm_name = str(_required(algorithm, "algorithmName", "spec.algorithm"))
+    _refuse_nas(algorithm_name, spec)
+    parameters = tuple(_required(spec, "parameters", "spec"))
+    check_normal_algorithm(algorithm_name, parameters)
+    if algorithm_name == "grid":
+        parameters = grid_parameters(parameters)
     return ExperimentSpec(
         name=str(metadata.get("name") or "experiment"),
         namespace=str(metadata.get("namespace") or "default"),
@@ -81,19 +91,20 @@ def read_experiment(experiment: dict[str, Any]) -> ExperimentSpec:
         additional_metrics=additional,
         goal=_optional_float(objective.get("goal"), "spec.objective.goal"),
         metric_strategies=_metric_strategies(objective, objective_type, objective_metric, additional),
-        algorithm_name=str(_required(algorithm, "algorithmName", "spec.algorithm")),
+        algorithm_name=algorithm_name,
         algorithm_settings=_settings(algorithm.get("algorithmSettings"), "spec.algorithm.algorithmSettings"),
         early_stopping_name=early_stopping.get("algorithmName"),
         early_stopping_settings=_settings(
             early_stopping.get("algorithmSettings"), "spec.earlyStopping.algorithmSettings"
         ),
-        parameters=tuple(_required(spec, "parameters", "spec")),
+        parameters=parameters,
         max_trial_count=_optional_int(spec.get("maxTrialCount"), "spec.maxTrialCount"),
         max_failed_trial_count=_optional_int(spec.get("maxFailedTrialCount"), "spec.maxFailedTrialCount"),
         parallel_trial_count=_optional_int(spec.get("parallelTrialCount"), "spec.parallelTrialCount")
         or DEFAULT_PARALLEL_TRIAL_COUNT,
-        metrics_filters=_metrics_filters(spec.get("metricsCollectorSpec") or {}),
+        metrics_filters=collector.filters,
         trial_template=_required(spec, "trialTemplate", "spec"),
+        metrics_collector=collector,
     )
 
 
@@ -131,15 +142,17 @@ def _metric_strategies(
     return strategies
 
 
-def _metrics_filters(collector_spec: dict[str, Any]) -> tuple[str, ...]:
-    kind = (collector_spec.get("collector") or {}).get("kind", STDOUT_COLLECTOR)
-    if kind != STDOUT_COLLECTOR:
+# The algorithms Katib serves from spec.nasConfig (pkg/suggestion/v1beta1/nas/{enas,darts}, v0.19.0).
+NAS_ALGORITHMS = ("enas", "darts")
+
+
+def _refuse_nas(algorithm_name: str, spec: dict[str, Any]) -> None:
+    if algorithm_name in NAS_ALGORITHMS or (spec.get("nasConfig") and not spec.get("parameters")):
         raise UserError(
-            f"spec.metricsCollectorSpec.collector.kind is {kind!r}; the local backend reads the trial's"
-            f" output and supports only {STDOUT_COLLECTOR!r}"
+            f"algorithm {algorithm_name!r} is a neural architecture search: Katib's NAS services build each trial's"
+            " architecture from spec.nasConfig (ENAS's controller, DARTS's supernet), and they are not run"
+            " locally; the local backend runs hyperparameter searches over spec.parameters"
         )
-    source = collector_spec.get("source") or {}
-    return tuple(str(f) for f in (source.get("filter") or {}).get("metricsFormat") or ())
 
 
 def _settings(entries: Any, where: str) -> dict[str, str]:

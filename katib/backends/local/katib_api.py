@@ -42,13 +42,34 @@ RESUME_POLICIES = ("Never", "LongRunning", "FromVolume")
 
 # common_types.go: CollectorKind and FileFormat. "None" was renamed "Push" in Katib 0.17.
 STDOUT_COLLECTOR = "StdOut"
-COLLECTOR_KINDS = (STDOUT_COLLECTOR, "File", "TensorFlowEvent", "PrometheusMetric", "Custom", "Push")
-FILE_FORMATS = ("TEXT", "JSON")
+FILE_COLLECTOR = "File"
+TFEVENT_COLLECTOR = "TensorFlowEvent"
+PROMETHEUS_COLLECTOR = "PrometheusMetric"
+CUSTOM_COLLECTOR = "Custom"
+PUSH_COLLECTOR = "Push"
+COLLECTOR_KINDS = (STDOUT_COLLECTOR, FILE_COLLECTOR, TFEVENT_COLLECTOR, PROMETHEUS_COLLECTOR, CUSTOM_COLLECTOR,
+                   PUSH_COLLECTOR)
+TEXT_FORMAT = "TEXT"
+JSON_FORMAT = "JSON"
+FILE_FORMATS = (TEXT_FORMAT, JSON_FORMAT)
+# common_types.go: FileSystemKind.
+FILE_KIND = "File"
+DIRECTORY_KIND = "Directory"
 
 # ---------------------------------------------------------------- defaults
 
 # pkg/apis/controller/experiments/v1beta1/constants.go: DefaultTrialParallelCount.
 DEFAULT_PARALLEL_TRIAL_COUNT = 3
+
+# experiment_defaults.go, setDefaultMetricsCollector, with common_types.go's DefaultFilePath and
+# DefaultTensorflowEventDirPath: the source each collector kind reads when the Experiment names none.
+FILE_SOURCE_DEFAULTS = {"kind": FILE_KIND, "path": "/var/log/katib/metrics.log", "format": TEXT_FORMAT}
+TFEVENT_SOURCE_DEFAULTS = {"kind": DIRECTORY_KIND, "path": "/var/log/katib/tfevent/"}
+PROMETHEUS_SOURCE_DEFAULTS = {"port": 8080, "path": "/metrics"}
+
+# pkg/metricscollector/v1beta1/common/const.go: TimeStampJsonKey, the key of a JSON metrics line
+# that holds its time, not a metric.
+TIMESTAMP_JSON_KEY = "timestamp"
 
 
 def default_metric_strategy(objective_type: Any) -> str:

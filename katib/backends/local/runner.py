@@ -29,6 +29,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from components.core.errors import UserError
 from katib.backends.local import hooks
+from katib.backends.local.collectors import TrialCollection
 from katib.backends.local.conditions import (
     REASON_RUNNING,
     REASON_SUGGESTION_END_REACHED,
@@ -220,11 +221,14 @@ class LocalSweep:
         return self._adopt(self.study.ask())
 
     def _launch(self, executor: ThreadPoolExecutor, record: TrialRecord) -> None:
-        rule = self._stopping_rule()
+        collection = TrialCollection(self.spec.metrics_collector, trial_dir(self.run_dir, record.name),
+                                     self.spec.metric_names, self.spec.objective_metric, self.filters)
+        rule = self._stopping_rule() if collection.applies_stop_rules else None
         # The marker finds this trial's processes should the sweep die before recording its pid.
         env = {**self.extra_env, TRIAL_MARKER_ENV: trial_marker(self.run_dir, record.name)}
         command = build_trial_command(
-            self.spec.trial_template, record.name, self.spec.namespace, record.assignments, env
+            self.spec.trial_template, record.name, self.spec.namespace, record.assignments, env,
+            path_map=collection.rewrite,
         )
         log_path = trial_dir(self.run_dir, record.name) / LOG_FILE
         if record.attempts > 0 and log_path.exists():
@@ -246,7 +250,7 @@ class LocalSweep:
         metrics_file = (self.trial_metrics_file or "").replace(TRIAL_NAME_PLACEHOLDER, record.name) or None
         future = executor.submit(
             run_trial, record.name, command, log_path, self.spec.metric_names, self.spec.objective_metric,
-            self.filters, rule, self.log, self.registry, started, metrics_file,
+            self.filters, rule, self.log, self.registry, started, metrics_file, collection, env,
         )
         self.running[future] = record
 

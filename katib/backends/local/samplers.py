@@ -3,13 +3,17 @@
 The setting names are Katib's (``random_state``, ``n_startup_trials``,
 ``sigma``, ...), converted the way Katib's Optuna suggestion service does
 (``OptimizerConfiguration``); algorithms that Katib serves from other
-libraries (sobol from Goptuna, bayesianoptimization from scikit-optimize) map
-to Optuna's closest sampler. A setting Katib would reject is rejected here too.
+libraries map to Optuna's closest sampler: tpe and random from hyperopt (tpe
+gets hyperopt's gamma, prior_weight, n_EI_candidates and its 20 startup
+trials), sobol from Goptuna, bayesianoptimization from scikit-optimize. A
+setting Katib would reject is rejected here too.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import math
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -34,9 +38,40 @@ def _non_negative_int(text: str) -> int:
 def _restart_strategy(text: str) -> str | None:
     if text in ("None", "none"):
         return None
-    if text != "ipop":
-        raise ValueError("expected 'ipop' or 'none'")
-    return text
+    if text == "ipop":
+        # Katib's optuna service (optuna==3.3.0, cmd/suggestion/optuna/v1beta1/requirements.txt) restarts with
+        # a growing population; the Optuna pinned here (5.x) ignores restart_strategy since 4.4 (moved to
+        # OptunaHub), so honouring it is not possible and ignoring it silently would mislead.
+        raise ValueError("'ipop' restarts are not available: the Optuna version used here ignores"
+                         " restart_strategy (since Optuna 4.4); omit the setting or set 'none'")
+    raise ValueError("expected 'ipop' or 'none'")
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1:
+        raise ValueError("must be between 0 and 1 (exclusive)")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise ValueError("must be above 0")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("must be 1 or more")
+    return value
+
+
+def hyperopt_gamma(fraction: float, n: int) -> int:
+    """How many of n trials count as "good": hyperopt 0.2.5's tpe, ceil(gamma * sqrt(n)) capped at its
+    linear_forgetting of 25 (Optuna's hyperopt_default_gamma is this for gamma 0.25)."""
+    return min(math.ceil(fraction * math.sqrt(n)), 25)
 
 
 def _sigma(text: str) -> float:
@@ -58,7 +93,15 @@ _SEED = ("seed", _non_negative_int)
 _SETTINGS: dict[str, dict[str, tuple[str | None, SettingConverter]]] = {
     "grid": {"random_state": _SEED},
     "random": {"random_state": _SEED},
+    # Katib serves tpe with hyperopt (pkg/suggestion/v1beta1/hyperopt/service.py): its settings, as Optuna's.
     "tpe": {
+        "random_state": _SEED,
+        "gamma": ("gamma", lambda text: functools.partial(hyperopt_gamma, _fraction(text))),
+        "prior_weight": ("prior_weight", _positive_float),
+        "n_EI_candidates": ("n_ei_candidates", _positive_int),
+    },
+    # multivariate-tpe is Katib's optuna service (pkg/suggestion/v1beta1/optuna/service.py).
+    "multivariate-tpe": {
         "random_state": _SEED,
         "n_startup_trials": ("n_startup_trials", _non_negative_int),
         "n_ei_candidates": ("n_ei_candidates", _non_negative_int),
@@ -75,7 +118,9 @@ _SETTINGS: dict[str, dict[str, tuple[str | None, SettingConverter]]] = {
         "base_estimator": (None, _gaussian_process),
     },
 }
-_SETTINGS["multivariate-tpe"] = _SETTINGS["tpe"]
+# hyperopt 0.2.5's tpe.suggest defaults where Optuna's differ: 20 random trials first (n_startup_jobs)
+# and its gamma of 0.25; prior_weight 1.0 and 24 EI candidates are the same in both.
+HYPEROPT_TPE_DEFAULTS = {"n_startup_trials": 20, "gamma": functools.partial(hyperopt_gamma, 0.25)}
 
 # Packages that some Optuna samplers import on first use.
 _NEEDS: dict[str, tuple[str, ...]] = {
@@ -104,6 +149,9 @@ def create_sampler(
     # Optuna flags constant_liar/multivariate/QMC as experimental; that is expected here.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # Optuna 4.9 deprecates TPE's gamma and prior_weight (to go in 6.0): hyperopt's tpe needs them,
+        # and the pinned Optuna still has them; a user cannot act on the warning.
+        warnings.filterwarnings("ignore", r"`(gamma|prior_weight)` has been deprecated", FutureWarning)
         return _BUILDERS[algorithm_name](kwargs, parameters)
 
 
@@ -147,9 +195,9 @@ def _random(kwargs: dict[str, Any], parameters: tuple[dict[str, Any], ...]) -> B
 
 
 def _tpe(kwargs: dict[str, Any], parameters: tuple[dict[str, Any], ...]) -> BaseSampler:
-    # Katib always turns on constant_liar: with parallel trials, running ones count
-    # as poor results so that parallel suggestions spread out.
-    return optuna.samplers.TPESampler(constant_liar=True, **kwargs)
+    # constant_liar: with parallel trials, running ones count as poor results so that parallel
+    # suggestions spread out (hyperopt gets the same effect from its trials in flight).
+    return optuna.samplers.TPESampler(constant_liar=True, **{**HYPEROPT_TPE_DEFAULTS, **kwargs})
 
 
 def _multivariate_tpe(kwargs: dict[str, Any], parameters: tuple[dict[str, Any], ...]) -> BaseSampler:

@@ -3,7 +3,8 @@
 Mirrors Katib's Optuna suggestion service (``pkg/suggestion/v1beta1/optuna``):
 int and double parameters become Int/FloatDistribution (log scale for
 ``logUniform``, quantized by ``step`` otherwise), categorical and discrete
-parameters become a CategoricalDistribution. The grid follows Katib's
+parameters become a CategoricalDistribution; ``normal`` and ``logNormal`` are
+drawn as Katib's hyperopt service draws them (:mod:`katib.backends.local.normal_space`). The grid follows Katib's
 ``convert_to_combinations``: ints step through min..max, doubles need a step,
 lists are taken as they are.
 """
@@ -30,6 +31,7 @@ from katib.backends.local.katib_api import (
     UNIFORM,
     range_points,
 )
+from katib.backends.local.normal_space import NORMAL_DISTRIBUTIONS, normal_parameter
 
 # Katib clamps log-scale lower bounds so log() is defined (base_service.py).
 MIN_LOG_DOUBLE = 1e-10
@@ -45,6 +47,9 @@ def optuna_search_space(parameters: tuple[dict[str, Any], ...]) -> dict[str, Bas
 
 def parameter_distribution(parameter: dict[str, Any]) -> BaseDistribution:
     kind = parameter_type(parameter)
+    normal = normal_parameter(parameter) if kind in (INT, DOUBLE) else None
+    if normal is not None:
+        return normal.distribution()
     if kind == INT:
         return _int_distribution(parameter)
     if kind == DOUBLE:
@@ -82,6 +87,9 @@ def parameter_assignments(parameters: tuple[dict[str, Any], ...], values: dict[s
 def assignment_string(parameter: dict[str, Any], value: Any) -> str:
     """The string Katib would put in parameterAssignments for a sampled value."""
     kind = parameter_type(parameter)
+    normal = normal_parameter(parameter) if kind in (INT, DOUBLE) else None
+    if normal is not None:
+        value = normal.value(value)
     if kind == INT:
         return str(int(value))
     if kind == DOUBLE:
@@ -103,7 +111,10 @@ def optuna_values(parameters: tuple[dict[str, Any], ...], assignments: list[dict
     for p in parameters:
         text = strings[p["name"]]
         kind = parameter_type(p)
-        if kind == INT:
+        normal = normal_parameter(p) if kind in (INT, DOUBLE) else None
+        if normal is not None:
+            values[p["name"]] = normal.quantile(float(text))
+        elif kind == INT:
             values[p["name"]] = int(text)
         elif kind == DOUBLE:
             values[p["name"]] = float(text)
@@ -156,11 +167,10 @@ def _double_grid(parameter: dict[str, Any]) -> list[GridValue]:
 
 def _distribution_name(parameter: dict[str, Any]) -> str:
     name = (parameter.get("feasibleSpace") or {}).get("distribution") or UNIFORM
-    if name not in (UNIFORM, LOG_UNIFORM):
-        # Katib's Optuna service builds no distribution for normal/logNormal either.
+    if name not in (UNIFORM, LOG_UNIFORM, *NORMAL_DISTRIBUTIONS):
         raise UserError(
-            f"parameter {parameter['name']!r} has distribution {name!r}; the Optuna-based backend"
-            f" supports {UNIFORM!r} and {LOG_UNIFORM!r}"
+            f"parameter {parameter['name']!r} has distribution {name!r}; expected one of"
+            f" {UNIFORM}, {LOG_UNIFORM}, {', '.join(NORMAL_DISTRIBUTIONS)}"
         )
     return name
 

@@ -5,7 +5,8 @@ Katib fills the trial template by plain text substitution: every
 that trial parameter references, or the trial's metadata when the reference
 is ``${trialSpec.Name}`` (Namespace, Kind, APIVersion, Labels[k],
 Annotations[k]). The filled Job runs its primary container; here that
-container's command + args run as a subprocess and the image is ignored.
+container's command + args run as a subprocess and the image is ignored (which
+container, per trial kind: :mod:`katib.backends.local.trial_kinds`).
 """
 
 from __future__ import annotations
@@ -13,11 +14,15 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from components.core.errors import UserError
+from katib.backends.local.trial_kinds import primary_container, primary_container_of
+
+__all__ = ["TrialCommand", "build_trial_command", "container_argv", "container_env", "primary_container",
+           "substitute", "trial_parameter_values"]
 
 _TRIAL_PARAMETER = re.compile(r"\$\{trialParameters\.(.+?)\}")
 _TRIAL_METADATA = re.compile(r"\$\{trialSpec\.(.+?)\}")
@@ -38,17 +43,29 @@ def build_trial_command(
     namespace: str,
     assignments: list[dict[str, str]],
     extra_env: Mapping[str, str] | None = None,
+    path_map: Callable[[str], str] | None = None,
 ) -> TrialCommand:
-    """The filled-in primary container of one trial, as argv and environment."""
+    """The filled-in primary container of one trial, as argv and environment.
+
+    ``path_map`` moves container paths in the command, args and the container's
+    ``env`` to local ones (the metrics collector's volume, see
+    :class:`katib.backends.local.mounts.TrialMount`).
+    """
     trial_spec = trial_template.get("trialSpec")
     if not isinstance(trial_spec, dict):
         raise UserError(
-            "spec.trialTemplate needs an inline trialSpec; the local backend cannot read a configMap template"
+            "spec.trialTemplate needs an inline trialSpec; for a configMap template, give its ConfigMap manifest"
+            " or the trial's resource YAML with --trial-template FILE"
         )
     values = trial_parameter_values(trial_template, trial_name, namespace, assignments)
     filled = substitute(trial_spec, values, _metadata_values(trial_spec, trial_name, namespace))
-    container = primary_container(filled, trial_template.get("primaryContainerName"))
-    return TrialCommand(argv=container_argv(container), env=container_env(container, extra_env))
+    container = primary_container_of(filled, trial_template)
+    argv = container_argv(container)
+    if path_map is None:
+        return TrialCommand(argv=argv, env=container_env(container, extra_env))
+    own_env = {**container, "env": [{**e, "value": path_map(str(e["value"]))} if "value" in e else e
+                                    for e in container.get("env") or ()]}
+    return TrialCommand(argv=[path_map(part) for part in argv], env=container_env(own_env, extra_env))
 
 
 def trial_parameter_values(
@@ -87,24 +104,6 @@ def substitute(node: Any, values: Mapping[str, str], metadata: Mapping[str, Any]
     return node
 
 
-def primary_container(trial_spec: dict[str, Any], primary_name: str | None) -> dict[str, Any]:
-    """The container Katib collects metrics from, found in any pod template of the trial spec."""
-    containers = list(_containers(trial_spec))
-    if not containers:
-        raise UserError("spec.trialTemplate.trialSpec has no containers to run")
-    if primary_name:
-        for container in containers:
-            if container.get("name") == primary_name:
-                return container
-        raise UserError(
-            f"spec.trialTemplate.primaryContainerName is {primary_name!r}, but the trialSpec's containers"
-            f" are {', '.join(str(c.get('name')) for c in containers)}"
-        )
-    if len(containers) > 1:
-        raise UserError("spec.trialTemplate.primaryContainerName is needed: the trialSpec has several containers")
-    return containers[0]
-
-
 def container_argv(container: dict[str, Any]) -> list[str]:
     argv = [str(part) for part in (container.get("command") or [])] + [
         str(part) for part in (container.get("args") or [])
@@ -135,18 +134,6 @@ def container_env(container: dict[str, Any], extra_env: Mapping[str, str] | None
             env[str(entry["name"])] = str(entry["value"])
     env.update({str(k): str(v) for k, v in (extra_env or {}).items()})
     return env
-
-
-def _containers(node: Any):
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "containers" and isinstance(value, list):
-                yield from (c for c in value if isinstance(c, dict))
-            else:
-                yield from _containers(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _containers(item)
 
 
 def _metadata_values(trial_spec: dict[str, Any], trial_name: str, namespace: str) -> dict[str, Any]:

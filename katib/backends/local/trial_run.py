@@ -21,9 +21,10 @@ from pathlib import Path
 
 from components.core import storage
 from katib.backends.local import hooks
+from katib.backends.local.collectors import TrialCollection
 from katib.backends.local.early_stopping import StoppingRule
 from katib.backends.local.files import utc_timestamp
-from katib.backends.local.metrics import Observation, observation_from_history, parse_metric_line
+from katib.backends.local.metrics import MetricReport, Observation, observation_from_history, parse_metric_line
 from katib.backends.local.processes import process_identity
 from katib.backends.local.records import (
     EARLY_STOPPED,
@@ -88,6 +89,8 @@ def run_trial(
     registry: ProcessRegistry,
     on_start: Callable[[int, str | None], None] = lambda pid, identity: None,
     metrics_file: str | None = None,
+    collection: TrialCollection | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> TrialOutcome:
     """Run the trial to its end and say how it ended, in Katib's terms.
 
@@ -95,9 +98,14 @@ def run_trial(
     runner records it, to find an orphan later). ``metrics_file``, when
     given, is the trial's own per-epoch record (see :func:`read_trial_history`):
     a trial that succeeds is observed from it rather than from its output.
+    ``collection`` is the Experiment's metrics collector for this trial (none:
+    the StdOut collector); ``extra_env`` is what a Custom collector's
+    environment gets beside its container's ``env``.
     """
     observation = Observation(metric_names, objective_metric)
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    if collection is not None:
+        collection.prepare()
     try:
         process = subprocess.Popen(
             command.argv,
@@ -118,20 +126,30 @@ def run_trial(
         )
     registry.add(process)
     hooks.reached("trial-started")  # the process runs; its pid is not recorded yet
+    reads_output = collection is None or collection.reads_output
+    stopper = _Stopper(name, process, objective_metric, rule, log)
+    tail = collection.follow(stopper.offer) if collection is not None and rule is not None else None
     try:
         on_start(process.pid, process_identity(process.pid))
-        stopped_by = _follow_output(name, process, log_path, observation, filters, rule, log)
+        _follow_output(name, process, log_path, observation, filters, stopper if reads_output else None, log,
+                       parse=reads_output)
         exit_code = process.wait()
     finally:
         registry.discard(process)
+        if tail is not None:
+            tail.stop()
     hooks.reached("trial-ended")
+    stopped_by = stopper.stopped_by
+    if collection is not None and not registry.closed.is_set():
+        observation = collection.collect(observation, extra_env or {})
     if metrics_file and exit_code == 0 and not stopped_by:
         own = read_trial_history(metrics_file, metric_names, objective_metric)
         if own is not None:
             observation = own
         else:
             log(f"[{name}] no per-epoch metrics in {metrics_file}; its output's metrics are used")
-    return _outcome(exit_code, observation, stopped_by, objective_metric, log_path)
+    missing = collection.unavailable_message() if collection is not None else None
+    return _outcome(exit_code, observation, stopped_by, objective_metric, log_path, missing)
 
 
 def read_trial_history(uri: str, metric_names: Sequence[str], objective_metric: str) -> Observation | None:
@@ -175,17 +193,34 @@ def _signal_group(process: subprocess.Popen[str], signum: int) -> None:
         process.send_signal(signum)
 
 
+class _Stopper:
+    """The early-stopping rule applied to the objective's reports, from whichever source the collector reads."""
+
+    def __init__(self, name: str, process: subprocess.Popen[str], objective_metric: str,
+                 rule: StoppingRule | None, log: Callable[[str], None]) -> None:
+        self.name, self.process, self.objective_metric, self.rule, self.log = name, process, objective_metric, rule, log
+        self.stopped_by: str | None = None
+
+    def offer(self, report: MetricReport) -> None:
+        if report.name != self.objective_metric or self.rule is None or self.stopped_by:
+            return
+        if self.rule.should_stop(report.value):
+            self.stopped_by = self.rule.describe(self.objective_metric)
+            self.log(f"[{self.name}] early stopped: {self.stopped_by}")
+            terminate(self.process)
+
+
 def _follow_output(
     name: str,
     process: subprocess.Popen[str],
     log_path: Path,
     observation: Observation,
     filters: Sequence[re.Pattern[str]],
-    rule: StoppingRule | None,
+    stopper: _Stopper | None,
     log: Callable[[str], None],
-) -> str | None:
-    """Copy the output to the log file and ``log``, parse metrics; the stop message if stopped."""
-    stopped_by = None
+    parse: bool = True,
+) -> None:
+    """Copy the output to the log file and ``log``; parse metrics (StdOut collector) and offer them to ``stopper``."""
     metric_names = list(observation.metrics)
     assert process.stdout is not None
     with open(log_path, "w", encoding="utf-8") as out:
@@ -193,15 +228,12 @@ def _follow_output(
             out.write(line)
             out.flush()
             log(f"[{name}] {line.rstrip()}")
+            if not parse:
+                continue
             for report in parse_metric_line(line, metric_names, filters):
                 observation.add(report)
-                if report.name != observation.objective_metric or rule is None or stopped_by:
-                    continue
-                if rule.should_stop(report.value):
-                    stopped_by = rule.describe(observation.objective_metric)
-                    log(f"[{name}] early stopped: {stopped_by}")
-                    terminate(process)
-    return stopped_by
+                if stopper is not None:
+                    stopper.offer(report)
 
 
 def _outcome(
@@ -210,6 +242,7 @@ def _outcome(
     stopped_by: str | None,
     objective_metric: str,
     log_path: Path,
+    missing: str | None = None,
 ) -> TrialOutcome:
     """Katib's order: early stopped, then a failed Job, then missing metrics, else succeeded."""
     now = utc_timestamp()
@@ -223,7 +256,7 @@ def _outcome(
         message = f"Trial has failed: {how}" + (f"; last output: {last}" if last else "")
         return TrialOutcome(FAILED, REASON_FAILED, message, exit_code, observation, now)
     if not observation.objective_reported:
-        message = f"Metrics are not available: the trial's output has no {objective_metric} value"
+        message = missing or f"Metrics are not available: the trial's output has no {objective_metric} value"
         return TrialOutcome(FAILED, REASON_METRICS_UNAVAILABLE, message, exit_code, observation, now)
     return TrialOutcome(SUCCEEDED, REASON_SUCCEEDED, "Trial has succeeded", exit_code, observation, now)
 
