@@ -1,4 +1,4 @@
-"""Each identity a launcher runs as may make every call katib/backends/cluster.py makes, and no more.
+"""Each identity a launcher runs as may make every call katib/backends/cluster/ makes, and no more.
 
 The calls are not a hand-written list: the launcher is run, through the real kubernetes client,
 against tests/fixtures/fake_k8s.py in every situation it handles (watch, polling, an existing
