@@ -1,8 +1,11 @@
-"""One stage of Question 2 on this machine: build its Experiment, validate, run it locally, summarise.
+"""One stage of Question 2: build its Experiment, validate, run it on a sweep backend, summarise.
 
-The summary (``summary.json``, written last) is what the next stage and the
+:func:`run_stage` is the one path: the Experiment goes to a
+:class:`~katib.backends.base.SweepBackend` (the local Katib backend, or the Katib
+controller on a cluster) and its :class:`~katib.backends.base.Outcome` becomes the
+summary. The summary (``summary.json``, written last) is what the next stage and the
 report read: the winning settings, their grid index in the study's numbering,
-and every trial's objective.
+and every trial's state and objective, failed trials included.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from components.core.errors import UserError
 from components.core.settings import K8S_NAMESPACE, OBJECTIVE_METRIC, TRAINER_GPU_IMAGE, TRAINER_IMAGE
 from components.sweeps import get_sweep, start_settings, swept_settings
 from katib.access import ClusterAccess, durable_uri
+from katib.backends.base import SweepBackend, TrialRow
 from katib.experiments import ExperimentOptions, build_experiment, experiment_name, to_yaml
 from katib.validate import check_experiment
 
@@ -70,29 +74,37 @@ def stage_experiment(stage: str, data_uri: str, output_root: str, sweep_settings
     return experiment, fixed
 
 
+def run_stage(stage: str, backend: SweepBackend, experiment: dict, fixed: dict[str, str], *,
+              experiment_uri: str, summary_uri: str, log: Callable[[str], None] = print) -> dict:
+    """Run the stage's (validated) Experiment on ``backend``; return its summary, written to ``summary_uri``.
+
+    The Experiment's YAML goes to ``experiment_uri`` first; the summary is written last, so a stage
+    that fails leaves none. Both under the backend's claim on its location.
+    """
+    with backend.claim():
+        storage.write_text(experiment_uri, to_yaml(experiment))
+        outcome = backend.run(experiment, log=log)
+        summary = summarize(stage, fixed, outcome.trials, outcome.best_trial, outcome.condition, outcome.reason,
+                            where=outcome.where)
+        storage.write_text(summary_uri, json.dumps(summary, indent=2))
+    return summary
+
+
 def run_sweep_stage(stage: str, data_uri: str, out_dir: str | Path, sweep_settings: dict,
                     fixed: dict[str, str] | None = None, log: Callable[[str], None] = print) -> dict:
     """Run one sweep on this machine (local Katib backend); return (and write) its summary."""
-    from katib.backends.local import RunFolderLock, run_experiment
+    from katib.backends.local_backend import LocalBackend
 
     out_dir = Path(out_dir)
     storage.check_writable(str(out_dir))
     experiment, fixed = stage_experiment(
         stage, data_uri, str(out_dir / "outputs"), sweep_settings, fixed,
         parallel_trials=int(sweep_settings.get("local_parallel_trials") or sweep_settings["parallel_trials"]))
-    with RunFolderLock(out_dir):  # one sweep per folder: the YAML and summary are this run's too
-        storage.write_text(str(out_dir / EXPERIMENT_FILE), to_yaml(experiment))
-        # Each trial's metrics.json holds every epoch, also of a resumed trial: the observation's source.
-        metrics_file = str(out_dir / "outputs" / "${trialSpec.Name}" / "metrics.json")
-        result = run_experiment(experiment, out_dir, log=log, extra_env=trial_environment(),
-                                trial_metrics_file=metrics_file)
-        trials = [TrialRow(r.name, r.state, r.reason, r.assignment_values, r.objective_value)
-                  for r in result.trials]
-        best = (result.optimal_trial or {}).get("bestTrialName")
-        summary = summarize(stage, fixed, trials, best, result.condition, result.reason,
-                            where=str(result.run_dir))
-        storage.write_text(str(out_dir / SUMMARY_FILE), json.dumps(summary, indent=2))
-    return summary
+    # Each trial's metrics.json holds every epoch, also of a resumed trial: the observation's source.
+    backend = LocalBackend(out_dir, extra_env=trial_environment(),
+                           trial_metrics_file=str(out_dir / "outputs" / "${trialSpec.Name}" / "metrics.json"))
+    return run_stage(stage, backend, experiment, fixed, experiment_uri=str(out_dir / EXPERIMENT_FILE),
+                     summary_uri=str(out_dir / SUMMARY_FILE), log=log)
 
 
 @dataclass
@@ -168,51 +180,24 @@ def launch_sweep_stage(stage: str, data_uri: str, out_uri: str, sweep_settings: 
                        log: Callable[[str], None] = print, **launch_options) -> dict:
     """Run one sweep as a Katib Experiment on the cluster; trials write to ``out_uri``/outputs.
 
-    Each trial's metrics.json (written by the trial runner itself) gives the per-trial
-    table; Katib's currentOptimalTrial names the winner. The Experiment is kept by
+    Katib's Trials give the per-trial table (failed ones with their state and reason);
+    Katib's currentOptimalTrial names the winner. The Experiment is kept by
     default so its trials can be compared in Katib's UI. ``summary_dir`` (default
     ``out_uri``) is where summary.json goes: a KFP step passes its local artifact folder,
     which KFP uploads to ``out_uri`` when the step ends. ``launch_options`` go to
-    :func:`katib.backends.cluster.launch_experiment` (poll_s, api_client).
+    :class:`katib.backends.cluster.ClusterBackend` (poll_s, api_client).
     """
-    from katib.backends.cluster import launch_experiment
+    from katib.backends.cluster import ClusterBackend
 
     cluster = cluster or ClusterSweep()
-    experiment, fixed, output_root = cluster_stage_experiment(stage, data_uri, out_uri, sweep_settings, fixed,
-                                                              cluster, gpu=gpu)
-    storage.write_text(storage.join(durable_uri(out_uri), EXPERIMENT_FILE), to_yaml(experiment))
+    experiment, fixed, _ = cluster_stage_experiment(stage, data_uri, out_uri, sweep_settings, fixed, cluster, gpu=gpu)
     # Never replace: a same-named Experiment is this run's own (a retried step waits on it again)
     # or, with a different spec, an error; another run's is never deleted.
-    result = launch_experiment(experiment, timeout_s=timeout_s, delete_after=delete_after,
-                               on_stop=cluster.sweep_cleanup, log=log, **launch_options)
-    trials = collect_trial_rows(stage, output_root)
-    summary = summarize(stage, fixed, trials, result.optimal_trial.get("bestTrialName"), result.condition,
-                        result.reason, where=f"experiment {result.namespace}/{result.name}")
-    storage.write_text(storage.join(summary_dir or durable_uri(out_uri), SUMMARY_FILE), json.dumps(summary, indent=2))
-    return summary
-
-
-@dataclass
-class TrialRow:
-    name: str
-    state: str
-    reason: str
-    assignments: dict[str, str]
-    objective: float | None  # the value Katib's metric strategy picks: max val_accuracy over epochs
-
-
-def collect_trial_rows(stage: str, output_root: str) -> list[TrialRow]:
-    """Trials of a cluster sweep, read from the metrics.json each finished trial wrote."""
-    sweep = get_sweep(stage)
-    rows = []
-    for rel in storage.list_files(output_root):
-        name, _, file = rel.partition("/")
-        if file != "metrics.json":
-            continue
-        metrics = json.loads(storage.read_text(storage.join(output_root, rel)))
-        rows.append(TrialRow(name, "Succeeded", "TrialSucceeded", sweep.assignments_from(metrics["config"]),
-                             metrics["best"][OBJECTIVE_METRIC]))
-    return rows
+    backend = ClusterBackend(timeout_s=timeout_s, delete_after=delete_after, on_stop=cluster.sweep_cleanup,
+                             **launch_options)
+    return run_stage(stage, backend, experiment, fixed,
+                     experiment_uri=storage.join(durable_uri(out_uri), EXPERIMENT_FILE),
+                     summary_uri=storage.join(summary_dir or durable_uri(out_uri), SUMMARY_FILE), log=log)
 
 
 def summarize(stage: str, fixed: dict[str, str], trials: list[TrialRow], best_trial: str | None,

@@ -1,1 +1,2 @@
-"""Where a sweep's trials run: ``local`` (the local Katib backend) or ``cluster`` (the Katib controller)."""
+"""Where a sweep's trials run, each a :class:`base.SweepBackend`: ``local_backend`` (the local Katib
+backend in ``local/``, on this machine) or ``cluster`` (the Katib controller, on a cluster)."""

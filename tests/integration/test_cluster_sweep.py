@@ -1,4 +1,8 @@
-"""A sweep stage on 'the cluster': the launcher against a local API server, trial outputs in the GCS emulator."""
+"""A sweep stage on 'the cluster': the launcher against a local API server, the sweep's files in the GCS emulator.
+
+The per-trial table comes from Katib's Trials (served by tests/fixtures/fake_k8s.py as Katib's
+controller writes them), so failed trials are in it with their state and reason.
+"""
 
 import json
 
@@ -9,14 +13,9 @@ from components.core import storage
 from components.profile_check import load_profile
 from components.report.document import sweep_sections
 from katib.sweep import SweepFailed, launch_sweep_stage
-from tests.fixtures.fake_k8s import FakeKubernetes, failing, succeeding
+from tests.fixtures.fake_k8s import FakeKubernetes, failing, katib_trial, succeeding
 
-
-def write_trial(output_root: str, name: str, optimizer: str, best: float) -> None:
-    """What a trial Job's `study train` leaves behind (its metrics.json, written last)."""
-    metrics = {"config": {"optimizer": optimizer, "activations": ["relu"] * 4, "filters": [32, 32, 64, 64]},
-               "best": {"epoch": 3, "val_accuracy": best}}
-    storage.write_text(f"{output_root}/{name}/metrics.json", json.dumps(metrics))
+NAME = "fmstudy-optimizer"
 
 
 @pytest.fixture(autouse=True)
@@ -25,15 +24,15 @@ def no_real_cluster(monkeypatch, tmp_path):
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
 
 
-def test_cluster_sweep_summary_comes_from_katib_and_the_trials_outputs(gcs_bucket):
-    steps = succeeding("fmstudy-optimizer", {"optimizer": "Nadam"}, ("val_accuracy", 0.9305))
+def test_cluster_sweep_summary_comes_from_katibs_experiment_and_trials(gcs_bucket):
+    steps = succeeding(NAME, {"optimizer": "Nadam"}, ("val_accuracy", 0.9305))
     best_name = steps[-1]["currentOptimalTrial"]["bestTrialName"]
     out = f"{gcs_bucket}/pipeline/run-1/sweep-a"
-    write_trial(f"{out}/outputs", best_name, "Nadam", 0.9305)
-    write_trial(f"{out}/outputs", "fmstudy-optimizer-0000beef", "Ftrl", 0.1)
-    write_trial(f"{out}/outputs", "fmstudy-optimizer-0000cafe", "Adam", 0.9243)
+    trials = [katib_trial(NAME, 1, {"optimizer": "Nadam"}, objective=("val_accuracy", 0.9305)),
+              katib_trial(NAME, 2, {"optimizer": "Ftrl"}, objective=("val_accuracy", 0.1)),
+              katib_trial(NAME, 3, {"optimizer": "Adam"}, objective=("val_accuracy", 0.9243))]
     settings = load_profile("smoke")["sweeps"]
-    with FakeKubernetes(steps=steps) as fake:
+    with FakeKubernetes(steps=steps, trials={NAME: trials}) as fake:
         summary = launch_sweep_stage("optimizer", f"{gcs_bucket}/data", out, settings, fixed={},
                                      api_client=fake.api_client(), poll_s=0.02, log=lambda line: None)
         posted = fake.requests[0].body
@@ -67,3 +66,25 @@ def test_sweep_without_any_objective_has_no_winner(gcs_bucket):
     with FakeKubernetes(steps=steps) as fake, pytest.raises(SweepFailed, match="no trial produced val_accuracy"):
         launch_sweep_stage("optimizer", f"{gcs_bucket}/data", f"{gcs_bucket}/empty", load_profile("smoke")["sweeps"],
                            api_client=fake.api_client(), poll_s=0.02, log=lambda line: None)
+
+
+def test_failed_trials_are_in_the_summary_and_the_report_with_their_state(gcs_bucket):
+    steps = succeeding(NAME, {"optimizer": "Nadam"}, ("val_accuracy", 0.9305))
+    trials = [katib_trial(NAME, 1, {"optimizer": "Nadam"}, objective=("val_accuracy", 0.9305)),
+              katib_trial(NAME, 2, {"optimizer": "Ftrl"}, "Failed", objective=None),
+              katib_trial(NAME, 3, {"optimizer": "SGD"}, "MetricsUnavailable", objective=None)]
+    out = f"{gcs_bucket}/pipeline/run-2/sweep-a"
+    with FakeKubernetes(steps=steps, trials={NAME: trials}) as fake:
+        summary = launch_sweep_stage("optimizer", f"{gcs_bucket}/data", out, load_profile("smoke")["sweeps"],
+                                     api_client=fake.api_client(), poll_s=0.02, log=lambda line: None)
+        (listed,) = [r for r in fake.calls("GET") if r.path.endswith("/trials")]
+    assert listed.query["labelSelector"] == f"katib.kubeflow.org/experiment={NAME}"
+    rows = {t["combination"][0]: (t["state"], t["reason"], t["val_accuracy"]) for t in summary["trials"]}
+    assert rows == {"Nadam": ("Succeeded", "TrialSucceeded", 0.9305),
+                    "Ftrl": ("Failed", "TrialFailed. Job reason: BackoffLimitExceeded", None),
+                    "SGD": ("MetricsUnavailable", "MetricsUnavailable", None)}
+    assert summary["best"]["optimizer"] == "Nadam" and summary["val_accuracy"] == 0.9305
+    (section,) = sweep_sections({"optimizer": out})
+    assert section.table[1] == ["Nadam", "93.05%", "Succeeded"]
+    assert ["Ftrl", "—", "Failed (TrialFailed. Job reason: BackoffLimitExceeded)"] in section.table
+    assert ["SGD", "—", "MetricsUnavailable (MetricsUnavailable)"] in section.table

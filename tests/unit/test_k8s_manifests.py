@@ -122,7 +122,7 @@ def test_rbac_is_namespaced_and_without_wildcards(root):
         for field in ("apiGroups", "resources", "verbs"):
             assert "*" not in rule.get(field, []), f"wildcard in {field}: {rule}"
         assert not rule.get("resourceNames") or "*" not in rule["resourceNames"]
-        assert rule["resources"] == [launcher.PLURAL], f"only Experiments: {rule}"
+        assert rule["resources"] in ([launcher.PLURAL], [launcher.TRIAL_PLURAL]), f"only Experiments, Trials: {rule}"
     for binding in objects(root, "RoleBinding"):
         assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": LAUNCHER_ROLE}
     binding = one(root, "RoleBinding", LAUNCHER_ROLE)

@@ -1,9 +1,10 @@
-"""Each identity a launcher runs as may make every call katib/backends/cluster.py makes, and no more.
+"""Each identity a launcher runs as may make every call katib/backends/cluster/ makes, and no more.
 
 The calls are not a hand-written list: the launcher is run, through the real kubernetes client,
 against tests/fixtures/fake_k8s.py in every situation it handles (watch, polling, an existing
-Experiment reused or replaced, failure, timeout, --delete), and each HTTP request it sends is
-turned into what the API server's authorizer checks (tests/fixtures/rbac.py). The rendered
+Experiment reused or replaced, failure, timeout, --delete), as a sweep step runs it (ClusterBackend,
+which also lists the Experiment's Trials; `study katib launch` makes a subset of those calls), and
+each HTTP request it sends is turned into what the API server's authorizer checks (tests/fixtures/rbac.py). The rendered
 manifests' Roles and bindings are then evaluated as Kubernetes RBAC does.
 
 Who runs the launcher (upstream facts, named where they are used):
@@ -25,9 +26,9 @@ import functools
 import pytest
 
 from components.core.settings import K8S_NAMESPACE, K8S_SERVICE_ACCOUNT
-from katib.backends.cluster import ExperimentFailed, LaunchTimeout, launch_experiment
+from katib.backends.cluster import ClusterBackend, ExperimentFailed, LaunchTimeout
 from katib.validate import load_experiment
-from tests.fixtures.fake_k8s import FakeKubernetes, failing, never_finishing, succeeding
+from tests.fixtures.fake_k8s import FakeKubernetes, failing, katib_trial, never_finishing, succeeding
 from tests.fixtures.kustomize import MULTI_USER, REPO, needs_kubectl, rendered, root_namespace
 from tests.fixtures.rbac import Call, Rbac, request_attributes, service_account
 
@@ -88,15 +89,16 @@ def launcher_calls(namespace: str) -> frozenset[tuple[Call, str | None]]:
     experiment = load_experiment(str(OPTIMIZER_YAML))
     name = experiment["metadata"]["name"]
     calls = set()
+    trials = {name: [katib_trial(name, 1, WINNER), katib_trial(name, 2, {"optimizer": "Ftrl"}, "Failed", None)]}
     for behaviour, existing, options, error in _scenarios(experiment, name):
-        with FakeKubernetes(namespaces=(namespace,), **behaviour) as fake:
+        with FakeKubernetes(namespaces=(namespace,), trials=trials, **behaviour) as fake:
             if existing is not None:
                 body = {**copy.deepcopy(existing), "metadata": {**existing["metadata"], "namespace": namespace}}
                 fake.add_experiment(body, steps=succeeding(name, WINNER))
             options = {"timeout_s": 10.0, "poll_s": 0.02, **options}
             try:
-                launch_experiment(experiment, api_client=fake.api_client(), log=lambda line: None,
-                                  namespace=namespace, **options)
+                ClusterBackend(api_client=fake.api_client(), namespace=namespace, **options).run(
+                    experiment, log=lambda line: None)
             except (LaunchTimeout, ExperimentFailed) as err:
                 assert error is not None and isinstance(err, error), err
             else:
@@ -117,8 +119,10 @@ def test_the_recording_sees_the_launchers_requests():
     verbs = {call.verb for call in as_calls(calls)}
     # At least what every launch does: create, a watch or a get; --delete and --replace delete.
     assert {"create", "get", "watch", "delete"} <= verbs
-    assert {(c.group, c.resource, c.namespace) for c in as_calls(calls)} == {("kubeflow.org", "experiments",
-                                                                              K8S_NAMESPACE)}
+    assert {(c.group, c.resource, c.namespace) for c in as_calls(calls)} == {
+        ("kubeflow.org", "experiments", K8S_NAMESPACE), ("kubeflow.org", "trials", K8S_NAMESPACE)}
+    # A finished sweep lists its Experiment's Trials (by label), and does nothing else with trials.
+    assert {c.verb for c in as_calls(calls) if c.resource == "trials"} == {"list"}
     assert any(name == "fmstudy-optimizer" for call, name in calls if call.verb == "get")
 
 

@@ -7,18 +7,15 @@ by the run's id: kubeflow/pipelines backend/src/v2/driver/resolve.go, commit 039
 body with them against a local API server (tests/fixtures/fake_k8s.py), and reads the Experiment it POSTed.
 """
 
-import json
-
 import pytest
 import yaml
 from kfp import dsl
 
-from components.core import storage
 from katib.sweep import KATIB_NAME_LIMIT, RUN_LABEL, run_experiment_name
 from pipelines.cluster import ClusterOptions, kind_options
 from pipelines.compile import compile_pipeline
 from pipelines.steps.sweep import run_sweep
-from tests.fixtures.fake_k8s import FakeKubernetes, succeeding
+from tests.fixtures.fake_k8s import FakeKubernetes, katib_trial, succeeding
 
 RUN_A = "3f1c2a4e-5b6d-4e7f-8a9b-0c1d2e3f4a5b"
 RUN_B = "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b"
@@ -58,12 +55,8 @@ def run_step(tmp_path, fake: FakeKubernetes, inputs: dict, run_id: str, monkeypa
         "users": [{"name": "fake", "user": {"token": "t"}}]}))
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     name = run_experiment_name(inputs["stage"], run_id)
-    best = fake.steps[-1]["currentOptimalTrial"]["bestTrialName"]
-    # What the winning trial Job's `study train` leaves in the trials' output root.
-    trial_root = storage.join(inputs["work_root"], run_id, "sweeps", inputs["stage"], best)
-    storage.write_text(storage.join(trial_root, "metrics.json"), json.dumps({
-        "config": {"optimizer": "Nadam", "activations": ["relu"] * 4, "filters": [32, 32, 64, 64]},
-        "best": {"epoch": 1, "val_accuracy": 0.9}}))
+    # The winning Trial, as Katib's controller leaves it (succeeding() names it as the best trial).
+    fake.trials[name] = [katib_trial(name, 1, {"optimizer": "Nadam"}, objective=("val_accuracy", 0.9))]
     data = dsl.Dataset(uri=str(tmp_path / "data"))
     sweep = dsl.Artifact(uri=str(tmp_path / run_id / "sweep"))
     outputs = run_sweep.python_func(dataset=data, sweep=sweep, metrics=dsl.Metrics(uri=str(tmp_path / "m")),

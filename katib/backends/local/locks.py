@@ -26,8 +26,9 @@ OPTUNA_LOCK_SUFFIX = ".lock"
 
 _guard = threading.Lock()
 # Run folders this process holds: resolved path -> [fd, depth]. The lock is re-entrant within
-# the process (katib.sweep takes it around run_experiment, which takes it again), because a
-# second flock on a new descriptor of the same file would conflict with the first.
+# the process (a sweep stage takes it around run_experiment through LocalBackend.claim, and
+# run_experiment takes it again), because a second flock on a new descriptor of the same file
+# would conflict with the first.
 _held: dict[Path, list[int]] = {}
 
 

@@ -1,14 +1,8 @@
-"""Run a Katib Experiment on a cluster: create it, wait for it, hand on the best trial's assignments.
+"""One Experiment's life on the cluster: create it (or wait on the same one), wait for it, clean up.
 
-The cluster twin of the local backend (``katib.backends.local``): the same Experiment
-dict goes in, and the same Katib shapes come out (condition, reason, trial
-counts, ``status.currentOptimalTrial``), so the next step reads either alike.
-
-Talking to the API server goes through :class:`ExperimentsApi` (katib/experiments_api.py),
-which turns each HTTP failure into one line a person can act on. Waiting prefers a watch (one long
-request, an event per status change) and falls back to polling when the watch
-does not work: a proxy that cuts long requests, RBAC without the watch verb,
-410 Gone.
+Waiting prefers a watch (one long request, an event per status change) and falls back
+to polling when the watch does not work: a proxy that cuts long requests, RBAC without
+the watch verb, 410 Gone.
 
 An Experiment that already exists with the same spec is waited on, not created
 again, so a launch that timed out or was interrupted resumes when run again.
@@ -16,79 +10,48 @@ again, so a launch that timed out or was interrupted resumes when run again.
 When the launch ends without a winner (timeout, Katib's Failed, SIGTERM from a
 cancelled pipeline run) the Experiment is kept or deleted, as ``on_stop`` says,
 and only the very object this launch created or waited on (uid precondition).
-
-The ``kubernetes`` package is imported where it is first used: it takes about a
-second to import, and ``study`` builds its parser from :func:`add_arguments`.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
-import re
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from components.core.errors import UserError
 from components.core.settings import K8S_NAMESPACE
-from katib.experiments_api import (  # noqa: F401 - re-exported: the launcher's errors and API are its interface
-    CONNECT_TIMEOUT_S,
-    GROUP,
-    PLURAL,
-    REQUEST_TIMEOUT_S,
-    RESOURCE,
-    VERSION,
+from katib.backends.cluster.status import (
+    FAILED,
+    SUCCEEDED,
+    LaunchResult,
+    Log,
+    ProgressLog,
+    counts_summary,
+    experiment_result,
+)
+from katib.backends.cluster.trials import TRIAL_EXPERIMENT_LABEL, experiment_trial_rows
+from katib.experiments_api import (
     ApiFailure,
-    ClusterUnreachable,
     ExperimentExists,
     ExperimentFailed,
     ExperimentNotFound,
     ExperimentsApi,
-    Forbidden,
-    KatibNotInstalled,
     LaunchCancelled,
     LaunchError,
     LaunchTimeout,
-    NoCredentials,
     WatchUnavailable,
     _one_line,
     _transient,
-    api_failure,
     load_cluster_config,
 )
-from katib.validate import check_experiment, load_experiment
+from katib.validate import check_experiment
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
-
-# Katib's ExperimentConditionType values are Created, Running, Restarting, Succeeded and
-# Failed; an Experiment is finished once Succeeded or Failed has status "True"
-# (experiments/v1beta1 IsCompleted).
-SUCCEEDED, FAILED = "Succeeded", "Failed"
-FINISHED_CONDITIONS = (SUCCEEDED, FAILED)
-
-# Trial counts as this module reports them, from Katib's ExperimentStatus fields.
-TRIAL_COUNT_FIELDS = {
-    "succeeded": "trialsSucceeded",
-    "failed": "trialsFailed",
-    "running": "trialsRunning",
-    "pending": "trialsPending",
-    "earlyStopped": "trialsEarlyStopped",
-    "killed": "trialsKilled",
-    "metricsUnavailable": "trialMetricsUnavailable",
-    "total": "trials",
-}
-ALWAYS_SHOWN_COUNTS = ("succeeded", "failed", "running")
-
-# The label katib.experiments puts on each sweep's Experiment; it names the katib.spaces sweep.
-SWEEP_LABEL = "fmstudy/sweep"
-# The label Katib puts on an Experiment's trials, for the hint in a failure message.
-TRIAL_EXPERIMENT_LABEL = "katib.kubeflow.org/experiment"
 
 DEFAULT_TIMEOUT_S = 6 * 3600.0
 # What happens to the Experiment when the launch ends without a winner (timeout, Katib's
@@ -104,144 +67,6 @@ WATCH_WINDOW_S = 300.0
 SERVER_METADATA = ("resourceVersion", "uid", "creationTimestamp", "generation", "managedFields",
                    "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds")
 
-Log = Callable[[str], None]
-
-
-# ---------------------------------------------------------------- the result
-
-
-@dataclass
-class LaunchResult:
-    name: str
-    namespace: str
-    condition: str  # Succeeded or Failed; the latest condition (Created, Running) after a timeout
-    reason: str  # Katib's reason, e.g. ExperimentMaxTrialsReached, ExperimentGoalReached
-    message: str
-    optimal_trial: dict[str, Any]  # Katib's status.currentOptimalTrial
-    assignments: dict[str, str]  # its parameterAssignments as {name: value}
-    trials: dict[str, int]  # succeeded, failed, running, pending, earlyStopped, killed, ...
-    objective: str = ""  # the objective metric's name
-    objective_value: float | None = None  # the best trial's value by the metric's strategy
-    sweep: str | None = None  # the katib.spaces sweep named by the fmstudy/sweep label
-    reused: bool = False  # an existing Experiment with the same spec was waited on
-    deleted: bool = False
-
-    @property
-    def succeeded(self) -> bool:
-        return self.condition == SUCCEEDED
-
-    def settings(self) -> dict[str, str]:
-        """The winning assignments as trial settings ({'optimizer': 'Nadam'}); {} without a sweep label."""
-        if not self.sweep or not self.assignments:
-            return {}
-        from katib.spaces import get_sweep
-
-        return get_sweep(self.sweep).settings(self.assignments)
-
-    def outputs(self) -> dict[str, Any]:
-        """What the next step consumes (``--outputs-json``)."""
-        outputs = {key: value for key, value in asdict(self).items() if key not in ("reused", "deleted")}
-        if self.sweep:
-            outputs["settings"] = self.settings()
-        return outputs
-
-
-def experiment_result(experiment: dict, **flags: bool) -> LaunchResult:
-    """A LaunchResult from an Experiment object as the API server returns it."""
-    metadata = experiment.get("metadata") or {}
-    status = experiment.get("status") or {}
-    objective = (experiment.get("spec") or {}).get("objective") or {}
-    condition = finished_condition(status) or latest_condition(status) or {}
-    optimal = status.get("currentOptimalTrial") or {}
-    return LaunchResult(
-        name=metadata.get("name", ""),
-        namespace=metadata.get("namespace", ""),
-        condition=condition.get("type", ""),
-        reason=condition.get("reason", ""),
-        message=condition.get("message", ""),
-        optimal_trial=optimal,
-        assignments=parameter_assignments(optimal),
-        trials=trial_counts(status),
-        objective=objective.get("objectiveMetricName", ""),
-        objective_value=objective_value(optimal, objective),
-        sweep=(metadata.get("labels") or {}).get(SWEEP_LABEL),
-        **flags,
-    )
-
-
-# ---------------------------------------------------------------- reading a status
-
-
-def latest_condition(status: dict) -> dict | None:
-    """The last condition Katib set to True (it appends them in order: Created, Running, ...)."""
-    true = [c for c in status.get("conditions") or [] if c.get("status") == "True"]
-    return true[-1] if true else None
-
-
-def finished_condition(status: dict) -> dict | None:
-    """The Succeeded or Failed condition when it is True, else None (still going)."""
-    for condition in status.get("conditions") or []:
-        if condition.get("type") in FINISHED_CONDITIONS and condition.get("status") == "True":
-            return condition
-    return None
-
-
-def trial_counts(status: dict) -> dict[str, int]:
-    # Katib omits a zero count (omitempty), so a missing field is 0.
-    return {name: int(status.get(field) or 0) for name, field in TRIAL_COUNT_FIELDS.items()}
-
-
-def parameter_assignments(optimal_trial: dict) -> dict[str, str]:
-    return {a["name"]: a["value"] for a in optimal_trial.get("parameterAssignments") or [] if "name" in a}
-
-
-def objective_value(optimal_trial: dict, objective: dict) -> float | None:
-    """The best trial's objective, read as Katib reads it: max when maximizing, min when minimizing,
-    unless spec.objective.metricStrategies names another strategy."""
-    name = objective.get("objectiveMetricName")
-    strategy = {"maximize": "max", "minimize": "min"}.get(objective.get("type"), "latest")
-    for item in objective.get("metricStrategies") or []:
-        if item.get("name") == name:
-            strategy = item.get("value", strategy)
-    for metric in (optimal_trial.get("observation") or {}).get("metrics") or []:
-        if metric.get("name") == name:
-            try:
-                return float(metric.get(strategy))
-            except (TypeError, ValueError):  # Katib writes "unavailable" when a trial reported none
-                return None
-    return None
-
-
-def progress_line(experiment: dict) -> str:
-    """One line: where the Experiment is, its trial counts, its best trial so far."""
-    result = experiment_result(experiment)
-    counts = ", ".join(f"{result.trials[k]} {k}" for k in TRIAL_COUNT_FIELDS
-                       if k != "total" and (k in ALWAYS_SHOWN_COUNTS or result.trials[k]))
-    line = f"katib: {result.namespace}/{result.name} {result.condition or 'waiting for Katib'}: {counts}"
-    if result.objective_value is not None:
-        line += f"; best {result.objective}={result.objective_value:.4f} ({result.optimal_trial.get('bestTrialName')})"
-    return line
-
-
-class ProgressLog:
-    """Logs a progress line when the condition or the trial counts change, not on every event."""
-
-    def __init__(self, log: Log):
-        self.log = log
-        self._last: tuple | None = None
-        self.latest: dict | None = None  # the Experiment as last seen
-
-    def update(self, experiment: dict) -> bool:
-        """Record the Experiment as seen now; True when it has finished."""
-        self.latest = experiment
-        status = experiment.get("status") or {}
-        state = (latest_condition(status) or {}).get("type")
-        key = (state, tuple(trial_counts(status).items()))
-        if key != self._last:
-            self._last = key
-            self.log(progress_line(experiment))
-        return finished_condition(status) is not None
-
 
 # ---------------------------------------------------------------- launching
 
@@ -249,7 +74,7 @@ class ProgressLog:
 def launch_experiment(experiment: dict, *, timeout_s: float = DEFAULT_TIMEOUT_S, poll_s: float = DEFAULT_POLL_S,
                       delete_after: bool = False, api_client: ApiClient | None = None, log: Log = print,
                       replace_existing: bool = False, namespace: str | None = None,
-                      on_stop: str = "keep") -> LaunchResult:
+                      on_stop: str = "keep", list_trials: bool = False) -> LaunchResult:
     """Create the Experiment, wait until Katib marks it Succeeded, return its best trial.
 
     ``namespace`` overrides metadata.namespace (default: components.core.settings.K8S_NAMESPACE).
@@ -259,7 +84,9 @@ def launch_experiment(experiment: dict, *, timeout_s: float = DEFAULT_TIMEOUT_S,
     ``timeout_s``, LaunchCancelled on SIGTERM. ``on_stop`` ("keep" or "delete") says what
     happens to the Experiment in those three cases; with ``delete_after`` it is deleted
     in every case once the wait ends. Only the object this launch created or waited on
-    is ever deleted (by uid), never a namesake created since.
+    is ever deleted (by uid), never a namesake created since. With ``list_trials`` the
+    result's ``trial_rows`` hold the Experiment's Trials, read once it succeeded (before
+    a ``delete_after`` takes them with it).
     """
     if on_stop not in ON_STOP_CHOICES:
         raise UserError(f"on_stop {on_stop!r}: expected one of {', '.join(ON_STOP_CHOICES)}")
@@ -267,7 +94,8 @@ def launch_experiment(experiment: dict, *, timeout_s: float = DEFAULT_TIMEOUT_S,
     deadline = time.monotonic() + timeout_s
     body = creation_body(experiment, namespace)
     name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
-    api = ExperimentsApi(api_client or load_cluster_config(), namespace)
+    api_client = api_client or load_cluster_config()
+    api = ExperimentsApi(api_client, namespace)
     delete_on_stop = delete_after or on_stop == "delete"
     where = f"experiment {namespace}/{name}"
 
@@ -284,6 +112,9 @@ def launch_experiment(experiment: dict, *, timeout_s: float = DEFAULT_TIMEOUT_S,
             raise LaunchCancelled(f"{where}: the launch was stopped ({why}) before it finished; {after}") from None
         result = experiment_result(latest, reused=reused)
         if result.succeeded:
+            if list_trials:
+                objective = (latest.get("spec") or {}).get("objective") or {}
+                result.trial_rows = experiment_trial_rows(api_client, namespace, name, objective)
             if delete_after:
                 result.deleted = delete_own(api, name, uid, log, "it finished (--delete)")
         else:
@@ -337,7 +168,7 @@ def _stop(api: ExperimentsApi, name: str, uid: str | None, body: dict, delete: b
 def _finish(result: LaunchResult, timeout_s: float, deleted_by: str = "--delete") -> LaunchResult:
     """The result when it holds a winner, else the error that says why not."""
     where = f"experiment {result.namespace}/{result.name}"
-    counts = _counts_summary(result.trials)
+    counts = counts_summary(result.trials)
     if result.condition == FAILED:
         raise ExperimentFailed(f"{where} failed: {result.reason or 'no reason given'}: "
                                f"{_one_line(result.message) or 'no message'} ({counts})", result)
@@ -512,62 +343,12 @@ def delete_own(api: ExperimentsApi, name: str, uid: str | None, log: Log, why: s
     return True
 
 
-# ---------------------------------------------------------------- command line
-
-
-def parse_duration(text: str) -> float:
-    """Seconds from '3600', '90s', '45m' or '6h'."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*([smh]?)\s*", text)
-    if not match or float(match.group(1)) <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive duration such as 3600, 90m or 6h")
-    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("experiment", help="a Katib v1beta1 Experiment YAML file (katib/experiments/*.yaml)")
-    parser.add_argument("--namespace", default=None, help="create it here instead of its metadata.namespace")
-    parser.add_argument("--timeout", type=parse_duration, default=DEFAULT_TIMEOUT_S, metavar="DURATION",
-                        help="how long to wait for it to finish: seconds, or 90m, 6h (default 6h)")
-    parser.add_argument("--poll", type=parse_duration, default=DEFAULT_POLL_S, metavar="SECONDS",
-                        help="seconds between status reads when the API server's watch is unavailable (default 10)")
-    parser.add_argument("--delete", action="store_true", help="delete the Experiment and its trials once it ends")
-    parser.add_argument("--on-stop", choices=ON_STOP_CHOICES, default="keep",
-                        help="on timeout, Katib's Failed or SIGTERM: keep the Experiment running or delete it "
-                             "(default keep)")
-    parser.add_argument("--replace", action="store_true",
-                        help="delete an existing Experiment of the same name first (else one with the same spec "
-                             "is waited on, and one with another spec is an error)")
-    parser.add_argument("--outputs-json", default=None, metavar="PATH",
-                        help="write the best trial (assignments, optimal_trial, settings) as JSON: a path or gs://")
-
-
-def run_from_args(args: argparse.Namespace, log: Log = print) -> int:
-    """Launch the Experiment in ``args.experiment``; print (and optionally write) its best trial."""
-    experiment = load_experiment(args.experiment)
-    result = launch_experiment(experiment, namespace=args.namespace, timeout_s=args.timeout, poll_s=args.poll,
-                               delete_after=args.delete, replace_existing=args.replace, log=log,
-                               on_stop=args.on_stop)
-    if args.outputs_json:
-        from components.core import storage
-
-        storage.write_text(args.outputs_json, json.dumps(result.outputs(), indent=2) + "\n")
-    best = " ".join(f"{k}={v}" for k, v in result.assignments.items())
-    value = f"; {result.objective}={result.objective_value:.4f}" if result.objective_value is not None else ""
-    log(f"katib: {result.namespace}/{result.name} {result.condition} ({result.reason}): {best}{value}")
-    return 0
-
-
 # ---------------------------------------------------------------- small helpers
 
 
 def _short(value: Any, limit: int = 60) -> str:
     text = json.dumps(value, default=str)
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _counts_summary(trials: dict[str, int]) -> str:
-    shown = [k for k in TRIAL_COUNT_FIELDS if k != "total" and (k in ALWAYS_SHOWN_COUNTS or trials.get(k))]
-    return "trials: " + ", ".join(f"{trials.get(k, 0)} {k}" for k in shown)
 
 
 def _duration_text(seconds: float) -> str:
