@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from components.core.profiles import load_profile
+from components.profile_check import load_profile
 from components.report.document import sweep_sections
 from katib.backends.base import Outcome, SweepBackend, TrialRow
 from katib.backends.local_backend import LocalBackend

@@ -11,13 +11,36 @@ counts, ``status.currentOptimalTrial``), so the next step reads either alike.
 - ``backend``: :class:`ClusterBackend`;
 - ``cli``: ``study katib launch`` (``add_arguments``, ``run_from_args``).
 
-Talking to the API server goes through :class:`ExperimentsApi` (katib/experiments_api.py),
+Talking to the API server goes through :class:`ExperimentsApi` (katib/backends/cluster/api.py),
 which turns each HTTP failure into one line a person can act on.
 
 The ``kubernetes`` package is imported where it is first used: it takes about a
 second to import, and ``study`` builds its parser from :func:`add_arguments`.
 """
 
+from katib.backends.cluster.api import (  # re-exported: the launcher's errors and API are its interface
+    CONNECT_TIMEOUT_S,
+    GROUP,
+    PLURAL,
+    REQUEST_TIMEOUT_S,
+    RESOURCE,
+    VERSION,
+    ApiFailure,
+    ClusterUnreachable,
+    ExperimentExists,
+    ExperimentFailed,
+    ExperimentNotFound,
+    ExperimentsApi,
+    Forbidden,
+    KatibNotInstalled,
+    LaunchCancelled,
+    LaunchError,
+    LaunchTimeout,
+    NoCredentials,
+    WatchUnavailable,
+    api_failure,
+    load_cluster_config,
+)
 from katib.backends.cluster.backend import ClusterBackend
 from katib.backends.cluster.cli import add_arguments, parse_duration, run_from_args
 from katib.backends.cluster.lifecycle import (
@@ -60,29 +83,6 @@ from katib.backends.cluster.trials import (
     list_trials,
     trial_row,
     trial_state,
-)
-from katib.experiments_api import (  # re-exported: the launcher's errors and API are its interface
-    CONNECT_TIMEOUT_S,
-    GROUP,
-    PLURAL,
-    REQUEST_TIMEOUT_S,
-    RESOURCE,
-    VERSION,
-    ApiFailure,
-    ClusterUnreachable,
-    ExperimentExists,
-    ExperimentFailed,
-    ExperimentNotFound,
-    ExperimentsApi,
-    Forbidden,
-    KatibNotInstalled,
-    LaunchCancelled,
-    LaunchError,
-    LaunchTimeout,
-    NoCredentials,
-    WatchUnavailable,
-    api_failure,
-    load_cluster_config,
 )
 
 __all__ = [

@@ -24,17 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from components.core.errors import UserError
 from components.core.settings import K8S_NAMESPACE
-from katib.backends.cluster.status import (
-    FAILED,
-    SUCCEEDED,
-    LaunchResult,
-    Log,
-    ProgressLog,
-    counts_summary,
-    experiment_result,
-)
-from katib.backends.cluster.trials import TRIAL_EXPERIMENT_LABEL, experiment_trial_rows
-from katib.experiments_api import (
+from katib.backends.cluster.api import (
     ApiFailure,
     ExperimentExists,
     ExperimentFailed,
@@ -48,6 +38,16 @@ from katib.experiments_api import (
     _transient,
     load_cluster_config,
 )
+from katib.backends.cluster.status import (
+    FAILED,
+    SUCCEEDED,
+    LaunchResult,
+    Log,
+    ProgressLog,
+    counts_summary,
+    experiment_result,
+)
+from katib.backends.cluster.trials import TRIAL_EXPERIMENT_LABEL, experiment_trial_rows
 from katib.validate import check_experiment
 
 if TYPE_CHECKING:

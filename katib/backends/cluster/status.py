@@ -34,7 +34,7 @@ TRIAL_COUNT_FIELDS = {
 }
 ALWAYS_SHOWN_COUNTS = ("succeeded", "failed", "running")
 
-# The label katib.experiments puts on each sweep's Experiment; it names the katib.spaces sweep.
+# The label katib.experiments puts on each sweep's Experiment; it names the components.sweeps sweep.
 SWEEP_LABEL = "fmstudy/sweep"
 
 # What Katib writes for a metric a trial never reported (pkg/controller.v1beta1/consts/const.go
@@ -59,7 +59,7 @@ class LaunchResult:
     trials: dict[str, int]  # succeeded, failed, running, pending, earlyStopped, killed, ...
     objective: str = ""  # the objective metric's name
     objective_value: float | None = None  # the best trial's value by the metric's strategy
-    sweep: str | None = None  # the katib.spaces sweep named by the fmstudy/sweep label
+    sweep: str | None = None  # the components.sweeps sweep named by the fmstudy/sweep label
     reused: bool = False  # an existing Experiment with the same spec was waited on
     deleted: bool = False
     trial_rows: list[TrialRow] | None = None  # its Trials, when asked for (launch_experiment's list_trials)
@@ -72,7 +72,7 @@ class LaunchResult:
         """The winning assignments as trial settings ({'optimizer': 'Nadam'}); {} without a sweep label."""
         if not self.sweep or not self.assignments:
             return {}
-        from katib.spaces import get_sweep
+        from components.sweeps import get_sweep
 
         return get_sweep(self.sweep).settings(self.assignments)
 

@@ -22,8 +22,7 @@ from typing import TYPE_CHECKING
 import urllib3
 
 from katib.backends.base import TrialRow
-from katib.backends.cluster.status import metric_value, parameter_assignments
-from katib.experiments_api import (
+from katib.backends.cluster.api import (
     CONNECT_TIMEOUT_S,
     GROUP,
     REQUEST_TIMEOUT_S,
@@ -34,6 +33,7 @@ from katib.experiments_api import (
     _status_object,
     api_failure,
 )
+from katib.backends.cluster.status import metric_value, parameter_assignments
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient

@@ -2,7 +2,7 @@
 
 Each fact is read from Katib's own sources at v0.19.0 (the file is named beside it),
 so the local backend, the validator (``katib.validate``) and the study's
-Experiments (``katib.experiments``, ``katib.spaces``) agree on them. Only the
+Experiments (``katib.experiments``, ``components.sweeps``) agree on them. Only the
 standard library is imported: this module belongs to the local backend, a
 general Katib emulator.
 """

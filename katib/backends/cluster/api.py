@@ -20,14 +20,13 @@ from typing import TYPE_CHECKING, Any
 import urllib3
 
 from components.core.errors import UserError
+from katib.backends.local.katib_api import GROUP, VERSION
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
 
-    from katib.backends.cluster import LaunchResult
+    from katib.backends.cluster.status import LaunchResult
 
-GROUP = "kubeflow.org"
-VERSION = "v1beta1"
 PLURAL = "experiments"
 RESOURCE = f"{PLURAL}.{GROUP}"
 
