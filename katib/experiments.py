@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 from kubeflow_katib_api import models as katib
 
+from components.core.config import from_mapping
 from components.core.settings import (
     ADDITIONAL_METRICS,
     ARTIFACT_ROOT,
@@ -70,22 +71,31 @@ class ExperimentOptions:
 
     @classmethod
     def from_profile(cls, sweeps: dict, **overrides) -> ExperimentOptions:
-        """Options from a profile's ``sweeps`` section (components/core/profiles.yaml).
+        """Options from a profile's ``sweeps`` section (components/core/profiles.yaml), typed by
+        :class:`SweepSettings`, then ``overrides``; both through the one converter, which also turns
+        a KFP struct's floats back into the counts they were."""
+        s = from_mapping(SweepSettings, sweeps, section="sweeps")
+        values = {"epochs": s.epochs, "batch_size": s.batch_size, "seed": s.seed, "learning_rate": s.learning_rate,
+                  "bn_momentum": s.bn_momentum, "parallel_trials": s.parallel_trials,
+                  "max_failed_trials": s.max_failed_trials, "early_stopping": s.early_stopping, **overrides}
+        return from_mapping(cls, values)
 
-        Counts go through int(): a KFP struct parameter carries every number as a float.
-        """
-        values = {
-            "epochs": int(sweeps["epochs"]), "batch_size": int(sweeps["batch_size"]), "seed": int(sweeps["seed"]),
-            "learning_rate": sweeps.get("learning_rate"),
-            "bn_momentum": float(sweeps.get("bn_momentum", 0.99)),
-            "parallel_trials": int(sweeps["parallel_trials"]), "max_failed_trials": int(sweeps["max_failed_trials"]),
-            "early_stopping": bool(sweeps.get("early_stopping")),
-        }
-        values.update(overrides)
-        if values.get("max_trials") is not None:
-            values["max_trials"] = int(values["max_trials"])
-        values["parallel_trials"] = int(values["parallel_trials"])
-        return cls(**values)
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """A profile's ``sweeps`` section: what every trial of every sweep runs with. No defaults: the
+    profiles say them (``learning_rate`` is absent where a KFP struct dropped its null)."""
+
+    epochs: int
+    batch_size: int
+    seed: int
+    bn_momentum: float
+    parallel_trials: int  # Katib's parallelTrialCount on the cluster
+    local_parallel_trials: int  # trials at once on this machine
+    max_failed_trials: int
+    max_trials: dict  # per sweep; null (or absent): the whole grid
+    early_stopping: bool  # Katib's medianstop
+    learning_rate: float | None = None  # None: the optimizer's Keras default
 
 
 def experiment_name(sweep: Sweep) -> str:

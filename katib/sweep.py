@@ -99,7 +99,7 @@ def run_sweep_stage(stage: str, data_uri: str, out_dir: str | Path, sweep_settin
     storage.check_writable(str(out_dir))
     experiment, fixed = stage_experiment(
         stage, data_uri, str(out_dir / "outputs"), sweep_settings, fixed,
-        parallel_trials=int(sweep_settings.get("local_parallel_trials") or sweep_settings["parallel_trials"]))
+        parallel_trials=sweep_settings.get("local_parallel_trials") or sweep_settings["parallel_trials"])
     # Each trial's metrics.json holds every epoch, also of a resumed trial: the observation's source.
     backend = LocalBackend(out_dir, extra_env=trial_environment(),
                            trial_metrics_file=str(out_dir / "outputs" / "${trialSpec.Name}" / "metrics.json"))

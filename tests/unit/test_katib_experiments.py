@@ -2,6 +2,7 @@
 
 import pytest
 
+from components.core.errors import UserError
 from components.profile_check import load_profile
 from components.sweeps import FILTER_SWEEP, SWEEPS
 from katib.experiments import EXPERIMENTS_DIR, ExperimentOptions, build_experiment, cluster_experiments, to_yaml
@@ -92,3 +93,19 @@ def test_a_fourth_sweep_is_an_experiment_by_its_definition_alone():
         assert (args["--optimizer"], args["--activations"], args["--filters"]) == (
             "Nadam", "selu,relu,relu,relu", "32,64,64,64")
         assert args["--epochs"] == "10" and args["--bn-momentum"] == "0.99"
+
+
+def test_sweep_settings_from_a_kfp_struct_are_typed_once():
+    """A KFP dict parameter hands every number back as a float; the one converter makes counts ints again
+    and refuses a key the sweeps section does not have."""
+    from katib.experiments import ExperimentOptions
+
+    sweeps = {k: float(v) if isinstance(v, int) and not isinstance(v, bool) else v
+              for k, v in load_profile("smoke")["sweeps"].items() if v is not None}
+    opts = ExperimentOptions.from_profile(sweeps, data_uri="/d", output_root="/o", max_trials=5.0, parallel_trials=2.0)
+    assert (opts.epochs, opts.batch_size, opts.max_trials, opts.parallel_trials) == (1, 128, 5, 2)
+    assert all(type(v) is int for v in (opts.epochs, opts.max_trials, opts.parallel_trials, opts.max_failed_trials))
+    with pytest.raises(UserError, match=r"^sweeps\.epoch: unknown setting"):
+        ExperimentOptions.from_profile({**sweeps, "epoch": 3}, data_uri="/d", output_root="/o")
+    with pytest.raises(UserError, match=r"^sweeps\.epochs=1\.5: expected an integer"):
+        ExperimentOptions.from_profile({**sweeps, "epochs": 1.5}, data_uri="/d", output_root="/o")
