@@ -46,6 +46,13 @@ def _nearly_full(folder: Path) -> bool:
     return stat.f_bavail * stat.f_frsize < _NEARLY_FULL_BYTES
 
 
+# mkstemp creates files readable by the owner only; artifacts get the mode any other file this
+# process writes would (0o644 under the usual umask 022).
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK
+
+
 @contextlib.contextmanager
 def atomic_local_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it over ``path`` only on success.
@@ -68,7 +75,7 @@ def atomic_local_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     _in_flight.add(tmp)
     try:
         yield tmp
-        os.chmod(tmp, 0o644)  # mkstemp makes files private; artifacts are meant to be read
+        os.chmod(tmp, _FILE_MODE)  # mkstemp makes files private; artifacts are meant to be read
         os.replace(tmp, path)
     except OSError as err:
         problem = no_room_error(path, err)

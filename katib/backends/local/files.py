@@ -2,39 +2,27 @@
 
 A reader (the report step, a second terminal, a resumed run) must never see a
 half-written results file, so every write goes to a temporary file in the same
-folder and is then renamed over the target (``os.replace`` is atomic there).
+folder and is then renamed over the target (``os.replace`` is atomic there): the same
+writer as every artifact's, ``components.core.storage.atomic_local_path``.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from datetime import timezone
 from pathlib import Path
 from typing import Any
 
-# mkstemp creates files readable by the owner only; results are meant to be shared
-# like any other file this process writes, so they get the usual umask-based mode.
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-_FILE_MODE = 0o666 & ~_UMASK
+from components.core.storage import atomic_local_path
 
 
 def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp_path)`` and move the finished file onto ``path``."""
+    """Call ``write(tmp_path)`` and move the finished file onto ``path`` (the one atomic write,
+    ``components.core.storage.atomic_local_path``: a failed write leaves the old file or none)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp_name)
-    try:
+    with atomic_local_path(path) as tmp_path:
         write(tmp_path)
-        os.chmod(tmp_path, _FILE_MODE)
-        os.replace(tmp_path, path)
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
-        raise
 
 
 def write_text_atomic(path: Path, text: str) -> None:
