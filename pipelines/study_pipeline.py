@@ -24,10 +24,32 @@ def without_none(value):
     return value
 
 
-# The sweeps' settings default to the study profile's (profiles.yaml is their one source).
-STUDY_SWEEP_SETTINGS = without_none(load_profile("study")["sweeps"])
-STUDY_NAS_SETTINGS = without_none(load_profile("study")["nas"])
-STUDY_TRANSFER_SETTINGS = without_none(load_profile("study")["transfer"])
+def pipeline_arguments(profile: dict) -> dict:
+    """A profile (components/core/profiles.yaml) as the pipeline's parameters."""
+    data, train = profile["data"], profile["train"]
+    return {
+        "data_source": data.get("source") or "",
+        "val_fraction": float(data["val_fraction"]),
+        "train_size": int(data["train_size"] or 0),
+        "test_size": int(data["test_size"] or 0),
+        "data_seed": int(data["seed"]),
+        "optimizer": str(train["optimizer"]),
+        "learning_rate": float(train["learning_rate"] or 0.0),
+        "activations": ",".join(train.get("activations") or ("relu",) * 4),
+        "filters": ",".join(str(f) for f in (train.get("filters") or (32, 32, 64, 64))),
+        "epochs": int(train["epochs"]),
+        "batch_size": int(train["batch_size"]),
+        "train_seed": int(train["seed"]),
+        "bn_momentum": float(train["bn_momentum"]),
+        "sweep_settings": without_none(profile["sweeps"]),
+        "nas_settings": without_none(profile["nas"]),
+        "transfer_settings": without_none(profile["transfer"]),
+    }
+
+
+# The pipeline's parameter defaults are the study profile's values (profiles.yaml is their one
+# source); `study run` and `study compile` pass a profile's values as arguments anyway.
+STUDY = pipeline_arguments(load_profile("study"))
 
 
 def build_pipeline(cluster: ClusterOptions | None = None):
@@ -48,23 +70,23 @@ def build_pipeline(cluster: ClusterOptions | None = None):
     @dsl.pipeline(name=PIPELINE_NAME, pipeline_root=cluster.pipeline_root if cluster else None,
                   description="Fashion-MNIST study: data, the hand-written CNN, the Katib sweeps, the report")
     def study_pipeline(
-        data_source: str = "",
-        val_fraction: float = 0.1,
-        train_size: int = 0,
-        test_size: int = 0,
-        data_seed: int = 42,
-        optimizer: str = "Adam",
-        learning_rate: float = 0.0,
-        activations: str = "relu,relu,relu,relu",
-        filters: str = "32,32,64,64",
-        epochs: int = 10,
-        batch_size: int = 128,
-        train_seed: int = 1,
-        bn_momentum: float = 0.99,
-        sweep_settings: dict = STUDY_SWEEP_SETTINGS,
+        data_source: str = STUDY["data_source"],
+        val_fraction: float = STUDY["val_fraction"],
+        train_size: int = STUDY["train_size"],
+        test_size: int = STUDY["test_size"],
+        data_seed: int = STUDY["data_seed"],
+        optimizer: str = STUDY["optimizer"],
+        learning_rate: float = STUDY["learning_rate"],
+        activations: str = STUDY["activations"],
+        filters: str = STUDY["filters"],
+        epochs: int = STUDY["epochs"],
+        batch_size: int = STUDY["batch_size"],
+        train_seed: int = STUDY["train_seed"],
+        bn_momentum: float = STUDY["bn_momentum"],
+        sweep_settings: dict = STUDY["sweep_settings"],
         sweep_backend: str = "local",
-        nas_settings: dict = STUDY_NAS_SETTINGS,
-        transfer_settings: dict = STUDY_TRANSFER_SETTINGS,
+        nas_settings: dict = STUDY["nas_settings"],
+        transfer_settings: dict = STUDY["transfer_settings"],
         work_root: str = "",
         katib_namespace: str = "",
         trial_image: str = "",
@@ -131,26 +153,3 @@ def reported_sweeps(sweeps: dict) -> dict:
 
 
 study_pipeline = build_pipeline()
-
-
-def pipeline_arguments(profile: dict) -> dict:
-    """A profile (components/core/profiles.yaml) as the pipeline's parameters."""
-    data, train = profile["data"], profile["train"]
-    return {
-        "data_source": data.get("source") or "",
-        "val_fraction": float(data["val_fraction"]),
-        "train_size": int(data["train_size"] or 0),
-        "test_size": int(data["test_size"] or 0),
-        "data_seed": int(data["seed"]),
-        "optimizer": str(train["optimizer"]),
-        "learning_rate": float(train["learning_rate"] or 0.0),
-        "activations": ",".join(train.get("activations") or ("relu",) * 4),
-        "filters": ",".join(str(f) for f in (train.get("filters") or (32, 32, 64, 64))),
-        "epochs": int(train["epochs"]),
-        "batch_size": int(train["batch_size"]),
-        "train_seed": int(train["seed"]),
-        "bn_momentum": float(train["bn_momentum"]),
-        "sweep_settings": without_none(profile["sweeps"]),
-        "nas_settings": without_none(profile["nas"]),
-        "transfer_settings": without_none(profile["transfer"]),
-    }
