@@ -25,7 +25,7 @@ def dense_flops(inputs: int, units: int) -> int:
     return 2 * inputs * units
 
 
-def seed_cnn_forward_flops(filters: Sequence[int] = (32, 32, 64, 64), image: int = 28, channels: int = 1,
+def study_cnn_forward_flops(filters: Sequence[int] = (32, 32, 64, 64), image: int = 28, channels: int = 1,
                            num_classes: int = 10) -> int:
     """Forward FLOPs per image of :func:`components.cnn.models.build_study_cnn` (same padding, two 2×2 pools)."""
     f1, f2, f3, f4 = filters

@@ -14,7 +14,8 @@
 #                   run their kernels side by side instead of taking turns; without it, or where it
 #                   does not start, they time-share the GPU (a warning says so)
 #   --install-only  set up and check the environment (one training step of the study's CNN), run nothing
-#   STUDY OPTIONS   --slice, --parallel N, --sample K, --out DIR, --epochs N, --no-checkpoints, ...
+#   STUDY OPTIONS   --slice, --parallel N, --sample K, --out DIR, --epochs N, --no-checkpoints,
+#                   --packed (trials of one shape and optimizer in one JAX program; jax only), ...
 #                   (python -m bench.gpu_study --help)
 #
 # Needs: Python 3.11 or later with a GPU build of JAX or PyTorch, and this checkout's bench/ folder.

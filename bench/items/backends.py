@@ -11,7 +11,7 @@ def item_backends(ctx: Context) -> dict:
     r = new_result(3, "backends", "The same trial under Keras' TensorFlow, JAX and PyTorch backends")
     s = ctx.sizes
     data = ctx.dataset(s["data_train_size"], s["data_test_size"])
-    forward = flops.seed_cnn_forward_flops()
+    forward = flops.study_cnn_forward_flops()
     r["settings"] = {"train_images": s["train_images"], "epochs": s["epochs"], "batch_size": s["batch_size"],
                      "settings": "components.cnn.train's (baseline)"}
     rows, per = [], {}

@@ -36,7 +36,7 @@ def item_throughput(ctx: Context) -> dict:
     r = new_result(1, "throughput", "Trial throughput vs the machine's ceiling")
     s = ctx.sizes
     data = ctx.dataset(s["data_train_size"], s["data_test_size"])
-    forward = flops.seed_cnn_forward_flops()
+    forward = flops.study_cnn_forward_flops()
     gemm = ctx.gemm(ctx.backend)
     ceiling = flops.ceiling_images_per_second(gemm["flops_per_second"], forward)
     r["settings"] = {"backend": ctx.backend, "train_images": s["train_images"], "epochs": s["epochs"],

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import flops, gpu_study, report, run, stats, timeline
+from bench import flops, gpu_study, gpu_study_report, report, run, stats, timeline
 from bench.machine import cpu_info, machine_slug, source_commit
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,7 +30,7 @@ def test_seed_cnn_flops_match_the_hand_count():
     by_layer = (2 * 28 * 28 * 32 * 25 * 1, 2 * 28 * 28 * 32 * 25 * 32, 2 * 14 * 14 * 64 * 9 * 32,
                 2 * 14 * 14 * 64 * 9 * 64, 2 * 7 * 7 * 64 * 1024, 2 * 1024 * 512, 2 * 512 * 10)
     assert sum(by_layer) == SEED_FORWARD_FLOPS
-    assert flops.seed_cnn_forward_flops() == SEED_FORWARD_FLOPS
+    assert flops.study_cnn_forward_flops() == SEED_FORWARD_FLOPS
     assert flops.training_flops(SEED_FORWARD_FLOPS) == 3 * SEED_FORWARD_FLOPS  # "about 3 × 70.6 MFLOP"
 
 
@@ -39,7 +39,7 @@ def test_flops_read_from_the_built_model_equal_the_analytic_count(filters):
     from components.cnn.models import build_study_cnn
 
     model = build_study_cnn(filters=filters)
-    assert flops.model_forward_flops(model) == flops.seed_cnn_forward_flops(filters)
+    assert flops.model_forward_flops(model) == flops.study_cnn_forward_flops(filters)
 
 
 def test_ceiling_is_the_gemm_rate_over_training_flops():
@@ -252,6 +252,21 @@ def test_gpu_study_report_of_the_committed_h200_slice():
     assert "GPU shared through MPS" in gpu_study.render_markdown(results)
     results["settings"]["mps"] = False
     assert "GPU shared by time slices (no MPS)" in gpu_study.render_markdown(results)
+
+
+def test_gpu_study_report_of_the_committed_tiny_packed_cpu_run():
+    """A --packed run says so, with its throughput; a pack's rows are no trials to project from."""
+    results = json.loads((REPO / "bench/results/gpu/2026-12-01-amd-epyc-2c-tiny-cpu-packed.json").read_text())
+    assert results["settings"]["mode"] == "tiny-cpu" and results["settings"]["packed"] is True
+    assert "projection" not in results and results["machine"]["commit"]
+    text = gpu_study.render_markdown(results)
+    assert "- mode: **tiny-cpu**" in text and "**packed trials**" in text
+    assert [r["pack_size"] for r in results["trials"] if r["stage"] == "activations"] == [3, 3, 3]
+    # That run was stopped in stage C, before its throughput was written; a finished run's reads:
+    lines = gpu_study_report.throughput_lines({"images": 54_000, "wall_s": 2.0, "images_per_second": 27_000.0,
+                                              "pflop": 0.0343, "tflops": 17.1})
+    assert lines[0] == ("- throughput: 54,000 training images in 2 s wall = 27,000 images/s, **17.1 TFLOP/s** "
+                        "achieved (0.0343 PFLOP of training)")
 
 
 def test_gpu_study_script_rejects_bad_input_with_one_line(tmp_path):

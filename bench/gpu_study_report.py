@@ -1,0 +1,96 @@
+"""The GPU study's ``study.md``: settings, stages, accuracy against the study, projection, trials."""
+
+from __future__ import annotations
+
+import statistics
+
+from bench.gpu_study_helpers import ACCURACY_TOLERANCE_PP, STAGE_LABELS
+from bench.report import md_table
+
+
+def render_markdown(res: dict) -> str:
+    from components.core.settings import STUDY_RESULTS
+    from components.sweeps import SWEEPS
+
+    s = res.get("settings", {})
+    m = res.get("machine", {})
+    sharing = {True: "through MPS", False: "by time slices (no MPS)"}.get(s.get("mps"), "(MPS not recorded)")
+    out = ["# The study on one GPU", "",
+           f"- mode: **{s.get('mode')}**, {s.get('parallel')} trials at once, {s.get('epochs')} epochs, backend "
+           f"{s.get('backend')}, dtype policy {s.get('dtype_policy')}, "
+           f"checkpoints {'on' if s.get('checkpoints') else 'off'}, "
+           f"GPU shared {sharing}",
+           f"- machine: {', '.join(m.get('gpus') or []) or 'no GPU'}; CPU {m.get('cpu', {}).get('model')} × "
+           f"{m.get('cores')}; Python {m.get('python')}; "
+           + ", ".join(f"{k} {v}" for k, v in sorted((m.get("libraries") or {}).items()))
+           + f"; commit {m.get('commit') or 'unknown'}",
+           f"- data: {res.get('data_counts')} (prepared in {res.get('data_s', 0):.0f} s)",
+           f"- **wall time: {res.get('wall_s', 0):,.0f} s** ({res.get('wall_s', 0) / 60:.1f} min)", ""]
+    if s.get("packed"):
+        out.insert(3, "- **packed trials** (`components.cnn.packed`): trials of one shape and optimizer trained in one "
+                      "JAX program (vmap over members, an epoch per `lax.scan`), packs spread over the workers")
+    out += throughput_lines(res.get("throughput"))
+    out += ["## Stages", ""]
+    rows = []
+    for stage, st in res.get("stages", {}).items():
+        walls = st["trial_walls"]
+        rows.append([STAGE_LABELS[stage], st["trials"], st["failed"], f"{st['wall_s']:,.0f}",
+                     f"{statistics.mean(walls):,.1f}" if walls else "–",
+                     (st.get("winner") or {}).get("name", "–")])
+    out += [md_table(["stage", "trials", "failed", "wall s", "mean trial s", "winner"], rows), ""]
+    out += ["## Accuracy", ""]
+    acc_rows = []
+    q1a = res.get("q1a")
+    if q1a:
+        ta = q1a.get("test_accuracy")
+        study = STUDY_RESULTS["study_cnn"]["test_accuracy"]
+        acc_rows.append(["Q1A seed CNN (test accuracy)", "Adam, relu×4, 32,32,64,64",
+                         f"{100 * ta:.2f}%" if ta is not None else q1a.get("error", "–"), "–",
+                         f"{100 * study:.2f}%", f"{100 * (ta - study):+.2f}" if ta is not None else "–", "–"])
+    for stage, st in res.get("stages", {}).items():
+        w = st.get("winner")
+        study = SWEEPS[stage].study
+        ev = res.get("evaluations", {}).get(stage, {})
+        if not w:
+            continue
+        delta = 100 * (w["objective"] - study.accuracy)
+        setting = {"optimizer": w["config"]["optimizer"], "activations": ",".join(w["config"]["activations"]),
+                   "filters": ",".join(map(str, w["config"]["filters"]))}[stage]
+        acc_rows.append([f"{STAGE_LABELS[stage]} (best val_accuracy)", f"{setting} (index {w['index']})",
+                         f"{100 * w['objective']:.2f}%",
+                         f"{100 * ev['test_accuracy']:.2f}%" if "test_accuracy" in ev else "–",
+                         f"{100 * study.accuracy:.2f}%", f"{delta:+.2f}",
+                         "yes" if abs(delta) <= ACCURACY_TOLERANCE_PP else "**no**"])
+    out += [md_table(["what", "winner", "ours", "winner's test accuracy", "study", "Δ pp", "within 0.3 pp"],
+                     acc_rows), ""]
+    proj = res.get("projection")
+    if proj:
+        out += ["## Projection of the full study (from this slice)", ""]
+        prow = [[STAGE_LABELS[k], "measured" if v.get("measured") else
+                 f"{v.get('mean_trial_s', 0):.1f} s/trial × grid, calibration {v.get('calibration', 1):.2f}",
+                 f"{(v.get('projected_s') or 0):,.0f}"] for k, v in proj["stages"].items()]
+        prow.append(["data, worker start, evaluations", "measured", f"{proj['other_s']:,.0f}"])
+        prow.append(["**total**", "", f"**{proj['total_s']:,.0f}** ({proj['total_s'] / 60:.1f} min; target ≤ 15 min: "
+                     f"{'met' if proj['within_target'] else 'not met'})"])
+        out += [md_table(["part", "how", "seconds"], prow), ""]
+    out += ["## Trials", ""]
+    trows = []
+    for r in sorted(res.get("trials", []), key=lambda r: (r["stage"], r["index"])):
+        c = r["config"]
+        trows.append([r["name"], c["optimizer"], ",".join(c["activations"]), ",".join(map(str, c["filters"])),
+                      f"{100 * r['objective']:.2f}%" if r.get("objective") is not None else r.get("error", "–"),
+                      f"{r['wall_s']:.1f}", f"{r.get('train_seconds', 0):.1f}",
+                      f"{r['steady_images_per_second']:,.0f}" if r.get("steady_images_per_second") else "–",
+                      r.get("pid", "")])
+    out += [md_table(["trial", "optimizer", "activations", "filters", "best val_accuracy", "wall s", "train s",
+                      "images/s (after epoch 1)", "worker"], trows), ""]
+    return "\n".join(out)
+
+
+def throughput_lines(t: dict | None) -> list[str]:
+    """Images trained and the FLOP rate they mean (``bench.flops``: conv and dense multiply-adds, 3 x forward)."""
+    if not t:
+        return []
+    return [f"- throughput: {t['images']:,} training images in {t['wall_s']:,.0f} s wall = "
+            f"{t['images_per_second']:,.0f} images/s, **{t['tflops']:.3g} TFLOP/s** achieved "
+            f"({t['pflop']:.3g} PFLOP of training)", ""]

@@ -1,0 +1,225 @@
+"""Run packs: many trials trained in one JAX program, each reported as its own Katib trial.
+
+A pack trains in rounds. In one round every member still running trains its own next epoch (its
+own image order, ``epoch_order(seed, epoch)`` as ``study train`` draws it), all in one program;
+then each member is evaluated, checkpointed and reported on its own. Members need not be at the
+same epoch: after a kill some may have checkpointed an epoch that others had not, and the resumed
+pack trains each from its own last checkpoint, so no finished epoch is trained again.
+
+A member leaves the running pack (the pack shrinks and the rest go on) when it has run its
+epochs, when ``should_stop(name, logs)`` says so after an epoch (Katib's early stopping: e.g.
+medianstop's rule for that trial), or when its loss is not finite (``study train`` fails such a
+trial; here it is reported failed and nothing claims success). Each new pack size compiles the
+program once more; padding the pack with idle rows to a few fixed sizes would avoid that, at the
+price of the idle rows' FLOPs (not built).
+
+``STUDY_FAULT`` points: ``pack.member-checkpointed`` (the N-th member checkpoint of the process)
+and ``pack.round-checkpointed@N`` (after round N's checkpoints).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import jax.numpy as jnp
+import numpy as np
+
+from components.cnn.packed.members import Member, group_members
+from components.cnn.packed.program import PackProgram, require_jax_backend
+from components.cnn.packed.records import MemberFiles, Progress
+from components.cnn.train import data_identity, epoch_order, format_metrics_line
+from components.core.dataset import load_dataset
+from components.core.faults import fault_point
+
+StopRule = Callable[[str, dict], bool]
+LineSink = Callable[[str, str], None]
+
+
+@dataclass
+class MemberResult:
+    """How a member ended: ``finished``, ``early_stopped``, ``failed`` (``error`` says why)."""
+
+    name: str
+    status: str
+    metrics: dict | None = None
+    error: str | None = None
+    epochs_trained: int = 0  # epochs this call trained (a resumed member: only the ones left)
+
+
+@dataclass
+class _DeviceData:
+    train_x: object
+    train_y: object
+    val_x: object
+    val_y: object
+    n_train: int
+    input_shape: tuple
+    num_classes: int
+    data_id: str
+
+
+def load_device_data(data_uri: str) -> _DeviceData:
+    """The dataset on the device once, as ``study train`` feeds it (float32 in [0, 1], a channel axis)."""
+    data = load_dataset(data_uri)
+    train_x = data.images("train")
+    return _DeviceData(jnp.asarray(train_x), jnp.asarray(np.asarray(data.y["train"], dtype=np.int32)),
+                       jnp.asarray(data.images("val")), jnp.asarray(np.asarray(data.y["val"], dtype=np.int32)),
+                       len(train_x), tuple(train_x.shape[1:]), int(data.metadata["num_classes"]),
+                       data_identity(data_uri))
+
+
+def run_packs(members: Sequence[Member], data_uri: str, *, should_stop: StopRule | None = None,
+              checkpoints: bool = True, save_models: bool = True, max_members: int | None = None,
+              on_line: LineSink | None = None, log: Callable[[str], None] = print) -> list[MemberResult]:
+    """Group ``members`` into packs (``members.group_members``) and run them one after another."""
+    require_jax_backend()
+    data = load_device_data(data_uri)
+    results = []
+    for pack in group_members(members, max_members):
+        results += run_pack(pack, data, should_stop=should_stop, checkpoints=checkpoints,
+                            save_models=save_models, on_line=on_line, log=log)
+    return results
+
+
+def run_pack(members: Sequence[Member], data: _DeviceData | str, *, should_stop: StopRule | None = None,
+             checkpoints: bool = True, save_models: bool = True, on_line: LineSink | None = None,
+             log: Callable[[str], None] = print) -> list[MemberResult]:
+    """Train (or resume) one pack of members that share ``members.pack_key``; one result per member."""
+    require_jax_backend()
+    members = [m.normalized() for m in members]
+    if isinstance(data, str):
+        data = load_device_data(data)
+    files = [MemberFiles(m, data.data_id) for m in members]
+    try:
+        return _Pack(members, files, data, should_stop, checkpoints, save_models, on_line, log).run()
+    finally:
+        for f in files:
+            f.close()
+
+
+class _Pack:
+    def __init__(self, members, files, data, should_stop, checkpoints, save_models, on_line, log):
+        self.members, self.files, self.data = members, files, data
+        self.should_stop, self.checkpoints, self.save_models = should_stop, checkpoints, save_models
+        self.on_line, self.log = on_line, log
+        self.results: dict[int, MemberResult] = {}
+        self.progress: dict[int, Progress] = {}
+        self.trained: dict[int, int] = {}
+        self.started = time.perf_counter()
+
+    def run(self) -> list[MemberResult]:
+        program = PackProgram([m.config for m in self.members], self.data.input_shape, self.data.num_classes)
+        self.program = program
+        self.pack_info = {"key": _describe(self.members[0]), "members": len(self.members)}
+        rows, variables = [], []
+        for i, (member, files) in enumerate(zip(self.members, self.files)):
+            finished = files.finished()
+            if finished is not None:  # the same settings (checked), so its epochs were run or it was stopped
+                self.log(f"pack: {member.name} already finished")
+                self.results[i] = MemberResult(member.name, "early_stopped" if finished.get("early_stopped")
+                                               else "finished", finished)
+                continue
+            progress, saved = files.load() if self.checkpoints else (Progress(), None)
+            if not self.checkpoints:
+                files.write_lines(progress)  # a fresh start: no lines of an earlier attempt stay
+            if progress.epoch:
+                self.log(f"pack: {member.name} resumes after epoch {progress.epoch} of {member.config.epochs}")
+            self.progress[i], self.trained[i] = progress, 0
+            if progress.epoch >= member.config.epochs or progress.early_stopped:
+                # Killed after its last checkpoint, before its marker: only the final files are left to write.
+                self._finish(i, saved, "early_stopped" if progress.early_stopped else "finished")
+                continue
+            rows.append(i)
+            variables.append(saved if saved is not None else program.initial_variables(member.config))
+        if rows:
+            self.log(f"pack: {len(rows)} members ({self.pack_info['key']}), {program.params['total']:,} "
+                     f"parameters each")
+            self._train(rows, program.stack(variables, rows))
+        return [self.results[i] for i in range(len(self.members))]
+
+    def _train(self, rows: list[int], state) -> None:
+        program, data = self.program, self.data
+        round_number = 0
+        while rows:
+            round_number += 1
+            orders = np.stack([epoch_order(self.members[i].config.seed, self.progress[i].epoch, data.n_train)
+                               for i in rows]).astype(np.int32)
+            start = time.perf_counter()
+            state, loss, accuracy = program.train_epoch(state, data.train_x, data.train_y, orders)
+            seconds = time.perf_counter() - start  # the training part of the round (fit's epoch time too)
+            val_loss, val_accuracy = program.evaluate(state, data.val_x, data.val_y)
+            self.log(f"pack: round {round_number}, {len(rows)} members trained in {seconds:.1f} s "
+                     f"({len(rows) * data.n_train / max(seconds, 1e-9):,.0f} images/s for the pack)")
+            leaving: dict[int, tuple[str, str | None]] = {}
+            for row, i in enumerate(rows):
+                logs = {"loss": float(loss[row]), "accuracy": float(accuracy[row]),
+                        "val_loss": float(val_loss[row]), "val_accuracy": float(val_accuracy[row])}
+                outcome = self._record_epoch(i, row, logs, seconds, len(rows), state)
+                if outcome:
+                    leaving[i] = outcome
+            fault_point("pack.round-checkpointed", round_number)
+            for row, i in enumerate(rows):
+                if i in leaving:
+                    self._leave(i, row, state, *leaving[i])
+            keep = [row for row, i in enumerate(rows) if i not in leaving]
+            if len(keep) < len(rows):
+                state = state.keep(keep) if keep else None
+                rows = [rows[row] for row in keep]
+                if rows:
+                    self.log(f"pack: {len(rows)} members go on")
+
+    def _record_epoch(self, i: int, row: int, logs: dict, seconds: float, size: int, state):
+        """The member's epoch: its checkpoint, then its metrics line; why it leaves the pack, if it does."""
+        member, progress, files = self.members[i], self.progress[i], self.files[i]
+        if not math.isfinite(logs["loss"]):
+            return "failed", (f"loss is {logs['loss']} at epoch {progress.epoch + 1}: training diverged "
+                              f"(optimizer {member.config.optimizer}, learning rate "
+                              f"{member.config.learning_rate or 'default'})")
+        progress.epoch += 1
+        self.trained[i] += 1
+        progress.train_seconds += seconds
+        progress.epoch_seconds.append(seconds)
+        progress.images_seen += self.data.n_train
+        progress.pack_sizes.append(size)
+        for name, value in logs.items():
+            progress.history.setdefault(name, []).append(value)
+        stop = progress.epoch < member.config.epochs and bool(self.should_stop and self.should_stop(member.name, logs))
+        progress.early_stopped = stop
+        if self.checkpoints:
+            files.save_checkpoint(progress, state.member(row))
+            fault_point("pack.member-checkpointed")
+        line = format_metrics_line(progress.epoch, logs)
+        files.append_line(line)
+        if self.on_line:
+            self.on_line(member.name, line)
+        if stop:
+            return "early_stopped", None
+        return ("finished", None) if progress.epoch >= member.config.epochs else None
+
+    def _leave(self, i: int, row: int, state, status: str, error: str | None) -> None:
+        member = self.members[i]
+        if status == "failed":
+            self.log(f"pack: {member.name} FAILED: {error}")
+            self.results[i] = MemberResult(member.name, status, error=error, epochs_trained=self.trained[i])
+            return
+        self._finish(i, state.member(row) if self.save_models else None, status)
+
+    def _finish(self, i: int, variables, status: str) -> None:
+        member = self.members[i]
+        model = None
+        if self.save_models and variables is not None:
+            model = self.program.assign(self.program.build_model(member.config), variables)
+        metrics = self.files[i].finish(self.progress[i], model, self.program.params,
+                                       time.perf_counter() - self.started, self.pack_info)
+        self.log(f"pack: {member.name} {status.replace('_', ' ')} after epoch {self.progress[i].epoch}: "
+                 f"best val_accuracy {metrics['best']['val_accuracy']:.4f}")
+        self.results[i] = MemberResult(member.name, status, metrics, epochs_trained=self.trained[i])
+
+
+def _describe(member: Member) -> str:
+    c = member.config
+    lr = "default" if c.learning_rate is None else f"{c.learning_rate:g}"
+    return f"filters {','.join(map(str, c.filters))}, {c.optimizer} (learning rate {lr}), batch {c.batch_size}"

@@ -1,0 +1,58 @@
+"""Which trials may share one device program: a pack's members and how they are grouped.
+
+No Keras or JAX import here, so a driver can plan packs before choosing a backend.
+
+Members of one pack run the same compiled program under ``jax.vmap``, so they must share every
+setting that changes the program's shapes or its update rule:
+
+* ``filters`` (the conv layers' shapes): sweep C's 81 grid points are 81 shapes, so 81 packs
+  of one member. Padding every shape to the largest (64 filters each) with masked channels would
+  pack them into one program, at the price of the padded FLOPs (up to ~4x on the conv layers of
+  the smallest shapes); running the 81 small programs side by side under MPS is the other way.
+  Neither is built here: grouping by shape is exact and simple.
+* the optimizer and its learning rate: each optimizer has its own variables and update rule
+  (sweep A: one pack per optimizer). Members of one optimizer share one ``stateless_apply``.
+* ``batch_size`` (the step's shape) and ``bn_momentum`` (a constant of the program).
+
+Activations (sweep B) and the random seed may differ inside a pack: the activation is chosen per
+member inside the program (see ``program.py``), and each member has its own seed-derived weights
+and image order. ``epochs`` may differ too: a member that has run its epochs leaves the pack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from components.cnn.hparams import TrialConfig
+
+
+@dataclass(frozen=True)
+class Member:
+    """One Katib trial inside a pack: its name, settings and its own output location."""
+
+    name: str
+    config: TrialConfig
+    output: str
+
+    def normalized(self) -> Member:
+        return Member(self.name, self.config.normalized(), self.output)
+
+
+def pack_key(config: TrialConfig) -> tuple:
+    """The settings every member of one pack shares (see the module docstring)."""
+    return (tuple(config.filters), config.optimizer, config.learning_rate, config.batch_size,
+            config.bn_momentum)
+
+
+def group_members(members: Iterable[Member], max_members: int | None = None) -> list[list[Member]]:
+    """Packs of members that can share one program, in first-seen order; at most ``max_members`` each."""
+    groups: dict[tuple, list[Member]] = {}
+    for member in members:
+        member = member.normalized()
+        groups.setdefault(pack_key(member.config), []).append(member)
+    packs = []
+    for group in groups.values():
+        size = max_members or len(group)
+        packs += [group[i:i + size] for i in range(0, len(group), size)]
+    return packs

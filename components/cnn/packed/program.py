@@ -1,0 +1,239 @@
+"""One pack's device program, built from the study's Keras model with Keras 3's stateless API under JAX.
+
+The network is ``build_study_cnn``'s, called through ``model.stateless_call``; the update is the
+Keras optimizer's own, through ``optimizer.stateless_apply``; the loss is Keras'
+``sparse_categorical_crossentropy``. So a member trains exactly what ``study train`` trains (the
+same layers, initialisation, dropout streams and update rule); only the loop around them is new:
+
+* ``jax.vmap`` runs the members side by side over stacked variables (one leading axis, one
+  member per row): one program, one kernel launch per layer for the whole pack.
+* ``jax.lax.scan`` runs a whole epoch's steps in one dispatch; the images stay on the device
+  and each member's batch is gathered there from its own order, so no step goes back to the host.
+  A last partial batch (as ``fit`` has when the batch size does not divide the images) is one
+  more dispatch of the same step at its own shape.
+
+Activations per member (sweep B): the template model's conv ``Activation`` layers get a function
+that calls ``jax.lax.switch`` on the member's activation code. Under ``vmap`` with a batched code,
+JAX lowers the switch to a select over every branch's output: each candidate activation is
+computed and the member's own is picked element by element, which is exact (a select, not a
+weighted mix, so no rounding and no 0 * inf) and costs a few elementwise passes beside the
+convolutions. Layers where every member has the same activation keep Keras' own function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import keras
+import numpy as np
+from keras import ops
+
+from components.cnn.hparams import NUM_CONV, TrialConfig
+from components.cnn.models import build_study_cnn, param_counts
+from components.cnn.train import make_optimizer
+from components.core.errors import UserError
+
+CONV_ACTIVATION_LAYERS = tuple(f"act{i + 1}" for i in range(NUM_CONV))
+
+
+def require_jax_backend() -> None:
+    if keras.backend.backend() != "jax":
+        raise UserError(f"packed trials need Keras' JAX backend (KERAS_BACKEND=jax); this process runs "
+                        f"{keras.backend.backend()}")
+
+
+@dataclass
+class MemberVariables:
+    """One member's variables as host arrays, in the Keras model's (and optimizer's) variable order."""
+
+    trainable: list[np.ndarray]
+    non_trainable: list[np.ndarray]  # batch-norm statistics and Dropout's seed-generator states
+    optimizer: list[np.ndarray]
+
+
+@dataclass
+class PackState:
+    """The running pack's variables on the device, each with one leading row per member."""
+
+    trainable: list
+    non_trainable: list
+    optimizer: list
+    codes: jax.Array  # (members, switched layers): each member's activation index per switched layer
+
+    @property
+    def size(self) -> int:
+        return int(self.codes.shape[0])
+
+    def keep(self, rows: Sequence[int]) -> PackState:
+        """The pack without the members that left (early stopped, finished, failed)."""
+        rows = jnp.asarray(np.asarray(rows, dtype=np.int32))
+        take = lambda leaves: [a[rows] for a in leaves]  # noqa: E731
+        return PackState(take(self.trainable), take(self.non_trainable), take(self.optimizer), self.codes[rows])
+
+    def member(self, row: int) -> MemberVariables:
+        host = lambda leaves: [np.asarray(a[row]) for a in leaves]  # noqa: E731
+        return MemberVariables(host(self.trainable), host(self.non_trainable), host(self.optimizer))
+
+
+class _SwitchedActivation:
+    """A conv activation chosen per member by ``jax.lax.switch`` (see the module docstring)."""
+
+    def __init__(self, names: Sequence[str]):
+        self.names = tuple(names)
+        self.functions = [keras.activations.get(n) for n in self.names]
+        self.code = None  # set to the member's (traced) code before each call of the model
+
+    def __call__(self, x):
+        return jax.lax.switch(self.code, self.functions, x)
+
+
+class PackProgram:
+    """The compiled train and evaluate functions of one pack (members share ``members.pack_key``)."""
+
+    def __init__(self, configs: Sequence[TrialConfig], input_shape: tuple[int, ...], num_classes: int):
+        require_jax_backend()
+        first = configs[0]
+        self.configs = list(configs)
+        self.input_shape, self.num_classes = tuple(input_shape), num_classes
+        self.batch_size = first.batch_size
+        self.model = self.build_model(first)
+        self.params = param_counts(self.model)
+        self.optimizer = make_optimizer(first.optimizer, first.learning_rate)
+        self.optimizer.build(self.model.trainable_variables)
+        self._switches: list[_SwitchedActivation] = []
+        codes = []
+        for position, layer_name in enumerate(CONV_ACTIVATION_LAYERS):
+            names = sorted({c.activations[position] for c in configs})
+            if len(names) > 1:
+                switch = _SwitchedActivation(names)
+                self.model.get_layer(layer_name).activation = switch
+                self._switches.append(switch)
+                codes.append([names.index(c.activations[position]) for c in configs])
+        self.codes = np.asarray(codes, dtype=np.int32).T.reshape(len(configs), len(self._switches))
+        self._train = jax.jit(self._train_steps, donate_argnums=(0, 1, 2))
+        self._evaluate = jax.jit(self._evaluate_steps)
+        self._initial: dict[int, MemberVariables] = {}
+
+    # ------------------------------------------------------------ variables
+
+    def build_model(self, config: TrialConfig) -> keras.Model:
+        """The member's own Keras model (its activations), as ``study train`` builds it."""
+        return build_study_cnn(config.activations, config.filters, input_shape=self.input_shape,
+                              num_classes=self.num_classes, bn_momentum=config.bn_momentum)
+
+    def initial_variables(self, config: TrialConfig) -> MemberVariables:
+        """What ``study train`` starts from with this seed: ``set_random_seed`` then ``build_study_cnn``.
+
+        Activation layers hold no weights and draw no random numbers, so the weights depend on the
+        seed and the shape only: members of one seed share one build.
+        """
+        if config.seed not in self._initial:
+            keras.utils.set_random_seed(config.seed)
+            model = self.build_model(config)
+            self._initial[config.seed] = MemberVariables(
+                [np.asarray(v.value) for v in model.trainable_variables],
+                [np.asarray(v.value) for v in model.non_trainable_variables],
+                [np.asarray(v.value) for v in self.optimizer.variables])  # zeros and the step count 0
+        return self._initial[config.seed]
+
+    def stack(self, members: Sequence[MemberVariables], rows: Sequence[int]) -> PackState:
+        """Stack members' variables (and their activation codes, ``rows`` of ``self.codes``) on the device."""
+        stacked = lambda leaves: [jnp.asarray(np.stack(group)) for group in zip(*leaves)]  # noqa: E731
+        return PackState(stacked([m.trainable for m in members]), stacked([m.non_trainable for m in members]),
+                         stacked([m.optimizer for m in members]), jnp.asarray(self.codes[list(rows)]))
+
+    def assign(self, model: keras.Model, variables: MemberVariables) -> keras.Model:
+        """Load a member's weights into a Keras model of its own (for its ``model.keras``)."""
+        for variable, value in zip(model.trainable_variables, variables.trainable):
+            variable.assign(value)
+        for variable, value in zip(model.non_trainable_variables, variables.non_trainable):
+            variable.assign(value)
+        return model
+
+    # ------------------------------------------------------------ one member, traced under vmap
+
+    def _select(self, codes) -> None:
+        for position, switch in enumerate(self._switches):
+            switch.code = codes[position]
+
+    def _member_step(self, trainable, non_trainable, optimizer, codes, x, y):
+        self._select(codes)
+
+        def loss_fn(trainable):
+            y_pred, new_non_trainable = self.model.stateless_call(trainable, non_trainable, x, training=True)
+            loss = ops.mean(keras.losses.sparse_categorical_crossentropy(y, y_pred))
+            return loss, (y_pred, new_non_trainable)
+
+        (loss, (y_pred, new_non_trainable)), grads = jax.value_and_grad(loss_fn, has_aux=True)(trainable)
+        new_trainable, new_optimizer = self.optimizer.stateless_apply(optimizer, grads, trainable)
+        correct = jnp.sum(jnp.argmax(y_pred, axis=-1) == y)
+        return new_trainable, new_non_trainable, new_optimizer, loss, correct
+
+    def _member_evaluate(self, trainable, non_trainable, codes, x, y):
+        self._select(codes)
+        y_pred, _ = self.model.stateless_call(trainable, non_trainable, x, training=False)
+        loss = ops.mean(keras.losses.sparse_categorical_crossentropy(y, y_pred))
+        return loss, jnp.sum(jnp.argmax(y_pred, axis=-1) == y)
+
+    # ------------------------------------------------------------ the pack's compiled functions
+
+    def _train_steps(self, trainable, non_trainable, optimizer, codes, images, labels, batches):
+        """``batches``: (steps, members, batch) image indices; returns the variables and per-step results."""
+        step = jax.vmap(self._member_step)
+
+        def body(carry, index):
+            out = step(*carry, codes, images[index], labels[index])
+            return out[:3], out[3:]
+
+        carry, (loss, correct) = jax.lax.scan(body, (trainable, non_trainable, optimizer), batches)
+        return (*carry, loss, correct)
+
+    def _evaluate_steps(self, trainable, non_trainable, codes, images, labels):
+        """``images``: (steps, batch, ...) shared by every member; per-step loss and correct count."""
+        member = jax.vmap(self._member_evaluate, in_axes=(0, 0, 0, None, None))
+
+        def body(_, batch):
+            return None, member(trainable, non_trainable, codes, *batch)
+
+        _, (loss, correct) = jax.lax.scan(body, None, (images, labels))
+        return loss, correct
+
+    def train_epoch(self, state: PackState, images: jax.Array, labels: jax.Array,
+                    orders: np.ndarray) -> tuple[PackState, np.ndarray, np.ndarray]:
+        """One epoch of every member, each in its own ``orders`` row; its mean loss and accuracy, as fit's."""
+        n = orders.shape[1]
+        loss_sum = np.zeros(state.size)
+        correct = np.zeros(state.size)
+        for start, stop, size in _batch_runs(n, self.batch_size):
+            batches = orders[:, start:stop].reshape(state.size, -1, size).transpose(1, 0, 2)
+            *variables, loss, hits = self._train(state.trainable, state.non_trainable, state.optimizer,
+                                                 state.codes, images, labels, jnp.asarray(batches))
+            state = PackState(*variables, state.codes)
+            loss_sum += np.asarray(loss, dtype=np.float64).sum(axis=0) * size  # fit weighs batches by size
+            correct += np.asarray(hits).sum(axis=0)
+        return state, loss_sum / n, correct / n
+
+    def evaluate(self, state: PackState, images: jax.Array, labels: jax.Array) -> tuple[np.ndarray, np.ndarray]:
+        n = images.shape[0]
+        loss_sum = np.zeros(state.size)
+        correct = np.zeros(state.size)
+        for start, stop, size in _batch_runs(n, self.batch_size):
+            steps = (stop - start) // size
+            x = images[start:stop].reshape(steps, size, *images.shape[1:])
+            y = labels[start:stop].reshape(steps, size)
+            loss, hits = self._evaluate(state.trainable, state.non_trainable, state.codes, x, y)
+            loss_sum += np.asarray(loss, dtype=np.float64).sum(axis=0) * size
+            correct += np.asarray(hits).sum(axis=0)
+        return loss_sum / n, correct / n
+
+
+def _batch_runs(n: int, batch_size: int) -> list[tuple[int, int, int]]:
+    """``(start, stop, batch)`` runs of equal batches: the full ones, then the partial last one fit makes."""
+    full = n // batch_size * batch_size
+    runs = [(0, full, batch_size)] if full else []
+    if n > full:
+        runs.append((full, n, n - full))
+    return runs

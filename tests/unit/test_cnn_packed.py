@@ -1,0 +1,204 @@
+"""Packed trials (components/cnn/packed): trained in one JAX program, reported as Katib trials one by one.
+
+Keras picks its backend once, when it is first imported (``KERAS_BACKEND``, else
+``~/.keras/keras.json``, else TensorFlow), and cannot switch in that process. The test process may
+already hold Keras on TensorFlow, so every pack (and the plain ``study train`` it is compared with)
+runs in a subprocess with ``KERAS_BACKEND=jax``. Each scenario runs once per module; the tests
+read what it left.
+
+"Plain ``study train``" here is the real command, ``python -m pipelines.cli train``, under the same
+JAX backend: a trial's first-step loss depends on the backend's dropout streams and kernels, so
+across backends only the parameter count could match. One epoch of one batch makes epoch 1's loss
+the first step's loss.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from components.core.settings import KATIB_DEFAULT_METRICS_FILTER
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = [
+    pytest.mark.slow,  # each scenario compiles the pack's program (about a minute on a small CPU)
+    pytest.mark.skipif(importlib.util.find_spec("jax") is None,
+                       reason="jax is not installed: packed trials need Keras' JAX backend"),
+]
+BATCH = 32
+RELU = ["relu"] * 4
+
+# Runs one pack with Katib's median-stop rule for the members named in spec["stop"] (a value no
+# accuracy reaches, so they stop at their first step), prints each member line as it comes and,
+# at the end, every member's result.
+DRIVER = """
+import json, sys
+from components.cnn.hparams import TrialConfig
+from components.cnn.packed.executor import run_packs
+from components.cnn.packed.members import Member
+from katib.backends.local.early_stopping import StoppingRule
+
+spec = json.loads(sys.argv[1])
+members = [Member(m["name"], TrialConfig(**m["config"]), m["output"]) for m in spec["members"]]
+rules = {name: StoppingRule(value=2.0, start_step=1, maximize=True) for name in spec.get("stop", [])}
+stop = lambda name, logs: name in rules and rules[name].should_stop(logs["val_accuracy"])
+results = run_packs(members, spec["data"], should_stop=stop, on_line=lambda n, l: print("LINE", n, l, flush=True),
+                    log=lambda line: print(line, file=sys.stderr, flush=True))
+print("RESULTS", json.dumps([r.__dict__ for r in results]), flush=True)
+"""
+
+
+def _jax_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "STUDY_FAULT"}
+    return {**env, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2", **extra}
+
+
+def run_pack(spec: dict, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", DRIVER, json.dumps(spec)], cwd=REPO, capture_output=True,
+                          text=True, env=_jax_env(**env), timeout=900)
+
+
+def lines_of(stdout: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for line in stdout.splitlines():
+        if line.startswith("LINE "):
+            _, name, text = line.split(" ", 2)
+            out.setdefault(name, []).append(text)
+    return out
+
+
+def results_of(proc: subprocess.CompletedProcess) -> dict[str, dict]:
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = next(li for li in proc.stdout.splitlines() if li.startswith("RESULTS "))
+    return {r["name"]: r for r in json.loads(line.removeprefix("RESULTS "))}
+
+
+def katib_parse(text: str) -> list[dict[str, float]]:
+    """What Katib's StdOut collector reads from each line, with its default filter."""
+    pattern = re.compile(KATIB_DEFAULT_METRICS_FILTER)
+    return [{m.group(1): float(m.group(2)) for m in pattern.finditer(li)} for li in text.splitlines() if li]
+
+
+def member(name: str, root: Path, epochs: int, seed: int, activations=RELU) -> dict:
+    return {"name": name, "output": str(root / name),
+            "config": {"epochs": epochs, "batch_size": BATCH, "seed": seed, "activations": activations}}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> str:
+    """One batch of training images (so epoch 1 is one step), a validation set with a partial last batch."""
+    from components.core.dataset import write_dataset
+
+    rng = np.random.default_rng(0)
+
+    def split(n):
+        return rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), (np.arange(n) % 10).astype(np.uint8)
+
+    out = tmp_path_factory.mktemp("packed") / "data"
+    write_dataset({"train": split(BATCH), "val": split(40), "test": split(10)},
+                  {"num_classes": 10, "image_shape": [28, 28]}, str(out))
+    return str(out)
+
+
+@pytest.fixture(scope="module")
+def stopped_pack(data, tmp_path_factory):
+    """Three members of sweep B's kind (one shape, activations per member); "b" stops after epoch 1."""
+    root = tmp_path_factory.mktemp("pack")
+    spec = {"data": data, "stop": ["b"], "members": [
+        member("a", root, 2, 3), member("b", root, 2, 3, ["elu", "selu", "relu", "relu"]),
+        member("c", root, 2, 4, ["selu", "relu", "elu", "relu"])]}
+    proc = run_pack(spec)
+    return root, proc, results_of(proc)
+
+
+@pytest.fixture(scope="module")
+def plain_trial(data, tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("plain") / "trial"
+    proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "train", "--data", data, "--output", str(out),
+                           "--epochs", "2", "--batch-size", str(BATCH), "--seed", "3", "--optimizer", "adam"],
+                          cwd=REPO, capture_output=True, text=True, env=_jax_env(), timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads((out / "metrics.json").read_text())
+
+
+def test_a_packed_member_trains_what_study_train_trains(stopped_pack, plain_trial):
+    packed = stopped_pack[2]["a"]["metrics"]
+    assert packed["params"] == plain_trial["params"] and packed["params"]["total"] == 3_831_018
+    assert packed["keras_backend"] == plain_trial["keras_backend"] == "jax"
+    # Epoch 1 is one step: its loss is the first step's, from the same weights, batch and dropout masks.
+    assert packed["history"]["loss"][0] == pytest.approx(plain_trial["history"]["loss"][0], rel=1e-6)
+    # After that step's update (the Keras optimizer's own) the validation loss still agrees.
+    assert packed["history"]["val_loss"][0] == pytest.approx(plain_trial["history"]["val_loss"][0], rel=1e-5)
+    for name in ("loss", "val_loss"):
+        assert packed["history"][name][1] == pytest.approx(plain_trial["history"][name][1], rel=1e-4)
+
+
+def test_each_member_writes_its_own_katib_lines_and_records(stopped_pack):
+    root, proc, results = stopped_pack
+    printed = lines_of(proc.stdout)
+    for name, epochs in (("a", 2), ("b", 1), ("c", 2)):
+        metrics = json.loads((root / name / "metrics.json").read_text())
+        assert results[name]["metrics"] == metrics and metrics["epochs"] == epochs
+        logged = (root / name / "metrics.log").read_text()
+        assert logged.splitlines() == printed[name]
+        parsed = katib_parse(logged)
+        assert [line["epoch"] for line in parsed] == list(range(1, epochs + 1))
+        for i, line in enumerate(parsed):
+            assert set(line) == {"epoch", "accuracy", "loss", "val_accuracy", "val_loss"}
+            for key in ("accuracy", "loss", "val_accuracy", "val_loss"):
+                assert line[key] == pytest.approx(metrics["history"][key][i], rel=1e-5)
+        assert json.loads((root / name / "history.json").read_text()) == metrics["history"]
+        assert (root / name / "model.keras").stat().st_size > 1_000_000
+        assert (root / name / "checkpoint" / "pack-member.npz").exists()
+    assert results["c"]["metrics"]["config"]["activations"] == ["selu", "relu", "elu", "relu"]
+    assert results["a"]["metrics"]["history"] != results["c"]["metrics"]["history"]
+
+
+def test_early_stopping_removes_a_member_from_the_running_pack(stopped_pack):
+    _, proc, results = stopped_pack
+    assert results["b"]["status"] == "early_stopped" and results["b"]["metrics"]["early_stopped"] is True
+    assert results["a"]["status"] == results["c"]["status"] == "finished"
+    assert results["a"]["metrics"]["pack"]["sizes"] == [3, 2]  # b left after epoch 1; a and c went on
+    assert results["b"]["metrics"]["pack"]["sizes"] == [3]
+    assert "pack: 2 members go on" in proc.stderr
+
+
+def test_a_killed_pack_resumes_without_training_a_finished_epoch_again(data, tmp_path):
+    spec = {"data": data, "members": [member("x", tmp_path, 3, 5), member("y", tmp_path, 3, 6)]}
+    # The 3rd member checkpoint is x's epoch 2: the process dies with x at epoch 2 and y at epoch 1,
+    # right after x's checkpoint and before x's epoch-2 line (a line follows its checkpoint).
+    killed = run_pack(spec, STUDY_FAULT="pack.member-checkpointed@3")
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    before = lines_of(killed.stdout)
+    assert [katib_parse(t)[0]["epoch"] for t in before["x"]] == [1]
+    assert [katib_parse(t)[0]["epoch"] for t in before["y"]] == [1]
+    assert not (tmp_path / "x" / "metrics.json").exists()
+
+    resumed = run_pack(spec)
+    results = results_of(resumed)
+    after = lines_of(resumed.stdout)
+    assert [katib_parse(t)[0]["epoch"] for t in after["x"]] == [3]  # only the epochs not checkpointed
+    assert [katib_parse(t)[0]["epoch"] for t in after["y"]] == [2, 3]
+    assert results["x"]["epochs_trained"] == 1 and results["y"]["epochs_trained"] == 2
+    assert "x resumes after epoch 2 of 3" in resumed.stderr and "y resumes after epoch 1 of 3" in resumed.stderr
+    for name in ("x", "y"):
+        metrics = results[name]["metrics"]
+        assert metrics["epochs"] == 3 and all(len(v) == 3 for v in metrics["history"].values())
+        # Each finished epoch's line once: the first attempt's as they were, x's epoch 2 from its checkpoint.
+        logged = (tmp_path / name / "metrics.log").read_text().splitlines()
+        assert [line["epoch"] for line in katib_parse("\n".join(logged))] == [1, 2, 3]
+        assert logged[:1] == before[name] and logged[-len(after[name]):] == after[name]
+    assert results["x"]["metrics"]["pack"]["sizes"] == [2, 2, 2]
+    assert results["y"]["metrics"]["pack"]["sizes"] == [2, 2, 1]  # x left after its epoch 3
+
+    again = run_pack(spec)  # finished: nothing is trained, nothing printed again
+    assert all(r["status"] == "finished" and r["epochs_trained"] == 0 for r in results_of(again).values())
+    assert lines_of(again.stdout) == {}
