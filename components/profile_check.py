@@ -157,8 +157,8 @@ def _nas(section: dict) -> None:
 
 
 def _transfer(section: dict) -> None:
-    from components.transfer import settings_from_profile
-    from components.transfer_bases import BASES
+    from components.transfer.bases import BASES
+    from components.transfer.settings import settings_from_profile
 
     for base in (section.get("bases") or {}) if isinstance(section.get("bases"), dict) else BASES:
         settings_from_profile(section, base).checked()

@@ -189,7 +189,7 @@ def cmd_nas(args) -> int:
 
 
 def cmd_transfer(args) -> int:
-    from components.transfer import run_from_args
+    from components.transfer.cli import run_from_args
 
     return run_from_args(args)
 
@@ -343,7 +343,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("transfer", help="transfer learning (Question 3): run a base, pretrain on a source task, "
                        "write an image folder")
     if wanted("transfer"):
-        from components.transfer import add_arguments as add_transfer_arguments  # Keras loads on use
+        from components.transfer.cli import add_arguments as add_transfer_arguments  # Keras loads on use
 
         add_transfer_arguments(p)
     p.set_defaults(func=cmd_transfer)

@@ -195,7 +195,7 @@ def _sweep_figures(stage: str, uri: str) -> dict[str, bytes]:
 
 def transfer_section(runs: dict[str, str]) -> Section:
     """Question 3: each base's run beside the study's figures (built next to its metrics, in components.transfer)."""
-    from components.transfer import transfer_section as build
+    from components.report.transfer_section import transfer_section as build
 
     return build(runs)
 

@@ -13,9 +13,11 @@ import pytest
 from PIL import Image
 
 from components.core import storage
-from components.transfer import TransferSettings, run_transfer, transfer_section
-from components.transfer_data import scan_image_folder, write_image_folder
-from components.transfer_models import BASES, base_of, build_transfer_model
+from components.report.transfer_section import transfer_section
+from components.transfer.data import scan_image_folder, write_image_folder
+from components.transfer.models import BASES, base_of, build_transfer_model
+from components.transfer.settings import TransferSettings
+from components.transfer.training import run_transfer
 from tests.conftest import REPO, last_error_line
 
 pytestmark = pytest.mark.slow
