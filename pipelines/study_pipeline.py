@@ -4,6 +4,7 @@
 from kfp import dsl
 
 from components.core.profiles import load_profile
+from components.transfer.bases import BASES as TRANSFER_BASES
 from pipelines.cluster import ClusterOptions, apply_cluster_settings
 from pipelines.steps.data import prepare_data
 from pipelines.steps.evaluate import evaluate_model
@@ -11,7 +12,7 @@ from pipelines.steps.nas import nas
 from pipelines.steps.report import build_report
 from pipelines.steps.sweep import run_sweep
 from pipelines.steps.train import train_cnn
-from pipelines.steps.transfer import TRANSFER_BASES, prepare_transfer_images, transfer_learning
+from pipelines.steps.transfer import prepare_transfer_images, transfer_learning
 
 PIPELINE_NAME = "fashion-mnist-study"
 
@@ -104,8 +105,8 @@ def build_pipeline(cluster: ClusterOptions | None = None):
             on_cluster(sweep)
             if cluster:
                 sweep.set_cpu_request("500m").set_memory_request("1G").set_memory_limit("2G")
-        # Question 3: the target task as an image folder, then one transfer run per base, each
-        # on a GPU on the cluster (kfp.local runs them on the CPU).
+        # Question 3: the target task as an image folder, then one transfer run per base definition
+        # (read when the pipeline is built), each on a GPU on the cluster (kfp.local runs them on the CPU).
         images = prepare_transfer_images(dataset=data.outputs["dataset"], transfer_settings=transfer_settings)
         on_cluster(images.set_display_name("transfer: target image folder"))
         transfers = {}

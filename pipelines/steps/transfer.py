@@ -1,5 +1,7 @@
 """Question 3's KFP components: the target image folder, and one transfer-learning run per base.
 
+The pipeline adds one ``transfer_learning`` task per base definition (``components.transfer.bases``).
+
 On the cluster the pipeline gives each transfer run a GPU on the GPU node pool
 (``pipelines.cluster.apply_cluster_settings(task, options, gpu=True)``: the GPU
 image, nvidia.com/gpu, node selector and toleration); kfp.local runs them on this CPU.
@@ -9,8 +11,6 @@ from kfp import dsl
 from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output
 
 from pipelines.steps.common import COMPONENT_DEFAULTS
-
-TRANSFER_BASES = ("mobilenet_v2", "inception_v3")
 
 
 @dsl.component(**COMPONENT_DEFAULTS)
