@@ -43,6 +43,8 @@ from components.core.faults import fault_point
 CHECKPOINT_DIR = "checkpoint"
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.json"
+# The layout of state.json; a checkpoint of another layout (the two loops this one replaced) is not resumed.
+CHECKPOINT_FORMAT = 2
 
 
 def save_model(model: keras.Model, path: Path) -> None:
@@ -192,6 +194,9 @@ class TrainingRun:
         if not state_file.exists():
             return None
         record = json.loads(state_file.read_text())
+        if record.get("format") != CHECKPOINT_FORMAT:
+            raise UserError(f"{self.uri}: holds a {self.identity.what} checkpoint of another format (written by "
+                            "another version of this code); use a new output location")
         self.identity.check(self.uri, record, int(record.get("epoch") or 0), finished=False)
         names = {f.name for f in dataclasses.fields(Progress)}
         self.progress = Progress(**{k: v for k, v in record.items() if k in names})
@@ -219,7 +224,8 @@ class TrainingRun:
         # Model first, state second: a state file always describes a complete model file.
         save_model(model, folder / "model.keras")
         with storage.atomic_local_path(folder / "state.json") as tmp:
-            tmp.write_text(json.dumps({**self.identity.record(), **dataclasses.asdict(self.progress)}))
+            record = {"format": CHECKPOINT_FORMAT, **self.identity.record(), **dataclasses.asdict(self.progress)}
+            tmp.write_text(json.dumps(record))
         self.ws.push(f"{CHECKPOINT_DIR}/model.keras", f"{CHECKPOINT_DIR}/state.json", *self.push_with_checkpoint)
 
     def complete(self, metrics: Mapping[str, Any], history: Mapping[str, Any], *push: str) -> None:

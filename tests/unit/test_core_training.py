@@ -72,6 +72,7 @@ def test_a_run_stopped_after_an_epoch_resumes_and_records_what_an_uninterrupted_
     train(first, 1, x, y)  # then "killed": only the checkpoint is left
     state = json.loads((tmp_path / "resumed" / "checkpoint" / "state.json").read_text())
     assert state["epoch"] == 1 and state["config"] == {"units": 8, "epochs": 3} and state["data"] == "abc"
+    assert state["format"] == 2
     assert len(state["rng_states"]) == 1  # the Dropout's seed generator
     again = make_run(tmp_path / "resumed")
     train(again, 3, x, y)
@@ -100,3 +101,14 @@ def test_a_diverged_loss_stops_the_run_with_the_callers_message_and_no_checkpoin
     with pytest.raises(TrialDiverged, match=r"^loss is (nan|inf) at epoch 1 \(train\)$"):
         train(run, 2, x * 1e6, y, optimizer=keras.optimizers.SGD(1e12))
     assert not (tmp_path / "nan" / "checkpoint").exists()
+
+
+def test_a_checkpoint_of_another_format_is_refused_not_misread(tmp_path):
+    x, y = tiny_data()
+    train(make_run(tmp_path / "old"), 1, x, y)
+    state = tmp_path / "old" / "checkpoint" / "state.json"
+    record = json.loads(state.read_text())
+    del record["format"]  # as the two loops this one replaced wrote it
+    state.write_text(json.dumps(record))
+    with pytest.raises(UserError, match="holds a test run checkpoint of another format"):
+        make_run(tmp_path / "old").resume()
