@@ -7,10 +7,8 @@ directly, and the driver (``bench/gpu_study.py``) re-exports them.
 from __future__ import annotations
 
 import heapq
-import os
 import re
 import statistics
-import tempfile
 from pathlib import Path
 
 STAGES = ("optimizer", "activations", "filters")
@@ -70,9 +68,10 @@ def winner(results: list[dict]) -> dict | None:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Not katib.backends.local.files' twin: importing katib.backends.local imports Optuna, which GPU images lack."""
+    """The results file, written whole or not at all (components.core.storage's one atomic writer,
+    which imports nothing beyond the standard library: the GPU machine's Python has it)."""
+    from components.core.storage import atomic_local_path
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    with atomic_local_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")

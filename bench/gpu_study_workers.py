@@ -30,8 +30,10 @@ def run_task(task: dict) -> dict:
         from components.cnn import train as train_module
         from components.cnn.hparams import TrialConfig
 
-        if task.get("no_checkpoints"):
-            train_module._save_checkpoint = lambda *args, **kwargs: None  # the bench's choice, not the trial's
+        if task.get("no_checkpoints"):  # the bench's choice, not the trial's: no per-epoch checkpoint writes
+            from components.core.training import TrainingRun
+
+            TrainingRun.checkpoint = lambda self, model: None
         keras.backend.clear_session()  # drop the previous trial's graphs and compiled functions
         keras.mixed_precision.set_global_policy(task.get("dtype_policy") or "float32")
         log_path = Path(task["log"])

@@ -158,10 +158,12 @@ def _nas(section: dict) -> None:
 
 
 def _transfer(section: dict) -> None:
-    from components.transfer import settings_from_profile
-    from components.transfer_bases import BASES
+    from components.transfer.bases import BASES
+    from components.transfer.settings import settings_from_profile
 
-    for base in (section.get("bases") or {}) if isinstance(section.get("bases"), dict) else BASES:
+    # Every defined base (the pipeline runs each), and any the profile names (an unknown one is refused).
+    named = list(section["bases"]) if isinstance(section.get("bases"), dict) else []
+    for base in [*BASES, *(b for b in named if b not in BASES)]:
         settings_from_profile(section, base).checked()
 
 

@@ -109,7 +109,8 @@ def cmd_evaluate(args) -> None:
 
 
 def cmd_report(args) -> None:
-    from components.report.document import study_sections, write_report
+    from components.report.document import study_sections
+    from components.report.render import write_report
 
     sections = study_sections(args.data, args.model, args.evaluation, nas_uri=args.nas,
                               sweep_uris=dict(item.split("=", 1) for item in args.sweep),
@@ -196,7 +197,7 @@ def cmd_nas(args) -> int:
 
 
 def cmd_transfer(args) -> int:
-    from components.transfer import run_from_args
+    from components.transfer.cli import run_from_args
 
     return run_from_args(args)
 
@@ -365,7 +366,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("transfer", help="transfer learning (Question 3): run a base, pretrain on a source task, "
                        "write an image folder")
     if wanted("transfer"):
-        from components.transfer import add_arguments as add_transfer_arguments  # Keras loads on use
+        from components.transfer.cli import add_arguments as add_transfer_arguments  # Keras loads on use
 
         add_transfer_arguments(p)
     p.set_defaults(func=cmd_transfer)

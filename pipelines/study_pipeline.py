@@ -5,6 +5,7 @@ from kfp import dsl
 
 from components.profile_check import load_profile
 from components.sweeps import SWEEPS
+from components.transfer.bases import BASES as TRANSFER_BASES
 from pipelines.cluster import ClusterOptions, apply_cluster_settings
 from pipelines.steps.data import prepare_data
 from pipelines.steps.evaluate import evaluate_model
@@ -12,7 +13,7 @@ from pipelines.steps.nas import nas
 from pipelines.steps.report import build_report
 from pipelines.steps.sweep import run_sweep
 from pipelines.steps.train import train_cnn
-from pipelines.steps.transfer import TRANSFER_BASES, prepare_transfer_images, transfer_learning
+from pipelines.steps.transfer import prepare_transfer_images, transfer_learning
 
 PIPELINE_NAME = "fashion-mnist-study"
 

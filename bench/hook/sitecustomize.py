@@ -25,7 +25,7 @@ STEP_MODULES = ("katib.sweep",)
 # Adapters and helpers a step calls into, not a step's work themselves.
 NOT_STEPS = {"pipelines.cli", "components.core.errors", "components.core.settings", "components.core.profiles",
              "components.cnn.hparams", "components.core.storage", "components.core.tblog", "components.cnn.models",
-             "components.transfer_models"}
+             "components.transfer.models"}
 # Recorded at any depth: the parts of a trial (items 6 and 7 read them).
 ALWAYS = {"components.core.dataset": ("load_dataset", "Dataset.images"), "components.cnn.train": ("run_trial",)}
 DEPTH_ENV = "BENCH_TIMELINE_DEPTH"

@@ -1,44 +1,23 @@
-"""The study report: Markdown for people and repositories, self-contained HTML for the KFP UI.
+"""The study report's sections, each built from the artifacts of one step, in the study's order.
 
-Tables follow the study's shape (model, parameters, test accuracy) with the
-study's own figure beside ours. Each section is built from the artifacts of
-one step, so the report grows as steps are added to the pipeline.
+Tables follow the study's shape (model, parameters, test accuracy) with the study's own
+figure beside ours, so the report grows as steps are added to the pipeline. Rendering them
+(Markdown, self-contained HTML) is ``components.report.render``.
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import json
-from dataclasses import dataclass, field
 
 from components.core import storage
 from components.core.settings import STUDY_RESULTS
+from components.report.section import Section, figure, pct, read_json
+from components.report.transfer_section import transfer_section
 from components.sweeps import SWEEPS, Sweep, get_sweep
 
 
-@dataclass
-class Section:
-    title: str
-    intro: str = ""
-    table: list[list[str]] = field(default_factory=list)  # first row: header
-    figures: dict[str, bytes] = field(default_factory=dict)  # file name -> PNG bytes
-
-
-def pct(value: float | None) -> str:
-    return "—" if value is None else f"{100 * value:.2f}%"
-
-
-def _read_json(uri: str) -> dict:
-    return json.loads(storage.read_text(uri))
-
-
-def _figure(uri: str) -> bytes | None:
-    return storage.read_bytes(uri) if storage.exists(uri) else None
-
-
 def dataset_section(data_uri: str, note: str | None = None) -> Section:
-    meta = _read_json(storage.join(data_uri, "metadata.json"))
+    meta = read_json(storage.join(data_uri, "metadata.json"))
     counts = meta["counts"]
     return Section(
         "Data",
@@ -55,9 +34,9 @@ STUDY_TRAIN_IMAGES, STUDY_EPOCHS = 54_000, 10
 
 def run_scale_note(data_uri: str, model_uri: str, evaluation_uri: str) -> str | None:
     """For a run smaller than the study's: say so first, with how far its numbers are and why."""
-    counts = _read_json(storage.join(data_uri, "metadata.json"))["counts"]
-    trial = _read_json(storage.join(model_uri, "metrics.json"))
-    ours = _read_json(storage.join(evaluation_uri, "metrics.json"))["test_accuracy"]
+    counts = read_json(storage.join(data_uri, "metadata.json"))["counts"]
+    trial = read_json(storage.join(model_uri, "metrics.json"))
+    ours = read_json(storage.join(evaluation_uri, "metrics.json"))["test_accuracy"]
     if counts["train"] >= STUDY_TRAIN_IMAGES and trial["epochs"] >= STUDY_EPOCHS:
         return None
     study = STUDY_RESULTS["study_cnn"]["test_accuracy"]
@@ -78,10 +57,10 @@ def _bn_note(config: dict) -> str:
             "validate and test with statistics that are still mostly those start values.")
 
 
-def seed_cnn_section(model_uri: str, evaluation_uri: str, nas_uri: str | None = None) -> Section:
+def study_cnn_section(model_uri: str, evaluation_uri: str, nas_uri: str | None = None) -> Section:
     """Question 1 part A: the hand-written CNN beside the study's figures."""
-    trial = _read_json(storage.join(model_uri, "metrics.json"))
-    ev = _read_json(storage.join(evaluation_uri, "metrics.json"))
+    trial = read_json(storage.join(model_uri, "metrics.json"))
+    ev = read_json(storage.join(evaluation_uri, "metrics.json"))
     study = STUDY_RESULTS["study_cnn"]
     cfg = trial["config"]
     table = [
@@ -100,7 +79,7 @@ def seed_cnn_section(model_uri: str, evaluation_uri: str, nas_uri: str | None = 
              + ", ".join(f"{name} {pct(acc)}" for name, acc in ev["per_class_accuracy"].items()) + ".")
     figures = {}
     for name in ("curves.png", "confusion_matrix.png"):
-        data = _figure(storage.join(evaluation_uri, name))
+        data = figure(storage.join(evaluation_uri, name))
         if data:
             figures[f"seed_cnn_{name}"] = data
     return Section("Question 1A: the hand-written CNN", intro, table, figures)
@@ -108,7 +87,7 @@ def seed_cnn_section(model_uri: str, evaluation_uri: str, nas_uri: str | None = 
 
 def nas_row(nas_uri: str) -> list[str]:
     """The search's best model as a row beside the hand-written CNN, with the study's AutoKeras model."""
-    result = _read_json(storage.join(nas_uri, "nas.json"))
+    result = read_json(storage.join(nas_uri, "nas.json"))
     study = STUDY_RESULTS["autokeras_resnet"]
     return [f"AutoKeras search ({result['config']['block_type']} block)", f"{result['params']['total']:,}",
             pct(result["test_accuracy"]), f"{study['params']:,}", pct(study["test_accuracy"])]
@@ -116,7 +95,7 @@ def nas_row(nas_uri: str) -> list[str]:
 
 def nas_section(nas_uri: str) -> Section:
     """Question 1B: every trial of the AutoKeras search, and its best model beside the study's."""
-    result = _read_json(storage.join(nas_uri, "nas.json"))
+    result = read_json(storage.join(nas_uri, "nas.json"))
     cfg, params, best, objective = result["config"], result["params"], result["best_trial"], result["objective"]
     study = STUDY_RESULTS["autokeras_resnet"]
     short = lambda name: "/".join(name.split("/")[-2:])  # noqa: E731 - block/hyperparameter
@@ -143,7 +122,7 @@ def sweep_sections(sweep_uris: dict[str, str]) -> list[Section]:
     """Question 2: one section per sweep given (components/sweeps.py, in chain order), beside the study's winner."""
     for stage in sweep_uris:
         get_sweep(stage)  # an unknown stage is a clear error, not a missing section
-    return [sweep_section(sweep, _read_json(storage.join(sweep_uris[name], "summary.json")))
+    return [sweep_section(sweep, read_json(storage.join(sweep_uris[name], "summary.json")))
             for name, sweep in SWEEPS.items() if name in sweep_uris]
 
 
@@ -189,98 +168,14 @@ def _sweep_figures(sweep: Sweep, summary: dict) -> dict[str, bytes]:
     return {name: data for name, data in figures.items() if data}
 
 
-def transfer_section(runs: dict[str, str]) -> Section:
-    """Question 3: each base's run beside the study's figures (built next to its metrics, in components.transfer)."""
-    from components.transfer import transfer_section as build
-
-    return build(runs)
-
-
 def study_sections(data_uri: str, model_uri: str, evaluation_uri: str, nas_uri: str | None = None,
                    sweep_uris: dict[str, str] | None = None,
                    transfer_uris: dict[str, str] | None = None) -> list[Section]:
     """Every section the given steps' outputs allow, in the study's order."""
     return [
         dataset_section(data_uri, run_scale_note(data_uri, model_uri, evaluation_uri)),
-        seed_cnn_section(model_uri, evaluation_uri, nas_uri=nas_uri),
+        study_cnn_section(model_uri, evaluation_uri, nas_uri=nas_uri),
         *([nas_section(nas_uri)] if nas_uri else []),
         *sweep_sections(sweep_uris or {}),
         *([transfer_section(transfer_uris)] if transfer_uris else []),
     ]
-
-
-def section_markdown(section: Section, figure_src: dict[str, str] | None = None) -> str:
-    """One section's body in Markdown (no heading); ``figure_src`` maps a figure to another link."""
-    lines = []
-    if section.intro:
-        lines += [section.intro, ""]
-    if section.table:
-        header, *rows = section.table
-        lines.append("| " + " | ".join(header) + " |")
-        lines.append("|" + "|".join("---" for _ in header) + "|")
-        lines += ["| " + " | ".join(r) + " |" for r in rows]
-        lines.append("")
-    lines += [f"![{name}]({(figure_src or {}).get(name, name)})" for name in section.figures]
-    if section.figures:
-        lines.append("")
-    return "\n".join(lines)
-
-
-def render_markdown(title: str, sections: list[Section]) -> str:
-    lines = [f"# {title}", ""]
-    for s in sections:
-        lines += [f"## {s.title}", "", section_markdown(s)]
-    return "\n".join(lines)
-
-
-def anchor(title: str) -> str:
-    return "-".join("".join(c if c.isalnum() else " " for c in title.lower()).split())
-
-
-STYLE = """
-body{font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1f2328;max-width:60em;
-margin:2em auto;padding:0 1em}
-h1{font-size:1.8em;border-bottom:1px solid #d0d7de;padding-bottom:.3em}
-h2{font-size:1.35em;margin-top:2em;border-bottom:1px solid #eaeef2;padding-bottom:.2em}
-nav{background:#f6f8fa;border:1px solid #d0d7de;border-radius:6px;padding:.6em 1.2em;display:inline-block}
-nav ol{margin:.3em 0;padding-left:1.4em}
-table{border-collapse:collapse;margin:1em 0;font-variant-numeric:tabular-nums}
-td,th{border:1px solid #d0d7de;padding:.3em .7em;text-align:right}
-th{background:#f6f8fa}
-td:first-child,th:first-child{text-align:left}
-tr:nth-child(even) td{background:#fafbfc}
-img{max-width:100%;height:auto;display:block;margin:1em 0}
-code{background:#f6f8fa;padding:.1em .3em;border-radius:4px;font-size:90%}
-"""
-
-
-def render_html(title: str, sections: list[Section]) -> str:
-    """One self-contained page: the Markdown rendered by markdown-it-py, a table of contents, figures inlined."""
-    from markdown_it import MarkdownIt
-
-    md = MarkdownIt("commonmark", {"html": False}).enable("table")
-    toc = "".join(f"<li><a href='#{anchor(s.title)}'>{html.escape(s.title)}</a></li>" for s in sections)
-    out = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-           f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{html.escape(title)}</title>"
-           f"<style>{STYLE}</style></head><body>", f"<h1>{html.escape(title)}</h1>",
-           f"<nav><strong>Contents</strong><ol>{toc}</ol></nav>"]
-    for s in sections:
-        inline = {name: "data:image/png;base64," + base64.b64encode(data).decode("ascii")
-                  for name, data in s.figures.items()}
-        out.append(f"<section id='{anchor(s.title)}'><h2>{html.escape(s.title)}</h2>")
-        out.append(md.render(section_markdown(s, inline)))
-        out.append("</section>")
-    out.append("</body></html>")
-    return "\n".join(out)
-
-
-def write_report(sections: list[Section], out_uri: str, title: str = "Fashion-MNIST study") -> dict[str, str]:
-    """Write report.md (+ its figures) and report.html; the HTML, written last, marks completion."""
-    storage.check_writable(out_uri)
-    for s in sections:
-        for name, data in s.figures.items():
-            storage.write_bytes(storage.join(out_uri, name), data)
-    md_uri, html_uri = storage.join(out_uri, "report.md"), storage.join(out_uri, "report.html")
-    storage.write_text(md_uri, render_markdown(title, sections))
-    storage.write_text(html_uri, render_html(title, sections))
-    return {"markdown": md_uri, "html": html_uri}

@@ -15,7 +15,8 @@ def build_report(dataset: Input[Dataset], model: Input[Model], evaluation: Input
     """
     import shutil
 
-    from components.report.document import study_sections, write_report
+    from components.report.document import study_sections
+    from components.report.render import write_report
 
     sections = study_sections(
         dataset.path, model.path, evaluation.path, nas_uri=nas.path,

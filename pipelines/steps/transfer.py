@@ -1,5 +1,7 @@
 """Question 3's KFP components: the target image folder, and one transfer-learning run per base.
 
+The pipeline adds one ``transfer_learning`` task per base definition (``components.transfer.bases``).
+
 On the cluster the pipeline gives each transfer run a GPU on the GPU node pool
 (``pipelines.cluster.apply_cluster_settings(task, options, gpu=True)``: the GPU
 image, nvidia.com/gpu, node selector and toleration); kfp.local runs them on this CPU.
@@ -10,13 +12,11 @@ from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output
 
 from pipelines.steps.common import COMPONENT_DEFAULTS
 
-TRANSFER_BASES = ("mobilenet_v2", "inception_v3")
-
 
 @dsl.component(**COMPONENT_DEFAULTS)
 def prepare_transfer_images(dataset: Input[Dataset], images: Output[Dataset], transfer_settings: dict):
     """The target task: Fashion-MNIST classes 5-9 (``transfer.target``) as an image folder of PNG files."""
-    from components.transfer_data import TARGET_CLASSES, write_image_folder
+    from components.transfer.data import TARGET_CLASSES, write_image_folder
 
     target = transfer_settings.get("target") or {}
     record = write_image_folder(dataset.path, images.path, classes=target.get("classes") or TARGET_CLASSES,
@@ -36,8 +36,10 @@ def transfer_learning(base: str, images: Input[Dataset], source: Input[Dataset],
     import shutil
 
     from components.core import storage
-    from components.report.document import render_html
-    from components.transfer import run_transfer, settings_from_profile, transfer_section
+    from components.report.render import render_html
+    from components.report.transfer_section import transfer_section
+    from components.transfer.settings import settings_from_profile
+    from components.transfer.training import run_transfer
     from katib.access import work_uri
 
     durable = work_uri(work_root, run_id, task_name, "run")

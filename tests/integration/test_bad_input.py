@@ -114,7 +114,7 @@ def test_invalid_experiment_lists_every_problem_and_runs_nothing(tmp_path):
 def _saved_model(folder: Path, **kwargs) -> Path:
     """An untrained study CNN saved where `study evaluate --model` looks (training adds nothing here)."""
     from components.cnn.models import build_study_cnn
-    from components.cnn.train import save_model
+    from components.core.training import save_model
 
     folder.mkdir(parents=True)
     model = build_study_cnn(filters=(4, 4, 8, 8), **kwargs)

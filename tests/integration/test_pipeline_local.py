@@ -117,7 +117,8 @@ def test_a_fourth_sweep_added_by_its_definition_runs_locally_into_a_report_secti
     from kfp import dsl
 
     from components.profile_check import load_profile
-    from components.report.document import sweep_sections, write_report
+    from components.report.document import sweep_sections
+    from components.report.render import write_report
     from pipelines.steps.sweep import run_sweep
     from pipelines.study_pipeline import without_none
     from tests.fixtures.trials.fourth_sweep import fourth_sweep

@@ -3,6 +3,8 @@ images at the smallest input sizes, the offline source->target flow, weights fro
 gs://), resuming, the KFP components under kfp.local, and every bad input of the issue."""
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,9 +15,11 @@ import pytest
 from PIL import Image
 
 from components.core import storage
-from components.transfer import TransferSettings, run_transfer, transfer_section
-from components.transfer_data import scan_image_folder, write_image_folder
-from components.transfer_models import BASES, base_of, build_transfer_model
+from components.report.transfer_section import transfer_section
+from components.transfer.data import scan_image_folder, write_image_folder
+from components.transfer.models import BASES, base_of, build_transfer_model
+from components.transfer.settings import TransferSettings
+from components.transfer.training import run_transfer
 from tests.conftest import REPO, last_error_line
 
 pytestmark = pytest.mark.slow
@@ -114,6 +118,24 @@ def test_offline_source_to_target_flow_through_both_phases_and_resume(target_fol
     assert "pretraining" not in more.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert {k: len(v["loss"]) for k, v in metrics["history"].items()} == {"frozen": 1, "fine_tune": 2}
+
+
+def test_a_run_killed_after_a_checkpoint_resumes_in_its_phase(target_folder, tmp_path):
+    """Both phases run on the shared loop: killed after the first epoch's checkpoint, the run resumes there."""
+    out = tmp_path / "killed"
+    args = ["run", "--base", "mobilenet_v2", "--data", target_folder, "--out", out, "--weights", "none",
+            "--input-size", 32, "--alpha", 0.35, "--frozen-epochs", 2, "--fine-tune-epochs", 1, "--batch-size", 32]
+    killed = run_transfer_cli(*args, env={**os.environ, "STUDY_FAULT": "transfer.epoch-checkpointed@1"})
+    assert killed.returncode == -signal.SIGKILL
+    assert json.loads((out / "checkpoint" / "state.json").read_text())["epoch"] == 1
+    assert not (out / "metrics.json").exists()
+    resumed = run_transfer_cli(*args)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming after epoch 1 of 3 (frozen phase)" in resumed.stderr
+    assert "epoch 1/3" not in resumed.stderr and "epoch 3/3 (fine-tune)" in resumed.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {k: len(v["loss"]) for k, v in metrics["history"].items()} == {"frozen": 2, "fine_tune": 1}
+    assert metrics["fine_tune_from"] == {"index": 100, "layer": "block_11_expand_relu"}
 
 
 def test_inception_both_phases_from_a_weights_file(target_folder, tmp_path):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import html.parser
 import itertools
 
-from components.report.document import Section, anchor, render_html, render_markdown
 from components.report.figures import grid_heatmap, objective_bars, objective_bars_figure
+from components.report.render import anchor, render_html, render_markdown
+from components.report.section import Section
 
 VALUES = [["elu", "relu", "selu"]] * 4
 

@@ -1,4 +1,4 @@
-"""The transfer-learning models: the study's head, both phases' trainable layers, weights, settings."""
+"""The transfer-learning models: the study's head, both phases' trainable layers, weights."""
 
 import math
 
@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from components.core.errors import UserError
-from components.transfer import TransferSettings, precision, settings_from_profile
-from components.transfer_models import (
+from components.transfer.models import (
     BASES,
     NO_AUGMENTATION,
     Augmentation,
@@ -21,6 +20,7 @@ from components.transfer_models import (
     trainable_count,
     unfreeze_from,
 )
+from components.transfer.settings import TransferSettings
 
 STUDY_LAYERS = ["InputLayer", "Sequential", "Rescaling", "Functional", "GlobalAveragePooling2D", "Dropout", "Dense"]
 
@@ -137,24 +137,6 @@ def test_smallest_sizes_build():
     assert build_transfer_model("mobilenet_v2", 2, input_size=32, alpha=0.35).input.shape == (None, 32, 32, 3)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"base": "resnet50"}, "base 'resnet50': expected one of mobilenet_v2, inception_v3"),
-    ({"base": "inception_v3", "input_size": 75, "alpha": 0.5}, "only MobileNet bases have a width multiplier"),
-    ({"flip": "sideways"}, "flip='sideways': expected one of"),
-    ({"rotation": 1.5}, "rotation=1.5"),
-    ({"dropout": 1.0}, "dropout=1.0"),
-    ({"frozen_epochs": 0}, "frozen_epochs=0: expected a positive integer"),
-    ({"fine_tune_epochs": -1}, "fine_tune_epochs=-1: expected a non-negative integer"),
-    ({"fine_tune_learning_rate": 0}, "fine_tune_learning_rate=0"),
-    ({"val_fraction": 0.6, "test_fraction": 0.4}, "leaves no training images"),
-    ({"weights": "imagenet21k"}, "weights 'imagenet21k': expected imagenet, none, source, or a .weights.h5"),
-    ({"mixed_precision": "yes"}, "mixed_precision='yes'"),
-])
-def test_bad_settings_are_one_clear_line(kwargs, message):
-    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
-        TransferSettings(**kwargs).checked()
-
-
 def test_fine_tune_from_by_index_or_name_and_bad_values(mobilenet):
     base, spec = base_of(mobilenet), BASES["mobilenet_v2"]
     assert fine_tune_index(base, None, spec) == 100
@@ -223,36 +205,3 @@ def test_imagenet_download_failure_is_one_line_with_the_alternatives(monkeypatch
     assert "\n" not in message
     assert message.startswith("weights 'imagenet': the Keras download failed (URL fetch failure")
     assert "--weights PATH or gs://URI" in message and "--weights none" in message
-
-
-# ---------------------------------------------------------------- precision, profiles
-
-def test_mixed_precision_keeps_the_predictions_in_float32():
-    with precision("on", gpu=False) as mixed:
-        assert mixed
-        model = build_transfer_model("mobilenet_v2", 3, input_size=32, alpha=0.35)
-    assert keras.config.dtype_policy().name == "float32"  # restored
-    assert base_of(model).get_layer("Conv1").compute_dtype == "float16"
-    assert model.get_layer("predictions").compute_dtype == "float32"
-    assert model(np.zeros((1, 32, 32, 3), "float32")).dtype == "float32"
-    with precision("auto", gpu=False) as mixed:
-        assert not mixed
-
-
-def test_profile_section_gives_per_base_settings():
-    section = {
-        "target": {"classes": [5, 6, 7, 8, 9], "images_per_class": 200, "seed": 42},
-        "weights": "source", "frozen_epochs": 5.0, "fine_tune_epochs": 3, "batch_size": 32,
-        "source": {"classes": [0.0, 1.0, 2.0, 3.0, 4.0], "epochs": 3, "learning_rate": 0.002},
-        "bases": {"mobilenet_v2": {"input_size": 64.0, "alpha": 0.35},
-                  "inception_v3": {"input_size": 75, "source_images": 900, "source_epochs": 2}},
-    }
-    mobilenet = settings_from_profile(section, "mobilenet_v2").checked()
-    assert (mobilenet.input_size, mobilenet.alpha, mobilenet.source_epochs) == (64, 0.35, 3)
-    assert mobilenet.frozen_epochs == 5 and isinstance(mobilenet.frozen_epochs, int)
-    assert mobilenet.source_classes == (0, 1, 2, 3, 4)
-    inception = settings_from_profile(section, "inception_v3").checked()
-    assert (inception.input_size, inception.alpha) == (75, None)
-    assert (inception.source_images, inception.source_epochs) == (900, 2)
-    with pytest.raises(UserError, match="transfer settings learning_rate: unknown"):
-        settings_from_profile({"learning_rate": 0.1}, "mobilenet_v2")

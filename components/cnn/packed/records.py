@@ -28,10 +28,11 @@ import numpy as np
 
 from components.cnn.packed.members import Member
 from components.cnn.packed.program import MemberVariables
-from components.cnn.train import CHECKPOINT_DIR, METRICS_FILE, format_metrics_line, save_model
+from components.cnn.train import format_metrics_line
 from components.core import storage
 from components.core.errors import UserError
 from components.core.settings import OBJECTIVE_METRIC
+from components.core.training import CHECKPOINT_DIR, METRICS_FILE, save_model
 
 LINES_FILE = "metrics.log"
 ARRAYS_FILE = f"{CHECKPOINT_DIR}/pack-member.npz"

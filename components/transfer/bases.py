@@ -1,9 +1,14 @@
 """The transfer-learning bases and augmentation settings, without importing Keras.
 
-Everything here can be checked before Keras loads, so a bad setting is
-refused in a fraction of a second; ``components.transfer_models`` builds the
-Keras objects from it. Adding a ``keras.applications`` base is one
-:class:`BaseSpec` line in :data:`BASES`.
+A base is one :class:`BaseSpec` in :data:`BASES`: its name, its ``keras.applications``
+constructor, the study's input size, its preprocessing, where fine-tuning starts and
+the study's published figures. The definitions drive the transfer settings' defaults
+and checks, the ``study transfer`` flags, the pipeline's transfer steps (one per base)
+and the report's Question 3 rows. Adding a base is one definition here and, where it
+needs other settings than the shared ones, a ``transfer.bases.<name>`` entry in the
+profile. Everything here can be checked before Keras loads, so a bad setting is
+refused in a fraction of a second; ``components.transfer.models`` builds the Keras
+objects from it.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from dataclasses import dataclass
 from components.core.errors import UserError
 
 BASE_LAYER = "base"  # the base's name inside the transfer model
+PREPROCESSING = ("tf", "torch", "none")
 
 
 @dataclass(frozen=True)
@@ -25,7 +31,15 @@ class BaseSpec:
     min_size: int  # smallest input side Keras accepts without the top
     preprocessing: str  # "tf": [-1, 1]; "torch": ImageNet mean/std; "none": the base rescales itself
     fine_tune_from: int  # default first unfrozen layer (index into the base's layers)
+    input_size: int = 224  # the study's input side: the default of the ``input_size`` setting
     has_alpha: bool = False  # MobileNet width multiplier
+    # The study's published validation accuracy before and after fine-tuning (the report's "study" columns).
+    study_val_accuracy_frozen: float | None = None
+    study_val_accuracy_finetuned: float | None = None
+
+    def __post_init__(self):
+        if self.preprocessing not in PREPROCESSING:  # a definition's mistake, not a user's
+            raise ValueError(f"{self.name}: preprocessing {self.preprocessing!r}, expected one of {PREPROCESSING}")
 
     def build(self, input_size: int, alpha: float | None = None, weights: str | None = None):
         """The base alone, no top: ``keras.applications.<constructor>(...)``."""
@@ -40,8 +54,10 @@ class BaseSpec:
 BASES = {
     # fine_tune_from: MobileNetV2 as in the TensorFlow transfer-learning tutorial (layer 100 of 154);
     # InceptionV3 as in the keras.applications example: the top two inception blocks (after mixed8).
-    "mobilenet_v2": BaseSpec("mobilenet_v2", "MobileNetV2", 32, "tf", 100, has_alpha=True),
-    "inception_v3": BaseSpec("inception_v3", "InceptionV3", 75, "tf", 249),
+    "mobilenet_v2": BaseSpec("mobilenet_v2", "MobileNetV2", min_size=32, preprocessing="tf", fine_tune_from=100,
+                             has_alpha=True, study_val_accuracy_frozen=0.9223, study_val_accuracy_finetuned=1.0),
+    "inception_v3": BaseSpec("inception_v3", "InceptionV3", min_size=75, preprocessing="tf", fine_tune_from=249,
+                             study_val_accuracy_frozen=0.9806, study_val_accuracy_finetuned=1.0),
 }
 
 
@@ -50,6 +66,16 @@ def base_spec(name: str) -> BaseSpec:
     if spec is None:
         raise UserError(f"base {name!r}: expected one of {', '.join(BASES)}")
     return spec
+
+
+def describe_minimum_sizes() -> str:
+    """``at least 32 for MobileNetV2, 75 for InceptionV3``: for help texts."""
+    return "at least " + ", ".join(f"{spec.min_size} for {spec.constructor}" for spec in BASES.values())
+
+
+def describe_fine_tune_defaults() -> str:
+    """``100 for MobileNetV2, 249 for InceptionV3``: for help texts."""
+    return ", ".join(f"{spec.fine_tune_from} for {spec.constructor}" for spec in BASES.values())
 
 
 def check_input_size(spec: BaseSpec, input_size: int) -> None:

@@ -16,8 +16,8 @@ model; a ``training=False`` call argument (the guide's other device, also used
 here) is not restored by ``keras.models.load_model``, so it alone would let a
 resumed fine-tuning run update the statistics.
 
-The bases themselves (:data:`BASES`; adding one is one line) and the settings
-checks live in ``components.transfer_bases``, which loads without Keras.
+The bases themselves (:data:`BASES`, one definition each) and the settings
+checks live in ``components.transfer.bases``, which loads without Keras.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import keras
 from keras import layers
 
 from components.core.errors import UserError
-from components.transfer_bases import (  # noqa: F401 - the registry is part of this module's interface
+from components.transfer.bases import (  # noqa: F401 - the registry is part of this module's interface
     BASE_LAYER,
     BASES,
     DEFAULT_AUGMENTATION,
@@ -135,7 +135,7 @@ def _base_with_weights(spec: BaseSpec, input_size: int, alpha: float | None, wei
 def load_base_weights(base_model: keras.Model, path: str | Path, spec: BaseSpec) -> None:
     """Load a local weights file into a base; a file of another base or width is one clear line.
 
-    Accepted: ``.weights.h5`` (Keras 3, e.g. what :func:`components.transfer.pretrain_on_source`
+    Accepted: ``.weights.h5`` (Keras 3, e.g. what :func:`components.transfer.pretrain.pretrain_on_source`
     saves) and ``.h5`` (Keras' own ImageNet ``..._no_top.h5`` files, for air-gapped clusters).
     """
     path = Path(path)
@@ -207,3 +207,9 @@ def unfreeze_from(model: keras.Model, index: int) -> None:
 
 def trainable_count(model: keras.Model) -> int:
     return int(sum(math.prod(w.shape) for w in model.trainable_weights))
+
+
+def compile_for_phase(model: keras.Model, learning_rate: float, jit_compile) -> None:
+    """Adam at the phase's learning rate, the study's loss and metric."""
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"], jit_compile=jit_compile)

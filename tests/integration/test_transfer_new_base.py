@@ -1,0 +1,85 @@
+"""A third transfer base, added by its definition alone (a fixture registers it): the profile check, the
+CLI, the compiled pipeline and the report take it up, and the pipeline's own step trains it on a few images."""
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.transfer.bases import BASES, BaseSpec
+
+pytestmark = pytest.mark.slow
+
+# Any small keras.applications model: MobileNetV3Small rescales its input itself, 157 layers without the top.
+NEW_BASE = BaseSpec("mobilenet_v3_small", "MobileNetV3Small", min_size=32, preprocessing="none", fine_tune_from=120,
+                    input_size=32)
+
+
+@pytest.fixture
+def new_base(monkeypatch) -> BaseSpec:
+    monkeypatch.setitem(BASES, NEW_BASE.name, NEW_BASE)
+    return NEW_BASE
+
+
+def test_the_definition_alone_adds_a_pipeline_step_a_cli_choice_and_profile_checks(new_base, tmp_path):
+    from components.profile_check import load_profile, profile_problems
+    from components.transfer.cli import add_arguments
+    from pipelines.compile import compile_pipeline
+
+    path = tmp_path / "pipeline.yaml"
+    compile_pipeline(str(path))
+    tasks = yaml.safe_load_all(path.read_text()).__next__()["root"]["dag"]["tasks"]
+    bases = {name: task["inputs"]["parameters"]["base"]["runtimeValue"]["constant"]
+             for name, task in tasks.items() if name.startswith("transfer-learning")}
+    # The study's two keep their compiled names; the new one comes after them.
+    assert bases == {"transfer-learning": "mobilenet_v2", "transfer-learning-2": "inception_v3",
+                     "transfer-learning-3": "mobilenet_v3_small"}
+    assert tasks["transfer-learning-3"]["taskInfo"]["name"] == "transfer: mobilenet_v3_small"
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    run_help = parser._subparsers._group_actions[0].choices["run"].format_help()
+    assert "mobilenet_v3_small" in run_help and "32 for MobileNetV3Small" in run_help
+
+    profile = load_profile("smoke")  # the profile check builds the new base's settings too
+    profile["transfer"]["bases"]["mobilenet_v3_small"] = {"input_size": 31}  # what its profile entry may say
+    assert profile_problems(profile) == [
+        "transfer: input_size=31: MobileNetV3Small needs images of at least 32x32 pixels"]
+
+
+def test_the_pipelines_step_trains_the_new_base_and_the_report_shows_it(new_base, tiny_data, tmp_path):
+    from kfp import dsl
+
+    from components.report.transfer_section import transfer_section
+    from components.transfer.data import write_image_folder
+    from pipelines.steps.transfer import transfer_learning
+
+    images = tmp_path / "images"
+    write_image_folder(tiny_data, str(images), classes=(5, 7, 9), images_per_class=10, seed=1)
+    settings = {"weights": "none", "frozen_epochs": 1, "fine_tune_epochs": 1, "batch_size": 8,
+                "bases": {"mobilenet_v3_small": {"frozen_learning_rate": 0.01}}}
+    outputs = {name: kind(uri=str(tmp_path / "out" / name)) for name, kind in (
+        ("run", dsl.Model), ("metrics", dsl.Metrics), ("curves", dsl.Artifact), ("view", dsl.HTML))}
+    (tmp_path / "out").mkdir()
+    # The KFP component's own body, in this process (where the fixture registered the base).
+    transfer_learning.python_func(base=new_base.name, images=dsl.Dataset(uri=str(images)),
+                                  source=dsl.Dataset(uri=tiny_data), transfer_settings=settings, **outputs)
+
+    run = Path(outputs["run"].path)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert (metrics["base"], metrics["constructor"], metrics["input_shape"]) == (
+        "mobilenet_v3_small", "MobileNetV3Small", [32, 32, 3])
+    assert {k: len(v["loss"]) for k, v in metrics["history"].items()} == {"frozen": 1, "fine_tune": 1}
+    assert metrics["data"]["counts"] == {"train": 18, "val": 6, "test": 6}
+    assert metrics["fine_tune_from"]["index"] == 120
+    assert metrics["params"]["trainable_frozen"] == 576 * 3 + 3
+    assert {"model.keras", "frozen.keras", "curves.png", "history.json"} <= {p.name for p in run.iterdir()}
+    assert outputs["metrics"].metadata["trainable_params_frozen"] == 576 * 3 + 3
+    assert "MobileNetV3Small" in Path(outputs["view"].path).read_text()
+
+    section = transfer_section({new_base.name: str(run)})
+    assert section.table[1][:3] == ["MobileNetV3Small", "32×32", "none"]
+    assert section.table[1][6:] == ["—", "—"]  # no published figures for a base the study did not run
+    assert list(section.figures) == ["transfer_mobilenet_v3_small_curves.png"]
