@@ -157,7 +157,7 @@ def train_probe(spec: dict) -> dict:
     activations = tuple(spec.get("activations") or ("relu",) * 4)
     filters = tuple(spec.get("filters") or (32, 32, 64, 64))
     model = build_study_cnn(activations, filters, input_shape=x.shape[1:],
-                           num_classes=int(data.metadata["num_classes"]))
+                            num_classes=int(data.metadata["num_classes"]))
     compile_args = {"steps_per_execution": int(spec.get("steps_per_execution", 1))}
     if spec.get("jit_compile", "auto") != "auto":
         compile_args["jit_compile"] = bool(spec["jit_compile"])

@@ -17,9 +17,9 @@ from components.cnn.hparams import STUDY_ACTIVATIONS, STUDY_FILTERS, check_conv_
 
 
 def build_study_cnn(activations: Sequence[str] = STUDY_ACTIVATIONS,
-                   filters: Sequence[int] = STUDY_FILTERS,
-                   input_shape: tuple[int, int, int] = (28, 28, 1),
-                   num_classes: int = 10, bn_momentum: float = 0.99) -> keras.Model:
+                    filters: Sequence[int] = STUDY_FILTERS,
+                    input_shape: tuple[int, int, int] = (28, 28, 1),
+                    num_classes: int = 10, bn_momentum: float = 0.99) -> keras.Model:
     """The study's CNN: 3,831,018 parameters with its default settings (bn_momentum: Keras' default)."""
     activations, filters = check_conv_settings(activations, filters)
     a1, a2, a3, a4 = activations

@@ -104,7 +104,7 @@ def run_trial(config: TrialConfig, data_uri: str, output_uri: str,
     model = run.resume()
     if model is None:
         model = build_study_cnn(config.activations, config.filters, input_shape=x_val.shape[1:],
-                               num_classes=int(data.metadata["num_classes"]), bn_momentum=config.bn_momentum)
+                                num_classes=int(data.metadata["num_classes"]), bn_momentum=config.bn_momentum)
         model.compile(optimizer=make_optimizer(config.optimizer, config.learning_rate),
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     else:

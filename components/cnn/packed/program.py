@@ -122,7 +122,7 @@ class PackProgram:
     def build_model(self, config: TrialConfig) -> keras.Model:
         """The member's own Keras model (its activations), as ``study train`` builds it."""
         return build_study_cnn(config.activations, config.filters, input_shape=self.input_shape,
-                              num_classes=self.num_classes, bn_momentum=config.bn_momentum)
+                               num_classes=self.num_classes, bn_momentum=config.bn_momentum)
 
     def initial_variables(self, config: TrialConfig) -> MemberVariables:
         """What ``study train`` starts from with this seed: ``set_random_seed`` then ``build_study_cnn``.
