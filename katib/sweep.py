@@ -75,17 +75,21 @@ def stage_experiment(stage: str, data_uri: str, output_root: str, sweep_settings
 
 
 def run_stage(stage: str, backend: SweepBackend, experiment: dict, fixed: dict[str, str], *,
-              experiment_uri: str, summary_uri: str, log: Callable[[str], None] = print) -> dict:
+              experiment_uri: str, summary_uri: str, trials_root: str | None = None,
+              log: Callable[[str], None] = print) -> dict:
     """Run the stage's (validated) Experiment on ``backend``; return its summary, written to ``summary_uri``.
 
     The Experiment's YAML goes to ``experiment_uri`` first; the summary is written last, so a stage
-    that fails leaves none. Both under the backend's claim on its location.
+    that fails leaves none. Both under the backend's claim on its location. ``trials_root``: where
+    each trial wrote its output (``<root>/<trial>/metrics.json``), for the per-epoch histories the
+    report's learning curves draw.
     """
     with backend.claim():
         storage.write_text(experiment_uri, to_yaml(experiment))
         outcome = backend.run(experiment, log=log)
+        histories = trial_histories(trials_root, [t.name for t in outcome.trials]) if trials_root else {}
         summary = summarize(stage, fixed, outcome.trials, outcome.best_trial, outcome.condition, outcome.reason,
-                            where=outcome.where)
+                            where=outcome.where, histories=histories)
         storage.write_text(summary_uri, json.dumps(summary, indent=2))
     return summary
 
@@ -104,7 +108,7 @@ def run_sweep_stage(stage: str, data_uri: str, out_dir: str | Path, sweep_settin
     backend = LocalBackend(out_dir, extra_env=trial_environment(),
                            trial_metrics_file=str(out_dir / "outputs" / "${trialSpec.Name}" / "metrics.json"))
     return run_stage(stage, backend, experiment, fixed, experiment_uri=str(out_dir / EXPERIMENT_FILE),
-                     summary_uri=str(out_dir / SUMMARY_FILE), log=log)
+                     summary_uri=str(out_dir / SUMMARY_FILE), trials_root=str(out_dir / "outputs"), log=log)
 
 
 @dataclass
@@ -190,25 +194,47 @@ def launch_sweep_stage(stage: str, data_uri: str, out_uri: str, sweep_settings: 
     from katib.backends.cluster import ClusterBackend
 
     cluster = cluster or ClusterSweep()
-    experiment, fixed, _ = cluster_stage_experiment(stage, data_uri, out_uri, sweep_settings, fixed, cluster, gpu=gpu)
+    experiment, fixed, output_root = cluster_stage_experiment(stage, data_uri, out_uri, sweep_settings, fixed,
+                                                              cluster, gpu=gpu)
     # Never replace: a same-named Experiment is this run's own (a retried step waits on it again)
     # or, with a different spec, an error; another run's is never deleted.
     backend = ClusterBackend(timeout_s=timeout_s, delete_after=delete_after, on_stop=cluster.sweep_cleanup,
                              **launch_options)
     return run_stage(stage, backend, experiment, fixed,
                      experiment_uri=storage.join(durable_uri(out_uri), EXPERIMENT_FILE),
-                     summary_uri=storage.join(summary_dir or durable_uri(out_uri), SUMMARY_FILE), log=log)
+                     summary_uri=storage.join(summary_dir or durable_uri(out_uri), SUMMARY_FILE),
+                     trials_root=output_root, log=log)
+
+
+def trial_histories(trials_root: str, names: list[str]) -> dict[str, list[float]]:
+    """Each trial's objective per epoch, from the metrics.json it wrote; a trial that wrote none
+    (failed, stopped before its first epoch) is left out."""
+    histories = {}
+    for name in names:
+        uri = storage.join(trials_root, name, "metrics.json")
+        if not storage.exists(uri):
+            continue
+        try:
+            history = json.loads(storage.read_text(uri)).get("history", {}).get(OBJECTIVE_METRIC)
+        except (ValueError, AttributeError):
+            continue  # not a trial runner's metrics.json: no curve, the rest of the summary stands
+        if isinstance(history, list) and all(isinstance(v, int | float) for v in history):
+            histories[name] = [float(v) for v in history]
+    return histories
 
 
 def summarize(stage: str, fixed: dict[str, str], trials: list[TrialRow], best_trial: str | None,
-              condition: str, reason: str, where: str) -> dict:
-    """The stage's winner in the study's terms, plus every trial's objective."""
+              condition: str, reason: str, where: str, histories: dict[str, list[float]] | None = None) -> dict:
+    """The stage's winner in the study's terms, plus every trial's objective (and, where known, its
+    objective per epoch: ``history``)."""
     sweep = get_sweep(stage)
+    histories = histories or {}
     rows = [{
         "name": t.name, "state": t.state, "reason": t.reason,
         "combination": list(sweep.combination(t.assignments)),
         "index": sweep.index_of(sweep.combination(t.assignments)),
         OBJECTIVE_METRIC: t.objective,
+        **({"history": histories[t.name]} if t.name in histories else {}),
     } for t in trials]
     best = next((r for r in rows if r["name"] == best_trial and r[OBJECTIVE_METRIC] is not None), None)
     if best is None:

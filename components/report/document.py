@@ -157,7 +157,7 @@ def _numbered(index: int | None) -> str:
 
 
 def _sweep_figures(sweep: Sweep, summary: dict) -> dict[str, bytes]:
-    from components.report.figures import grid_heatmap, objective_bars
+    from components.report.figures import grid_heatmap, objective_bars, parallel_coordinates, top_trial_curves
 
     study = sweep.study
     label = sweep.label[:1].upper() + sweep.label[1:]
@@ -165,6 +165,8 @@ def _sweep_figures(sweep: Sweep, summary: dict) -> dict[str, bytes]:
         summary, label, study.accuracy if study else None, ", ".join(study.best) if study else "")}
     if len(sweep.parameters) > 1:
         figures[f"sweep_{sweep.name}_heatmap.png"] = grid_heatmap(summary, label, study.best if study else None)
+    figures[f"sweep_{sweep.name}_curves.png"] = top_trial_curves(summary, label)
+    figures[f"sweep_{sweep.name}_parallel.png"] = parallel_coordinates(summary, label)
     return {name: data for name, data in figures.items() if data}
 
 

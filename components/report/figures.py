@@ -6,6 +6,10 @@ half of its parameters, columns those of the rest, so the study's lexicographic 
 row by row (four layers of three values each: 9 x 9, layers 1-2 down, 3-4 across), with the
 study's pick and ours marked. matplotlib is used through ``Figure`` only (no pyplot state),
 rendered to PNG bytes.
+
+Two more views, as Katib's UI shows a sweep: the learning curves of the best trials
+(validation accuracy per epoch, from each trial's own history) and parallel coordinates (one
+axis per parameter and one for the objective, a line per trial, coloured by its accuracy).
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ OBJECTIVE = "val_accuracy"
 MAX_BARS = 20
 # A heatmap side longer than this would be unreadable: such a grid gets bars only.
 MAX_HEATMAP_SIDE = 30
+# Learning curves of this many of the best trials (more lines would hide each other).
+TOP_CURVES = 5
 
 
 def _png(figure) -> bytes:
@@ -124,3 +130,81 @@ def _index_of(combination: Sequence[str], values: Sequence[Sequence[str]]) -> in
     for value, options in zip(combination, values):
         index = index * len(options) + [str(o) for o in options].index(value)
     return index
+
+
+def _ranked(summary: dict) -> list[dict]:
+    """The trials that reported the objective, best first (ties: the lower grid index)."""
+    return sorted((t for t in summary["trials"] if t.get(OBJECTIVE) is not None),
+                  key=lambda t: (-t[OBJECTIVE], t["index"]))
+
+
+def top_trial_curves(summary: dict, label: str, top: int = TOP_CURVES) -> bytes | None:
+    """Validation accuracy per epoch of the ``top`` best trials that recorded a history (PNG)."""
+    curves = [t for t in _ranked(summary) if t.get("history")][:top]
+    if not curves:
+        return None
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(8, 3.8), layout="constrained")
+    axes = figure.add_subplot()
+    for trial in curves:
+        epochs = range(1, len(trial["history"]) + 1)
+        best = trial["name"] == summary.get("best_trial")
+        axes.plot(epochs, trial["history"], marker="o", markersize=3, linewidth=2.2 if best else 1.2,
+                  label=f"{', '.join(map(str, trial['combination']))} ({100 * trial[OBJECTIVE]:.2f}%)"
+                        + (" — best" if best else ""))
+    longest = max(len(t["history"]) for t in curves)
+    axes.set_xticks(range(1, longest + 1))
+    axes.set_xlabel("epoch")
+    axes.set_ylabel("validation accuracy")
+    axes.set_title(f"{label}: learning curves of the best {len(curves)} trials")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7, loc="lower right")
+    return _png(figure)
+
+
+def parallel_coordinates(summary: dict, label: str) -> bytes | None:
+    """One vertical axis per parameter (its values in grid order) and one for the objective; a line per
+    trial, coloured by its validation accuracy, the best drawn on top (PNG)."""
+    values, ranked = summary.get("values"), _ranked(summary)
+    if not values or not ranked:
+        return None
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    from matplotlib.figure import Figure
+
+    names = summary.get("parameters") or [f"parameter {i}" for i in range(1, len(values) + 1)]
+    low, high = min(t[OBJECTIVE] for t in ranked), max(t[OBJECTIVE] for t in ranked)
+    norm = Normalize(vmin=low, vmax=high if high > low else low + 1e-9)
+    colours = colormaps["viridis"]
+    axis_count = len(values) + 1
+    figure = Figure(figsize=(max(6.0, 1.6 * axis_count), 4.2), layout="constrained")
+    axes = figure.add_subplot()
+
+    def height(options: Sequence, value) -> float:
+        """A value's place on its axis, 0..1 (a single-valued axis puts it in the middle)."""
+        position = [str(o) for o in options].index(str(value))
+        return 0.5 if len(options) == 1 else position / (len(options) - 1)
+
+    for trial in reversed(ranked):  # worst first, so the best lines lie on top
+        ys = [height(options, v) for options, v in zip(values, trial["combination"])]
+        ys.append(0.5 if high == low else (trial[OBJECTIVE] - low) / (high - low))
+        best = trial["name"] == summary.get("best_trial")
+        axes.plot(range(axis_count), ys, color="tab:red" if best else colours(norm(trial[OBJECTIVE])),
+                  linewidth=2.5 if best else 1.0, alpha=1.0 if best else 0.7, zorder=3 if best else 2)
+    for i, options in enumerate(values):
+        axes.axvline(i, color="black", linewidth=0.8)
+        for option in options:
+            axes.text(i + 0.03, height(options, option), str(option), fontsize=7, va="center")
+    axes.axvline(len(values), color="black", linewidth=0.8)
+    for fraction in (0.0, 0.5, 1.0):
+        axes.text(len(values) + 0.03, fraction, f"{100 * (low + fraction * (high - low)):.2f}%", fontsize=7,
+                  va="center")
+    axes.set_xticks(range(axis_count), [*names, "validation accuracy"], fontsize=8)
+    axes.set_yticks([])
+    axes.set_xlim(-0.2, axis_count - 0.5)
+    axes.set_ylim(-0.08, 1.08)
+    axes.set_title(f"{label}: parallel coordinates ({len(ranked)} trials; red: the best)")
+    figure.colorbar(ScalarMappable(norm=norm, cmap=colours), ax=axes, label="validation accuracy", shrink=0.8)
+    return _png(figure)

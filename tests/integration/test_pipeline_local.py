@@ -104,7 +104,7 @@ def test_the_report_reads_well_in_a_real_browser(tiny_run):
     page = load_page(report_dir / "report.html", PAGE_CHECK, screenshot=report_dir / "screenshot.png")
     checked = page.result
     assert page.console_errors == []
-    assert len(checked["images"]) == 9 and all(i["loaded"] for i in checked["images"]), checked["images"]
+    assert len(checked["images"]) == 15 and all(i["loaded"] for i in checked["images"]), checked["images"]
     assert checked["markers"] == [], "literal Markdown in the rendered page"
     assert checked["tables"] >= 6 and checked["cells"] > 40
     assert checked["toc"] == checked["sections"] and len(checked["toc"]) >= 6

@@ -122,3 +122,36 @@ def test_without_a_winner_run_stage_writes_the_experiment_but_no_summary(tmp_pat
                   summary_uri=str(tmp_path / SUMMARY_FILE))
     assert (tmp_path / EXPERIMENT_FILE).exists() and not (tmp_path / SUMMARY_FILE).exists()
     assert not backend.claimed
+
+
+HISTORY_SCRIPT = textwrap.dedent("""
+    import json, pathlib, sys
+    optimizer = sys.argv[sys.argv.index("--optimizer") + 1]
+    output = pathlib.Path(sys.argv[sys.argv.index("--output") + 1])
+    if optimizer == "Ftrl":
+        sys.exit("simulated failure")  # exit status 1, no metrics.json
+    value = {"Nadam": 0.93, "Adam": 0.92}.get(optimizer, 0.8)
+    output.mkdir(parents=True, exist_ok=True)
+    if optimizer == "SGD":
+        (output / "metrics.json").write_text("not json")  # an output that is not the trial runner's
+    else:
+        (output / "metrics.json").write_text(json.dumps({"history": {"val_accuracy": [value - 0.1, value]}}))
+    print(f"epoch=1 accuracy={value} loss=0.3 val_accuracy={value - 0.1} val_loss=0.3")
+    print(f"epoch=2 accuracy={value} loss=0.3 val_accuracy={value} val_loss=0.3")
+""")
+
+
+def test_the_summary_carries_each_trials_history_for_the_learning_curves(tmp_path):
+    """Issue #16's learning curves: each row's objective per epoch, read from the metrics.json the trial wrote
+    under the stage's trials root; a trial that wrote none, or something else, has no history."""
+    experiment, fixed = local_stage(tmp_path)
+    (tmp_path / "trial.py").write_text(HISTORY_SCRIPT)
+    out = tmp_path / "sweep"
+    summary = run_stage("optimizer", LocalBackend(out), experiment, fixed, experiment_uri=str(out / EXPERIMENT_FILE),
+                        summary_uri=str(out / SUMMARY_FILE), trials_root=str(out / "outputs"), log=lambda line: None)
+    rows = {t["combination"][0]: t for t in summary["trials"]}
+    assert rows["Nadam"]["history"] == pytest.approx([0.83, 0.93])
+    assert rows["Adam"]["history"] == pytest.approx([0.82, 0.92])
+    assert "history" not in rows["Ftrl"] and "history" not in rows["SGD"]
+    (section,) = sweep_sections({"optimizer": str(out)})
+    assert "sweep_optimizer_curves.png" in section.figures

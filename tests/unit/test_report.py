@@ -140,12 +140,13 @@ def test_each_sweep_gets_its_section_from_its_definition_beside_the_studys_figur
                                "ExperimentMaxTrialsReached.")
     assert optimizer.table == [["optimizer", "validation accuracy", "trial state"], ["Nadam", "92.00%", "Succeeded"],
                                ["Ftrl", "—", "Failed (TrialFailed)"]]
-    assert set(optimizer.figures) == {"sweep_optimizer_objective.png"}
+    assert set(optimizer.figures) == {"sweep_optimizer_objective.png", "sweep_optimizer_parallel.png"}
     assert activations.title == "Question 2B: activations per conv layer"
     assert activations.intro.startswith("With optimizer Nadam, filters 32,32,64,64 held fixed: 2 of 81 combinations")
     assert activations.table[1:] == [["ours", "selu, relu, relu, relu", "67 (combination 68)", "91.00%"],
                                      ["study", "selu, relu, relu, relu", "67 (combination 68)", "93.37%"]]
-    assert set(activations.figures) == {"sweep_activations_objective.png", "sweep_activations_heatmap.png"}
+    assert set(activations.figures) == {"sweep_activations_objective.png", "sweep_activations_heatmap.png",
+                                        "sweep_activations_parallel.png"}  # no histories in these summaries: no curves
 
 
 def test_a_fourth_sweep_gets_a_section_by_its_definition_alone(tmp_path):
@@ -160,7 +161,8 @@ def test_a_fourth_sweep_gets_a_section_by_its_definition_alone(tmp_path):
     assert section.intro == ("Best: **64** at 91.00%. With optimizer Nadam, activations selu,relu,relu,relu, filters "
                              "32,64,64,64 held fixed: 2 of 2 grid points ran; Succeeded: ExperimentMaxTrialsReached.")
     assert section.table[0] == ["batch_size", "validation accuracy", "trial state"]
-    assert set(section.figures) == {"sweep_batch_size_objective.png"}  # one parameter: no heatmap
+    assert set(section.figures) == {"sweep_batch_size_objective.png",  # one parameter: no heatmap
+                                    "sweep_batch_size_parallel.png"}
 
 
 def test_an_unknown_sweep_is_refused(tmp_path):
@@ -186,3 +188,80 @@ def test_any_grid_of_two_or_more_parameters_is_a_heatmap_rows_first_half_columns
               for i, c in enumerate(itertools.product(*values))]
     summary = {"trials": trials, "values": values, "parameters": ["width", "activation"], "best_index": 5}
     assert grid_heatmap(summary, "Sweep E", ("32", "elu")).startswith(b"\x89PNG")
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def test_learning_curves_show_the_best_trials_that_recorded_a_history(tmp_path):
+    """Issue #16: learning curves of the top trials, from each trial's own per-epoch history."""
+    import json
+
+    from components.report import figures
+    from components.report.document import sweep_sections
+
+    trials = [(("selu", "relu", "relu", "relu"), 0.91), (("elu", "elu", "elu", "elu"), 0.90),
+              (("relu", "relu", "relu", "relu"), 0.89), (("elu", "relu", "relu", "relu"), None)]
+    uri = _write_summary(tmp_path, "activations", trials, {**START, "optimizer": "Nadam"})
+    summary = json.loads((tmp_path / "activations" / "summary.json").read_text())
+    assert figures.top_trial_curves(summary, "B") is None  # no history anywhere: no picture
+    for row, history in zip(summary["trials"], ([0.8, 0.91], [0.85, 0.9], None, None)):
+        if history:
+            row["history"] = history
+    (tmp_path / "activations" / "summary.json").write_text(json.dumps(summary))
+    drawn = []
+    real_plot = __import__("matplotlib.axes", fromlist=["Axes"]).Axes.plot
+
+    def recording_plot(self, x, y, **kwargs):
+        drawn.append((list(x), list(y), kwargs.get("label")))
+        return real_plot(self, x, y, **kwargs)
+
+    import matplotlib.axes
+
+    matplotlib.axes.Axes.plot = recording_plot
+    try:
+        png = figures.top_trial_curves(summary, "B", top=5)
+    finally:
+        matplotlib.axes.Axes.plot = real_plot
+    assert _png_size(png)[0] > 400
+    # The two trials with a history, best first; the one without (and the failed one) are not drawn.
+    assert [(x, y) for x, y, _ in drawn] == [([1, 2], [0.8, 0.91]), ([1, 2], [0.85, 0.9])]
+    assert drawn[0][2].endswith("(91.00%) — best")
+    (section,) = sweep_sections({"activations": uri})
+    assert "sweep_activations_curves.png" in section.figures
+
+
+def test_parallel_coordinates_draw_one_line_per_trial_with_the_best_on_top(tmp_path):
+    """Issue #16: the parallel-coordinates view of Katib's UI: an axis per parameter and one for the objective."""
+    import json
+
+    import matplotlib.axes
+
+    from components.report import figures
+
+    trials = [(("selu", "relu", "relu", "relu"), 0.91), (("elu", "elu", "elu", "elu"), 0.89),
+              (("relu", "selu", "elu", "relu"), 0.90), (("elu", "relu", "relu", "relu"), None)]
+    _write_summary(tmp_path, "activations", trials, {**START, "optimizer": "Nadam"})
+    summary = json.loads((tmp_path / "activations" / "summary.json").read_text())
+    drawn = []
+    real_plot = matplotlib.axes.Axes.plot
+
+    def recording_plot(self, x, y, **kwargs):
+        drawn.append((list(x), list(y), kwargs.get("color")))
+        return real_plot(self, x, y, **kwargs)
+
+    matplotlib.axes.Axes.plot = recording_plot
+    try:
+        png = figures.parallel_coordinates(summary, "B")
+    finally:
+        matplotlib.axes.Axes.plot = real_plot
+    assert _png_size(png)[0] > 400
+    assert len(drawn) == 3  # the failed trial has no objective: no line
+    assert all(x == [0, 1, 2, 3, 4] for x, _, _ in drawn)
+    # Worst first, best last (on top, in red); each value at its place on its axis (elu 0, relu 0.5, selu 1),
+    # the objective scaled from the worst (0) to the best (1).
+    assert drawn[0][1] == [0.0, 0.0, 0.0, 0.0, 0.0]
+    assert drawn[1][1] == [0.5, 1.0, 0.0, 0.5, 0.5]
+    assert drawn[2][1] == [1.0, 0.5, 0.5, 0.5, 1.0] and drawn[2][2] == "tab:red"
