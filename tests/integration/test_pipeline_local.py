@@ -65,8 +65,9 @@ def test_local_pipeline_produces_report_and_metrics_artifacts(tiny_run):
     assert "## Question 2A: optimizers" in text and "Nadam at 93.05%" in text
     assert "| study | selu, relu, relu, relu | 67 (combination 68) | 93.37% |" in text
     assert "| study | 32, 64, 64, 64 | 53 (combination 54) | 93.38% |" in text
-    # curves, confusion, 3 sweeps' bars, the 2 grid sweeps' heatmaps, 2 transfer curves
-    assert html.count("data:image/png;base64,") == 9
+    # curves, confusion, 3 sweeps' bars, the 2 grid sweeps' heatmaps, 2 transfer curves, and for each of the
+    # 3 sweeps its best trials' learning curves and its parallel coordinates
+    assert html.count("data:image/png;base64,") == 15
 
     # Question 1B: the AutoKeras search beside the hand-written CNN, with the study's figures.
     assert "| AutoKeras search (vanilla block) |" in text and "23,608,205" in text and "92.10%" in text
