@@ -5,17 +5,21 @@ The artifact's format (and its reader, which every trial uses) is ``components.c
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from components.core import storage
+from components.core.config import Rule, from_mapping, ruled
 from components.core.dataset import IMAGE_SHAPE, write_dataset
 from components.core.errors import UserError
+from components.core.profiles import read_profile
+from components.core.rules import FRACTION, INTEGER, POSITIVE_INT
 
 NUM_CLASSES = 10
 IDX_FILES = {
@@ -170,27 +174,29 @@ def stratified_split(labels: np.ndarray, val_fraction: float,
 
 # ----------------------------------------------------------------------- artifact
 
+_STUDY_DATA = read_profile("study")["data"]  # the defaults are the study profile's, not restated here
+SOURCE_RULE = Rule("a folder, gs:// or s3:// URI", lambda v: bool(v.strip()),
+                   null="Debian's package, else the download")
+
+
 @dataclass
 class DataSettings:
-    source: str | None = None
-    val_fraction: float = 0.1
-    train_size: int | None = None  # images drawn from the 60,000 before the split
-    test_size: int | None = None
-    seed: int = 42
-    classes: tuple[int, ...] = field(default_factory=lambda: tuple(range(NUM_CLASSES)))
+    """A profile's ``data`` section (and ``study data``'s flags), checked by their rules."""
 
-    def check(self) -> None:
-        if not 0.0 < self.val_fraction < 1.0:
-            raise UserError(f"val_fraction={self.val_fraction}: expected a number between 0 and 1")
-        for name in ("train_size", "test_size"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise UserError(f"{name}={value}: expected a positive number of images")
+    source: str | None = ruled(SOURCE_RULE, default=_STUDY_DATA["source"])
+    val_fraction: float = ruled(FRACTION, default=_STUDY_DATA["val_fraction"])
+    # images drawn from the 60,000 / 10,000 before the split
+    train_size: int | None = ruled(POSITIVE_INT.with_null("all 60,000"), default=_STUDY_DATA["train_size"])
+    test_size: int | None = ruled(POSITIVE_INT.with_null("all 10,000"), default=_STUDY_DATA["test_size"])
+    seed: int = ruled(INTEGER, default=_STUDY_DATA["seed"])
+
+    def checked(self) -> DataSettings:
+        return from_mapping(DataSettings, dataclasses.asdict(self))
 
 
 def prepare_dataset(settings: DataSettings, out_uri: str) -> dict:
     """Load, check, subset and split Fashion-MNIST; write the artifact; return its metadata."""
-    settings.check()
+    settings = settings.checked()
     storage.check_writable(out_uri)
     x_train, y_train, x_test, y_test, provenance = load_fashion_mnist(settings.source)
     rng = np.random.default_rng(settings.seed)

@@ -18,12 +18,44 @@ import dataclasses
 import itertools
 from dataclasses import dataclass
 
-from components.cnn.hparams import ACTIVATIONS, OPTIMIZERS, STUDY_ACTIVATIONS, STUDY_FILTERS, TrialConfig
+from components.cnn.hparams import (
+    ACTIVATIONS,
+    DEFAULT_LEARNING_RATE,
+    OPTIMIZERS,
+    STUDY_ACTIVATIONS,
+    STUDY_FILTERS,
+    TrialConfig,
+)
+from components.core.config import Rule, ruled
 from components.core.errors import UserError
+from components.core.rules import FRACTION, INTEGER, NON_NEGATIVE_INT, POSITIVE_INT, POSITIVE_NUMBER
 
 FILTER_CHOICES = (16, 32, 64)
 # Katib's grid takes only list-valued parameters: names as categorical, numbers as discrete.
 PARAMETER_TYPES = ("categorical", "discrete")
+
+
+# A stage's trial count: 0 would run nothing (and Katib would refuse it); null is the whole grid.
+MAX_TRIALS_RULE = Rule("a count per stage, e.g. {optimizer: 8}",
+                       items=(int | None, POSITIVE_INT.with_null("the whole grid")))
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """A profile's ``sweeps`` section: what every trial of every sweep runs with. No defaults: the
+    profiles say them (``learning_rate`` is absent where a KFP struct dropped its null)."""
+
+    epochs: int = ruled(POSITIVE_INT)
+    batch_size: int = ruled(POSITIVE_INT)
+    seed: int = ruled(INTEGER)
+    bn_momentum: float = ruled(FRACTION)
+    parallel_trials: int = ruled(POSITIVE_INT)  # Katib's parallelTrialCount on the cluster
+    local_parallel_trials: int = ruled(POSITIVE_INT)  # trials at once on this machine
+    max_failed_trials: int = ruled(NON_NEGATIVE_INT)
+    max_trials: dict = ruled(MAX_TRIALS_RULE)  # per sweep; null (or absent): the whole grid
+    early_stopping: bool  # Katib's medianstop
+    learning_rate: float | None = ruled(POSITIVE_NUMBER.with_null(DEFAULT_LEARNING_RATE),
+                                        default=None)  # None: the optimizer's Keras default
 
 
 def trial_flag(setting: str) -> str:

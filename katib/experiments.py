@@ -24,7 +24,7 @@ from components.core.settings import (
     TRAINER_GPU_IMAGE,
     TRAINER_IMAGE,
 )
-from components.sweeps import SWEEPS, Sweep, start_settings, study_fixed, trial_flag
+from components.sweeps import SWEEPS, Sweep, SweepSettings, start_settings, study_fixed, trial_flag
 from katib.access import ClusterAccess
 from katib.backends.local.katib_api import API_VERSION, EXPERIMENT_KIND
 
@@ -79,23 +79,6 @@ class ExperimentOptions:
                   "bn_momentum": s.bn_momentum, "parallel_trials": s.parallel_trials,
                   "max_failed_trials": s.max_failed_trials, "early_stopping": s.early_stopping, **overrides}
         return from_mapping(cls, values)
-
-
-@dataclass(frozen=True)
-class SweepSettings:
-    """A profile's ``sweeps`` section: what every trial of every sweep runs with. No defaults: the
-    profiles say them (``learning_rate`` is absent where a KFP struct dropped its null)."""
-
-    epochs: int
-    batch_size: int
-    seed: int
-    bn_momentum: float
-    parallel_trials: int  # Katib's parallelTrialCount on the cluster
-    local_parallel_trials: int  # trials at once on this machine
-    max_failed_trials: int
-    max_trials: dict  # per sweep; null (or absent): the whole grid
-    early_stopping: bool  # Katib's medianstop
-    learning_rate: float | None = None  # None: the optimizer's Keras default
 
 
 def experiment_name(sweep: Sweep) -> str:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import fields
 
-from components.core.argtypes import optional_int
+from components.core.argtypes import comma_list, optional_int
 from components.core.errors import TrialDiverged, UserError
 
 EXIT_USER_ERROR = 2
@@ -40,17 +40,6 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # noqa: D401 - argparse API
         print(f"error: {self.prog}: {message}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
-
-
-def _csv(kind: Callable) -> Callable[[str], tuple]:
-    def parse(text: str) -> tuple:
-        try:
-            return tuple(kind(v.strip()) for v in text.split(",") if v.strip())
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated {kind.__name__} values") from None
-    parse.__name__ = f"{kind.__name__} list"
-    return parse
-
 
 
 def _stage_uri(text: str) -> str:
@@ -244,13 +233,19 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("data", help="load, check and split Fashion-MNIST into a dataset artifact")
+    data = {}
+    if wanted("data"):  # components.data loads numpy and the storage clients: not for a trial
+        from components.data import DataSettings
+
+        data = {f.name: f.default for f in fields(DataSettings)}
     p.add_argument("--source", help="folder or gs:// prefix with the four IDX files (.gz or raw); "
                    "default: Debian's dataset-fashion-mnist, then the Keras download")
     p.add_argument("--out", required=True, help="artifact folder or gs:// URI")
-    p.add_argument("--val-fraction", type=float, default=0.1, help="share of the training images kept for validation")
+    p.add_argument("--val-fraction", type=float, default=data.get("val_fraction"),
+                   help="share of the training images kept for validation")
     p.add_argument("--train-size", type=optional_int, default=None, help="stratified subset of the 60,000")
     p.add_argument("--test-size", type=optional_int, default=None, help="stratified subset of the 10,000")
-    p.add_argument("--seed", type=int, default=42, help="random seed of the split and the subsets")
+    p.add_argument("--seed", type=int, default=data.get("seed"), help="random seed of the split and the subsets")
     p.set_defaults(func=cmd_data)
 
     p = sub.add_parser("train", help="one training run of the hand-written CNN (the Katib trial)")
@@ -258,9 +253,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="trial output folder or gs:// URI; resumes if it has a checkpoint")
     p.add_argument("--optimizer", default=defaults["optimizer"], help=f"one of {', '.join(OPTIMIZERS)}")
     p.add_argument("--learning-rate", type=float, default=None, help="default: the optimizer's Keras default")
-    p.add_argument("--activations", type=_csv(str), default=STUDY_ACTIVATIONS,
+    p.add_argument("--activations", type=comma_list(str), default=STUDY_ACTIVATIONS,
                    help="4 values, e.g. selu,relu,relu,relu")
-    p.add_argument("--filters", type=_csv(int), default=STUDY_FILTERS, help="4 values, e.g. 32,64,64,64")
+    p.add_argument("--filters", type=comma_list(int), default=STUDY_FILTERS, help="4 values, e.g. 32,64,64,64")
     p.add_argument("--epochs", type=int, default=defaults["epochs"],
                    help="epochs in all (a resumed trial runs the rest)")
     p.add_argument("--batch-size", type=int, default=defaults["batch_size"], help="images per training step")

@@ -10,17 +10,10 @@ import argparse
 import sys
 
 from components.core import storage
-from components.core.argtypes import optional_float, optional_int
+from components.core.argtypes import comma_list, optional_float, optional_int
 from components.transfer.bases import BASES, describe_fine_tune_defaults, describe_minimum_sizes
 from components.transfer.data import CACHE_MODES, TARGET_CLASSES
 from components.transfer.settings import SETTING_NAMES, SWITCHES, TransferSettings
-
-
-def _int_list(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated integers, e.g. 5,6,7,8,9") from None
 
 
 def _add_model_arguments(p: argparse.ArgumentParser) -> None:
@@ -35,7 +28,7 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=d.seed, help="random seed of the training")
     p.add_argument("--mixed-precision", choices=SWITCHES, default=d.mixed_precision, help="auto: on a GPU")
     p.add_argument("--xla", choices=SWITCHES, default=d.xla, help="auto: on a GPU")
-    p.add_argument("--source-classes", type=_int_list, default=d.source_classes,
+    p.add_argument("--source-classes", type=comma_list(int), default=d.source_classes,
                    help="Fashion-MNIST classes of the pretraining task, comma-separated")
     p.add_argument("--source-images", type=optional_int, default=d.source_images,
                    help="training images drawn for pretraining (default: all)")
@@ -72,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--val-fraction", type=float, default=d.val_fraction, help="share of an image folder for validation")
     p.add_argument("--test-fraction", type=float, default=d.test_fraction, help="share of an image folder for test")
     p.add_argument("--split-seed", type=int, default=d.split_seed, help="random seed of the image folder's split")
-    p.add_argument("--classes", type=_int_list, default=None, help="a dataset artifact's classes to use")
+    p.add_argument("--classes", type=comma_list(int), default=None, help="a dataset artifact's classes to use")
     p.add_argument("--cache", choices=CACHE_MODES, default=d.cache, help="where decoded images are kept while training")
     p.set_defaults(transfer_func=_cmd_run)
 
@@ -85,7 +78,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("image-folder", help="write Fashion-MNIST classes as an image folder of PNG files")
     p.add_argument("--data", required=True, help="dataset artifact of study data")
     p.add_argument("--out", required=True, help="image folder to write (local or gs://), one sub-folder per class")
-    p.add_argument("--classes", type=_int_list, default=TARGET_CLASSES, help="Fashion-MNIST classes, comma-separated")
+    p.add_argument("--classes", type=comma_list(int), default=TARGET_CLASSES,
+                   help="Fashion-MNIST classes, comma-separated")
     p.add_argument("--images-per-class", type=optional_int, default=None, help="default: all")
     p.add_argument("--seed", type=int, default=42, help="random seed of the images drawn")
     p.set_defaults(transfer_func=_cmd_image_folder)

@@ -42,14 +42,14 @@ def test_corrupt_data_files(broken_copy, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--optimizer", "adamw"], "optimizer 'adamw': expected one of Adadelta, Adagrad"),
-    (["--activations", "relu,relu,tanhh,relu"], "activation 'tanhh'"),
+    (["--optimizer", "adamw"], "optimizer='adamw': expected one of Adadelta, Adagrad"),
+    (["--activations", "relu,relu,tanhh,relu"], "'tanhh' is not an activation"),
     (["--activations", "relu,relu"], "expected 4 values"),
     (["--epochs", "0"], "epochs=0: expected a positive integer"),
     (["--batch-size", "-5"], "batch_size=-5: expected a positive integer"),
-    (["--filters", "32,0,64,64"], "filters value 0"),
-    (["--filters", "32,x,64,64"], "expected comma-separated int values"),
-    (["--learning-rate", "-1"], "learning_rate=-1.0"),
+    (["--filters", "32,0,64,64"], "filters=(32, 0, 64, 64): 0 is not a positive integer filter count"),
+    (["--filters", "32,x,64,64"], "expected comma-separated integers"),
+    (["--learning-rate", "-1"], "learning_rate=-1.0: expected a positive number or null"),
 ])
 def test_bad_trial_settings(tiny_data, tmp_path, args, message):
     result = run_cli("train", "--data", tiny_data, "--output", tmp_path / "t", *args)

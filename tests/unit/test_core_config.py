@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from components.core.config import from_mapping
+from components.core.config import Rule, from_mapping, ruled, settings_problems
 from components.core.errors import UserError
+from components.core.rules import POSITIVE_INT, POSITIVE_NUMBER, one_of
 
 
 @dataclass(frozen=True)
@@ -65,3 +66,53 @@ def test_bad_values_are_one_line_naming_the_key(data, message):
         from_mapping(Settings, data, section="train")
     assert str(err.value).startswith(message)
     assert "\n" not in str(err.value)
+
+
+@dataclass(frozen=True)
+class Ruled:
+    epochs: int = ruled(POSITIVE_INT, default=1)
+    optimizer: str = ruled(one_of(("Adam", "SGD")), default="Adam")
+    rate: float | None = ruled(POSITIVE_NUMBER.with_null("the default"), default=None)
+    caps: dict = ruled(Rule("a count per stage", items=(int | None, POSITIVE_INT.with_null("all"))),
+                       default_factory=dict)
+
+
+def test_a_rule_says_one_phrase_for_a_wrong_type_and_a_wrong_value():
+    # The phrase is the rule's in both cases: a profile's 'abc' and a flag's 0 read the same.
+    with pytest.raises(UserError, match=r"^train\.epochs='abc': expected a positive integer$"):
+        from_mapping(Ruled, {"epochs": "abc"}, section="train")
+    with pytest.raises(UserError, match=r"^train\.epochs=0: expected a positive integer$"):
+        from_mapping(Ruled, {"epochs": 0}, section="train")
+    with pytest.raises(UserError, match=r"^rate=-1: expected a positive number or null \(the default\)$"):
+        from_mapping(Ruled, {"rate": -1})
+    with pytest.raises(UserError, match=r"^caps\.a=0: expected a positive integer or null \(all\)$"):
+        from_mapping(Ruled, {"caps": {"a": 0}})
+
+
+def test_a_rule_makes_values_canonical_and_items_typed():
+    s = from_mapping(Ruled, {"optimizer": " sgd", "caps": {"a": 2.0, "b": None}, "rate": 1})
+    assert (s.optimizer, s.caps, s.rate) == ("SGD", {"a": 2, "b": None}, 1.0)
+    assert type(s.caps["a"]) is int
+
+
+def test_settings_problems_lists_every_problem_and_every_missing_field():
+    problems = settings_problems(Ruled, {"epochs": 0, "optimizer": "x", "speed": 1}, section="s")
+    assert problems == [
+        "s.speed: unknown setting; expected one of caps, epochs, optimizer, rate",
+        "s.epochs=0: expected a positive integer",
+        "s.optimizer='x': expected one of Adam, SGD",
+        "s.rate: missing; expected a value",
+        "s.caps: missing; expected a value",
+    ]
+    assert settings_problems(Ruled, [1], section="s") == ["s: expected a section of settings, got [1]"]
+    assert settings_problems(Ruled, {}, section="s", required=False) == []
+
+
+def test_the_per_layer_rule_names_the_first_bad_value_and_shows_a_comma_list_as_a_list():
+    from components.cnn.hparams import TrialConfig
+
+    with pytest.raises(UserError, match=r"^train\.filters=\['32', 'x'\]: expected 4 positive integer filter counts"):
+        from_mapping(TrialConfig, {"filters": "32,x"}, section="train")
+    with pytest.raises(UserError, match=r"^train\.activations=\['relu', 'relu'\]: expected 4 values, one per conv"):
+        from_mapping(TrialConfig, {"activations": "relu,relu"}, section="train")
+    assert from_mapping(TrialConfig, {"activations": "SELU,relu,relu,relu"}).activations[0] == "selu"

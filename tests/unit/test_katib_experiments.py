@@ -107,5 +107,5 @@ def test_sweep_settings_from_a_kfp_struct_are_typed_once():
     assert all(type(v) is int for v in (opts.epochs, opts.max_trials, opts.parallel_trials, opts.max_failed_trials))
     with pytest.raises(UserError, match=r"^sweeps\.epoch: unknown setting"):
         ExperimentOptions.from_profile({**sweeps, "epoch": 3}, data_uri="/d", output_root="/o")
-    with pytest.raises(UserError, match=r"^sweeps\.epochs=1\.5: expected an integer"):
+    with pytest.raises(UserError, match=r"^sweeps\.epochs=1\.5: expected a positive integer$"):
         ExperimentOptions.from_profile({**sweeps, "epochs": 1.5}, data_uri="/d", output_root="/o")

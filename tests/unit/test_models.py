@@ -56,8 +56,8 @@ def test_layer_order_matches_the_study():
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"activations": ("relu", "relu", "relu")}, "expected 4 values"),
-    ({"activations": ("relu", "relu", "relu", "swishy")}, "activation 'swishy'"),
-    ({"filters": (32, 32, 0, 64)}, "filters value 0"),
+    ({"activations": ("relu", "relu", "relu", "swishy")}, "'swishy' is not an activation"),
+    ({"filters": (32, 32, 0, 64)}, "0 is not a positive integer filter count"),
 ])
 def test_bad_settings_are_refused_with_one_line(kwargs, message):
     with pytest.raises(UserError, match=message):
