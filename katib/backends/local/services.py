@@ -6,6 +6,7 @@ from pathlib import Path
 
 from katib.backends.local.experiment_spec import ExperimentSpec
 from katib.backends.local.hyperband import HyperbandService
+from katib.backends.local.pbt import PbtService
 from katib.backends.local.suggestion_service import SuggestionService
 
 
@@ -13,4 +14,6 @@ def create_service(spec: ExperimentSpec, run_dir: Path) -> SuggestionService | N
     """The service for ``spec``'s algorithm, its settings checked (None: an Optuna algorithm)."""
     if spec.algorithm_name == "hyperband":
         return HyperbandService(spec)
+    if spec.algorithm_name == "pbt":
+        return PbtService(spec, run_dir)
     return None
