@@ -8,7 +8,7 @@ search with the Optuna samplers the local backend would create
 (:func:`katib.backends.local.samplers.create_sampler`), over several seeds, and
 hyperband with the local backend's re-implementation of Katib's service
 (:class:`katib.backends.local.hyperband.HyperbandService`), its resource being
-the trial's recorded steps (:func:`hyperband_events`). A replayed
+the trial's epochs (:func:`hyperband_events`). A replayed
 trial costs what it would have cost live (its epochs, or fewer when stopped)
 and finds what the real trial found; where trials are deterministic (fixed
 seeds) that is what a live run of the strategy would see.
@@ -19,10 +19,18 @@ Hyperband is replayed exactly where trials are deterministic and resuming-free:
 a hyperband trial with budget r is a new run trained for r epochs from scratch
 (Katib's hyperband never resumes), and with the trial seed fixed its first r
 epochs are the recorded trial's first r epochs, so it is seen at the best of
-``history[:r]`` (the objective's ``max`` strategy) and costs r. One recorded
-step is one unit of budget (item 5 counts a trial's recorded steps as its
-trial-epochs; the last step is the final evaluation), so ``r_l`` is the steps
-per trial.
+``history[:r]`` (the objective's ``max`` strategy). Its cost is counted in
+item 5's unit, the recorded steps: item 5's trials print one line per epoch and
+one final line (the best epoch's value again), so a trial of r epochs costs
+r + 1, as the grid's trials of E epochs cost E + 1, and ``r_l`` is E.
+
+PBT is not replayed: it cannot be, honestly, on this table. A PBT child trains
+on from its parent's checkpoint with other hyperparameters (here: other
+activation functions on the parent's weights), for the steps after the
+parent's; the grid recorded only runs from scratch with one setting, and only
+for the trial's fixed number of epochs, so neither what a child would see nor
+anything past the first generation is in it. Reading a child as the recorded
+curve of its own setting would ignore the hand-over, which is all PBT adds.
 """
 
 from __future__ import annotations
@@ -112,13 +120,15 @@ def sampler_events(make_sampler: Callable[[], object], space: Mapping[str, objec
     return events
 
 
-# The resource parameter the hyperband replay adds: the grid ran every trial for all its steps.
-REPLAY_RESOURCE = "replay-steps"
+# The resource parameter the hyperband replay adds: the grid ran every trial for all its epochs.
+REPLAY_RESOURCE = "replay-epochs"
 
 
 def hyperband_events(parameters: Sequence[dict], histories: Mapping[Key, Sequence[float]], eta: int,
-                     parallel: int, seed: int) -> list[Event]:
+                     parallel: int, seed: int, final_steps: int = 1) -> list[Event]:
     """Katib's hyperband over the grid's parameters, each trial answered from the recorded table.
+
+    ``final_steps``: the steps a trial records after its epochs (item 5's: one final line).
 
     The controller is played as the local backend plays it: each request asks for
     the free slots (parallel - running), trials end in order of their budget (a
@@ -133,7 +143,7 @@ def hyperband_events(parameters: Sequence[dict], histories: Mapping[Key, Sequenc
     from katib.backends.local.hyperband import HyperbandService
     from katib.backends.local.records import RUNNING, SUCCEEDED, TrialRecord
 
-    steps = max(len(h) for h in histories.values())
+    steps = max(len(h) for h in histories.values()) - final_steps  # the epochs: r_l
     resource = {"name": REPLAY_RESOURCE, "parameterType": "int", "feasibleSpace": {"min": "1", "max": str(steps)}}
     spec = dataclasses.replace(
         read_experiment(_replay_experiment(parameters)), parameters=(*parameters, resource),
@@ -163,7 +173,7 @@ def hyperband_events(parameters: Sequence[dict], histories: Mapping[Key, Sequenc
         history = histories[tuple(values[p["name"]] for p in parameters)]
         budget = int(values[REPLAY_RESOURCE])
         record.state, record.objective_value = SUCCEEDED, max(history[:budget])
-        events.append(Event(budget, record.objective_value))
+        events.append(Event(budget + final_steps, record.objective_value))
 
 
 def _replay_experiment(parameters: Sequence[dict]) -> dict:
