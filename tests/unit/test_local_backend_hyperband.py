@@ -8,6 +8,7 @@ parallelTrialCount - active trials, capped by maxTrialCount - completed).
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -123,3 +124,37 @@ def test_katibs_setting_checks_are_one_line_each(tmp_path: Path, settings: dict[
         run_experiment(experiment(settings, parallel=parallel), tmp_path, log=lambda line: None)
     assert "\n" not in str(raised.value)
     assert not (tmp_path / "trials").exists()
+
+
+def test_a_resumed_sweep_goes_on_with_the_services_saved_state(tmp_path: Path) -> None:
+    # maxTrialCount 9 ends the sweep after bracket s=2's first rung. Raised to 13 (a LongRunning
+    # Experiment may be restarted), the same folder goes on from the saved state, the requests now
+    # capped by maxTrialCount - completed: request min(9, 13 - 9) = 4 -> n = 4, n_i = ceil(4 * 3**0) = 4,
+    # top ceil(4/3) = 2 at 3 epochs; once they succeed, request min(9, 13 - 11) = 2 -> n_i = ceil(2 / 3) = 1,
+    # top 1 at 9 epochs (the bracket's end); then request min(9, 13 - 12) = 1: bracket s=1's first rung,
+    # 1 trial at 3 epochs, and maxTrialCount is reached.
+    settings = {"resource_name": "epochs", "eta": "3", "r_l": "9"}
+    first = experiment(settings, parallel=9, max_trials=9)
+    first["spec"]["resumePolicy"] = "LongRunning"
+    assert run_experiment(first, tmp_path, log=lambda line: None).reason == "ExperimentMaxTrialsReached"
+    more = experiment(settings, parallel=9, max_trials=13)
+    more["spec"]["resumePolicy"] = "LongRunning"
+    trials = run_experiment(more, tmp_path, log=lambda line: None).trials
+    assert [values(t)["epochs"] for t in trials] == ["1"] * 9 + ["3"] * 2 + ["9"] + ["3"]
+    best2 = sorted(trials[:9], key=lambda t: t.objective_value)[:2]
+    assert sorted(values(t)["lr"] for t in trials[9:11]) == sorted(values(t)["lr"] for t in best2)
+    assert values(trials[11])["lr"] == values(min(trials[9:11], key=lambda t: t.objective_value))["lr"]
+
+
+def test_a_rung_with_a_failed_trial_ends_the_sweep_failed_with_why(tmp_path: Path) -> None:
+    # _get_top_trial raises while any trial of the last rung did not succeed; Katib retries forever.
+    spec = experiment({"resource_name": "epochs", "eta": "3", "r_l": "9"}, parallel=9)
+    command = spec["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]["command"]
+    # The first trial fails (a flag file tells the others apart); the rest succeed.
+    flag = tmp_path / "failed-once"
+    command[2] = (f"import pathlib, sys\nflag = pathlib.Path({str(flag)!r})\n"
+                  "if not flag.exists():\n    flag.touch()\n    sys.exit(1)\n") + TRIAL
+    result = run_experiment(spec, tmp_path, log=lambda line: None)
+    assert result.condition == "Failed"
+    assert re.search(r"hyperband cannot promote the rung of 9 trial\(s\): hb-\d{4} did not succeed", result.message)
+    assert len(result.trials) == 9
