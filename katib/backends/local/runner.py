@@ -2,7 +2,8 @@
 
 Katib has no local mode; this is one. The Experiment dict (already validated)
 is read as Katib reads it: Optuna suggests parameter assignments the way
-Katib's Optuna suggestion service does, each trial runs the trial template's
+Katib's Optuna suggestion service does (hyperband and pbt: as Katib's own services,
+katib.backends.local.suggestion_service), each trial runs the trial template's
 primary container command as a subprocess, metrics come from its output as
 the StdOut collector reads them, median stop ends poor trials early, and the
 Experiment ends on the goal, maxTrialCount, maxFailedTrialCount or an
