@@ -5,12 +5,32 @@ other strategy is then replayed on its recorded per-epoch objectives (a tabular
 benchmark): the medianstop-pruned grid with Katib's own rule
 (:mod:`katib.backends.local.early_stopping`) in the order the grid ran, TPE and random
 search with the Optuna samplers the local backend would create
-(:func:`katib.backends.local.samplers.create_sampler`), over several seeds. A replayed
+(:func:`katib.backends.local.samplers.create_sampler`), over several seeds, and
+hyperband with the local backend's re-implementation of Katib's service
+(:class:`katib.backends.local.hyperband.HyperbandService`), its resource being
+the trial's epochs (:func:`hyperband_events`). A replayed
 trial costs what it would have cost live (its epochs, or fewer when stopped)
 and finds what the real trial found; where trials are deterministic (fixed
 seeds) that is what a live run of the strategy would see.
 
 A curve is a list of ``(trial_epochs_spent, best_objective_so_far)`` points.
+
+Hyperband is replayed exactly where trials are deterministic and resuming-free:
+a hyperband trial with budget r is a new run trained for r epochs from scratch
+(Katib's hyperband never resumes), and with the trial seed fixed its first r
+epochs are the recorded trial's first r epochs, so it is seen at the best of
+``history[:r]`` (the objective's ``max`` strategy). Its cost is counted in
+item 5's unit, the recorded steps: item 5's trials print one line per epoch and
+one final line (the best epoch's value again), so a trial of r epochs costs
+r + 1, as the grid's trials of E epochs cost E + 1, and ``r_l`` is E.
+
+PBT is not replayed: it cannot be, honestly, on this table. A PBT child trains
+on from its parent's checkpoint with other hyperparameters (here: other
+activation functions on the parent's weights), for the steps after the
+parent's; the grid recorded only runs from scratch with one setting, and only
+for the trial's fixed number of epochs, so neither what a child would see nor
+anything past the first generation is in it. Reading a child as the recorded
+curve of its own setting would ignore the hand-over, which is all PBT adds.
 """
 
 from __future__ import annotations
@@ -98,6 +118,80 @@ def sampler_events(make_sampler: Callable[[], object], space: Mapping[str, objec
         study.tell(trial, value)
         events.append(Event(len(history), value))
     return events
+
+
+# The resource parameter the hyperband replay adds: the grid ran every trial for all its epochs.
+REPLAY_RESOURCE = "replay-epochs"
+
+
+def hyperband_events(parameters: Sequence[dict], histories: Mapping[Key, Sequence[float]], eta: int,
+                     parallel: int, seed: int, final_steps: int = 1) -> list[Event]:
+    """Katib's hyperband over the grid's parameters, each trial answered from the recorded table.
+
+    ``final_steps``: the steps a trial records after its epochs (item 5's: one final line).
+
+    The controller is played as the local backend plays it: each request asks for
+    the free slots (parallel - running), trials end in order of their budget (a
+    trial of r steps takes r time units), and the end is the service's empty reply.
+    Events come in the order trials end.
+    """
+    import dataclasses
+    import heapq
+    import random
+
+    from katib.backends.local.experiment_spec import read_experiment
+    from katib.backends.local.hyperband import HyperbandService
+    from katib.backends.local.records import RUNNING, SUCCEEDED, TrialRecord
+
+    steps = max(len(h) for h in histories.values()) - final_steps  # the epochs: r_l
+    resource = {"name": REPLAY_RESOURCE, "parameterType": "int", "feasibleSpace": {"min": "1", "max": str(steps)}}
+    spec = dataclasses.replace(
+        read_experiment(_replay_experiment(parameters)), parameters=(*parameters, resource),
+        algorithm_name="hyperband", parallel_trial_count=parallel,
+        algorithm_settings={"resource_name": REPLAY_RESOURCE, "r_l": str(steps), "eta": str(eta)})
+    service = HyperbandService(spec)
+    service.random = random.Random(seed)
+    records: list[TrialRecord] = []
+    running: list[tuple[float, int, TrialRecord]] = []
+    events, now, ended = [], 0.0, False
+    while True:
+        request = parallel - len(running)
+        reply = service.suggest(request, records) if request > 0 and not ended else None
+        if reply:
+            for suggestion in reply:
+                record = TrialRecord(name=f"hb-{len(records)}", number=len(records),
+                                     assignments=suggestion.assignments, state=RUNNING)
+                records.append(record)
+                budget = int(record.assignment_values[REPLAY_RESOURCE])
+                heapq.heappush(running, (now + budget, record.number, record))
+            continue
+        ended = ended or reply == []
+        if not running:
+            return events
+        now, _, record = heapq.heappop(running)
+        values = record.assignment_values
+        history = histories[tuple(values[p["name"]] for p in parameters)]
+        budget = int(values[REPLAY_RESOURCE])
+        record.state, record.objective_value = SUCCEEDED, max(history[:budget])
+        events.append(Event(budget + final_steps, record.objective_value))
+
+
+def _replay_experiment(parameters: Sequence[dict]) -> dict:
+    """The smallest Experiment around ``parameters`` that the local backend reads (never run)."""
+    container = {"name": "main", "command": ["true"]}
+    return {"apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "metadata": {"name": "replay"},
+            "spec": {"objective": {"type": "maximize", "objectiveMetricName": "val_accuracy"},
+                     "algorithm": {"algorithmName": "random"}, "parameters": list(parameters),
+                     "trialTemplate": {"primaryContainerName": "main", "trialSpec": {
+                         "apiVersion": "batch/v1", "kind": "Job",
+                         "spec": {"template": {"spec": {"containers": [container]}}}}}}}
+
+
+def parameters_from_histories(histories: Mapping[Key, Sequence[float]]) -> list[dict]:
+    """Categorical parameters (one per key position) over the values a recorded grid's keys hold."""
+    width = len(next(iter(histories)))
+    return [{"name": f"p{i}", "parameterType": "categorical",
+             "feasibleSpace": {"list": sorted({k[i] for k in histories})}} for i in range(width)]
 
 
 def median_curve(curves: Sequence[Curve]) -> Curve:

@@ -27,8 +27,6 @@ def item_search(ctx: Context) -> dict:
     from components.sweeps import start_settings
     from katib.backends.local import run_experiment
     from katib.backends.local.experiment_spec import read_experiment
-    from katib.backends.local.samplers import create_sampler
-    from katib.backends.local.search_space import optuna_search_space, parameter_assignments
     from katib.experiments import ExperimentOptions, build_experiment
 
     r = new_result(5, "search_efficiency", "Search efficiency: trial-epochs until within 0.2 pp of the grid's best")
@@ -76,28 +74,7 @@ def item_search(ctx: Context) -> dict:
     grid_best = max(max(h) for h in histories.values())
     threshold = grid_best - s["search_threshold_pp"] / 100
     grid_epochs = sum(len(h) for h in histories.values())
-    key_of = lambda params: tuple(a["value"] for a in parameter_assignments(spec.parameters, params))  # noqa: E731
-    space = optuna_search_space(spec.parameters)
-
-    strategies, curves = [], {}
-    grid_run = search.grid_events(order, histories)
-    strategies.append(search.summarize_strategy("grid (as it ran)", [grid_run], threshold, grid_epochs))
-    curves["grid"] = search.best_so_far(grid_run)
-    for step in [int(x) for x in size_list(s["medianstop_start_steps"])]:
-        if step >= int(s["search_epochs"]):
-            continue  # a rule from the last epoch on stops nothing
-        events = search.medianstop_events(order, histories, int(s["medianstop_min_trials"]), step)
-        name = f"grid + medianstop (start_step {step})"
-        strategies.append(search.summarize_strategy(name, [events], threshold, grid_epochs))
-        curves[name] = search.best_so_far(events)
-    for algorithm in size_list(s["search_samplers"]):
-        runs = [search.sampler_events(lambda a=algorithm, seed=seed: create_sampler(a, {"random_state": str(seed)},
-                                                                                   spec.parameters),
-                                      space, key_of, histories, budget_trials=len(order))
-                for seed in range(int(s["search_seeds"]))]
-        strategies.append(search.summarize_strategy(f"{algorithm} (median of {len(runs)} seeds)", runs, threshold,
-                                                    grid_epochs))
-        curves[f"{algorithm} (median)"] = search.median_curve([search.best_so_far(e) for e in runs])
+    strategies, curves = replay_strategies(order, histories, spec.parameters, s, threshold, grid_epochs)
 
     png = f"{ctx.stem}-search.png"
     from katib.backends.local.files import write_atomic
@@ -126,10 +103,18 @@ def item_search(ctx: Context) -> dict:
                      + (f"{best['strategy']} reaches within 0.2 pp at {as_percent(best['share_of_grid'])} of that"
                         if best else "no other strategy reached within 0.2 pp"))
     r["target"] = {"text": "≤ 40% of the grid's trial-epochs", "met": bool(best and best["share_of_grid"] <= 0.4)}
+    # Issue #15's target for hyperband (PBT cannot be replayed on this table: bench/search.py).
+    hyperband = [x["share_of_grid"] for x in strategies if x["strategy"].startswith("hyperband")
+                 and x["share_of_grid"] is not None]
+    r["results"]["hyperband_target"] = {"text": "best hyperband ≤ 15% of the grid's trial-epochs",
+                                        "best_share": min(hyperband, default=None),
+                                        "met": bool(hyperband and min(hyperband) <= 0.15)}
     r["notes"].append("The grid ran for real (local Katib backend, Optuna's GridSampler order); the other strategies "
                       "are replayed on its recorded per-epoch val_accuracy: Katib's medianstop rule in the grid's "
                       "order, TPE/random with the local backend's own samplers, the same or smaller budget "
-                      "(at most as many trials as the grid; a repeated suggestion costs again).")
+                      "(at most as many trials as the grid; a repeated suggestion costs again); hyperband with "
+                      "the local backend's Katib hyperband service, a trial of budget r seen at the best of its "
+                      "first r recorded steps (bench/search.py, hyperband_events).")
     if reused:
         r["notes"].append(f"{reused} finished trial(s) were reused from an earlier run in {run_dir} (the local "
                           "backend resumes); delete it to run the grid again.")
@@ -137,3 +122,69 @@ def item_search(ctx: Context) -> dict:
         r["notes"].append(f"{len(result.trials) - len(order)} grid trial(s) reported nothing and are left out.")
     return r
 
+
+
+def replay_strategies(order: list, histories: dict, parameters: tuple, s: dict, threshold: float,
+                      grid_epochs: int) -> tuple[list[dict], dict]:
+    """Every strategy of item 5 on the recorded grid: its summaries and best-so-far curves, the grid first."""
+    from bench import search
+    from katib.backends.local.samplers import create_sampler
+    from katib.backends.local.search_space import optuna_search_space, parameter_assignments
+
+    key_of = lambda params: tuple(a["value"] for a in parameter_assignments(parameters, params))  # noqa: E731
+    space = optuna_search_space(parameters)
+    strategies, curves = [], {}
+    grid_run = search.grid_events(order, histories)
+    strategies.append(search.summarize_strategy("grid (as it ran)", [grid_run], threshold, grid_epochs))
+    curves["grid"] = search.best_so_far(grid_run)
+    for step in [int(x) for x in size_list(s["medianstop_start_steps"])]:
+        if step >= int(s["search_epochs"]):
+            continue  # a rule from the last epoch on stops nothing
+        events = search.medianstop_events(order, histories, int(s["medianstop_min_trials"]), step)
+        name = f"grid + medianstop (start_step {step})"
+        strategies.append(search.summarize_strategy(name, [events], threshold, grid_epochs))
+        curves[name] = search.best_so_far(events)
+    seeds = range(int(s["search_seeds"]))
+    for algorithm in size_list(s["search_samplers"]):
+        runs = [search.sampler_events(lambda a=algorithm, seed=seed: create_sampler(a, {"random_state": str(seed)},
+                                                                                   parameters),
+                                      space, key_of, histories, budget_trials=len(order))
+                for seed in seeds]
+        strategies.append(search.summarize_strategy(f"{algorithm} (median of {len(runs)} seeds)", runs, threshold,
+                                                    grid_epochs))
+        curves[f"{algorithm} (median)"] = search.median_curve([search.best_so_far(e) for e in runs])
+    for setting in size_list(s.get("search_hyperband", "")):
+        eta, parallel = (int(x) for x in setting.split(":"))
+        runs = [search.hyperband_events(parameters, histories, eta, parallel, seed) for seed in seeds]
+        name = f"hyperband eta={eta}, {parallel} parallel"
+        strategies.append(search.summarize_strategy(f"{name} (median of {len(runs)} seeds)", runs, threshold,
+                                                    grid_epochs))
+        curves[f"{name} (median)"] = search.median_curve([search.best_so_far(e) for e in runs])
+    return strategies, curves
+
+
+def replay_recorded(results_json: str, png: str, hyperband: str) -> list[dict]:
+    """Item 5's replay again from a results file's recorded histories (no training), its figure to ``png``."""
+    import json
+
+    from bench import search
+
+    run = json.loads(Path(results_json).read_text())
+    item = next(i for i in run["items"] if i.get("name") == "search_efficiency")
+    recorded = item["results"]
+    histories = {tuple(k.split(",")): v for k, v in recorded["histories"].items()}
+    # The recorded run's sizes, with its replay seeds; the histories keep the grid's order.
+    sizes = {**run["sizes"], "search_seeds": item["settings"]["replay_seeds"], "search_hyperband": hyperband}
+    parameters = tuple(search.parameters_from_histories(histories))
+    strategies, curves = replay_strategies(list(histories), histories, parameters, sizes, recorded["threshold"],
+                                           recorded["grid_trial_epochs"])
+    search.plot_curves(curves, recorded["threshold"], recorded["grid_best"], png,
+                       f"item 5 replayed from {Path(results_json).name}")
+    return strategies
+
+
+if __name__ == "__main__":
+    # python -m bench.items.search_efficiency RESULTS.json OUT.png [ETA:PARALLEL,...]
+    for row in replay_recorded(sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else "3:9"):
+        print(f"{row['strategy']}: share {row['share_of_grid']}, reached {row['reached']}/{row['runs']},"
+              f" budget {row['budget_epochs_median']}, best {row['best_found_median']}")

@@ -20,6 +20,8 @@ FULL_SIZES: dict = {
     "search_layers": 4, "search_optimizer": "Nadam", "search_parallel": 1, "search_seeds": 20,
     "search_samplers": "random,tpe", "medianstop_min_trials": 3, "medianstop_start_steps": "1,2",
     "search_threshold_pp": 0.2,
+    # Item 5's hyperband replays, as eta:parallelTrialCount (Katib's first rung is as wide as the free slots).
+    "search_hyperband": "2:8,3:9,3:27",
     # Item 6: trials through the local backend, and imports per backend.
     "overhead_trials": 3, "overhead_train_size": 6000, "overhead_test_size": 1000, "overhead_epochs": 3,
     "import_repeats": 3,

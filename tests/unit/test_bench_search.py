@@ -108,3 +108,25 @@ def test_curves_png_is_written(tmp_path):
     search.plot_curves({"grid": [(3, 0.8), (6, 0.85)], "tpe": [(3, 0.84)]}, 0.848, 0.85, path, "toy")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
+
+
+def test_hyperband_replay_plays_katibs_brackets_on_the_recorded_steps():
+    # r_l = 3 epochs (no final line: final_steps=0), eta = 3: s_max = 1. Bracket s=1: 3 trials (the 3 free slots) at
+    # int(3 * 3**-1) = 1 step, then the best ceil(3 / 3) = 1 at int(1 * 3**1) = 3 steps; bracket s=0
+    # beside it gets the 2 slots left, at 3 steps; then the service's empty reply ends the replay.
+    parameters = search.parameters_from_histories(HISTORIES)
+    events = search.hyperband_events(parameters, HISTORIES, eta=3, parallel=3, seed=0, final_steps=0)
+    assert [e.epochs for e in events] == [1, 1, 1, 3, 3, 3]
+    first_rung = [e.value for e in events[:3]]
+    # Each is seen at the best of its first r steps; the promoted trial was the first rung's best.
+    assert all(v in {h[0] for h in HISTORIES.values()} for v in first_rung)
+    promoted = next(h for h in HISTORIES.values() if h[0] == max(first_rung))
+    assert max(promoted) in [e.value for e in events[3:]]
+
+
+def test_hyperband_replay_counts_a_trials_final_line_as_the_grid_does():
+    # 3 epochs + 1 final line per recorded trial: r_l = 3, so the same brackets, each trial costing r + 1.
+    histories = {k: [*h, max(h)] for k, h in HISTORIES.items()}
+    parameters = search.parameters_from_histories(histories)
+    events = search.hyperband_events(parameters, histories, eta=3, parallel=3, seed=0)
+    assert [e.epochs for e in events] == [2, 2, 2, 4, 4, 4]

@@ -9,6 +9,7 @@ general Katib emulator.
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -79,6 +80,23 @@ def default_metric_strategy(objective_type: Any) -> str:
     maximizing, "min" when minimizing), else "latest"; additional metrics included.
     """
     return {MAXIMIZE: "max", MINIMIZE: "min"}.get(objective_type, "latest")
+
+
+# ---------------------------------------------------------------- hyperband
+
+# pkg/suggestion/v1beta1/hyperband/service.py, ValidateAlgorithmSettings and HyperBandParam.convert:
+# eta is read as int(float(text)) by the check (float by the service) and falls back to 3 when not positive.
+HYPERBAND_DEFAULT_ETA = 3
+
+
+def hyperband_s_max(r_l: float, eta: float) -> int:
+    """The number of brackets less one: int(log(r_l) / log(eta)), in the service's float arithmetic."""
+    return int(math.log(r_l) / math.log(eta))
+
+
+def hyperband_parallel_needed(r_l: float, eta: float) -> int:
+    """ValidateAlgorithmSettings: parallelTrialCount must be at least ceil(eta ** s_max), the first bracket's size."""
+    return int(math.ceil(eta ** hyperband_s_max(r_l, eta)))
 
 
 # ---------------------------------------------------------------- the grid

@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 
 # An absolute path inside a string: at its start or after "=", ":", "," or whitespace, up to a separator.
-_ABSOLUTE_PATH = re.compile(r"(?:(?<=^)|(?<=[=:,\s]))/[^\s=:,;'\"]*")
+ABSOLUTE_PATH = re.compile(r"(?:(?<=^)|(?<=[=:,\s]))/[^\s=:,;'\"]*")
 FS_FOLDER = "fs"
 
 
@@ -39,7 +39,7 @@ class TrialMount:
 
     def rewrite(self, text: str) -> str:
         """``text`` with each path on the way to the mount moved under the trial's root."""
-        return _ABSOLUTE_PATH.sub(lambda m: self._moved(m.group(0)), text)
+        return ABSOLUTE_PATH.sub(lambda m: self._moved(m.group(0)), text)
 
     def _moved(self, path: str) -> str:
         normal = posixpath.normpath(path)

@@ -2,7 +2,8 @@
 
 Katib has no local mode; this is one. The Experiment dict (already validated)
 is read as Katib reads it: Optuna suggests parameter assignments the way
-Katib's Optuna suggestion service does, each trial runs the trial template's
+Katib's Optuna suggestion service does (hyperband and pbt: as Katib's own services,
+katib.backends.local.suggestion_service), each trial runs the trial template's
 primary container command as a subprocess, metrics come from its output as
 the StdOut collector reads them, median stop ends poor trials early, and the
 Experiment ends on the goal, maxTrialCount, maxFailedTrialCount or an
@@ -18,6 +19,7 @@ run folder has one sweep at a time (:class:`katib.backends.local.locks.RunFolder
 from __future__ import annotations
 
 import threading
+import warnings
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -27,10 +29,11 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from components.core.errors import UserError
 from katib.backends.local import hooks
 from katib.backends.local.collectors import TrialCollection
+from katib.backends.local.conditions import FAILED_CONDITION as EXPERIMENT_FAILED
 from katib.backends.local.conditions import (
+    REASON_FAILED,
     REASON_RUNNING,
     REASON_SUGGESTION_END_REACHED,
     Completion,
@@ -69,7 +72,10 @@ from katib.backends.local.restarts import take_over_run_folder
 from katib.backends.local.results import ExperimentResult, optimal_trial, write_live_results
 from katib.backends.local.samplers import create_sampler
 from katib.backends.local.search_space import optuna_search_space, optuna_values, parameter_assignments
+from katib.backends.local.services import create_service
+from katib.backends.local.spec_checks import check_ends, check_trial_template
 from katib.backends.local.study import STUDY_FILE, SweepStudy
+from katib.backends.local.suggestion_service import ServiceDriver
 from katib.backends.local.trial_command import build_trial_command
 from katib.backends.local.trial_run import TERMINATE_GRACE_S, ProcessRegistry, TrialOutcome, run_trial
 
@@ -122,11 +128,13 @@ class LocalSweep:
         # Everything that can reject the Experiment is built before any trial runs.
         self.search_space = optuna_search_space(spec.parameters)
         self.sampler = create_sampler(spec.algorithm_name, spec.algorithm_settings, spec.parameters)
+        self.service_algorithm = create_service(spec, run_dir)  # hyperband, pbt: Katib's own services
+        self.service: ServiceDriver | None = None
         self.stopping = read_early_stopping(spec.early_stopping_name, spec.early_stopping_settings)
         self.filters = compile_filters(spec.metrics_filters)
         self.grid_size = grid_size(spec.parameters) if spec.algorithm_name == "grid" else None
-        _check_ends(spec, self.grid_size)
-        _check_trial_template(spec)
+        check_ends(spec, self.grid_size is not None or spec.algorithm_name == "hyperband")
+        check_trial_template(spec)
         self.registry = ProcessRegistry()
         self.records: dict[str, TrialRecord] = {}
         self.pending: deque[TrialRecord] = deque()  # interrupted trials, to run again first
@@ -154,6 +162,8 @@ class LocalSweep:
             with self.guard.deferred():
                 self.study = SweepStudy(self.run_dir, self.spec.name, self.spec.maximize, self.sampler,
                                         self.search_space, self.log)
+                if self.service_algorithm is not None:
+                    self.service = ServiceDriver(self.service_algorithm, self.spec, self.run_dir)
                 self._resume()
             self._schedule(executor)
         except BaseException as error:
@@ -188,7 +198,8 @@ class LocalSweep:
                 self._start_trials(executor)
             if not self.running:
                 if self.completion is None:  # nothing runs and nothing can start
-                    self.completion = Completion(
+                    stuck = self.service.service.stuck(self._records()) if self.service else None
+                    self.completion = Completion(EXPERIMENT_FAILED, REASON_FAILED, stuck) if stuck else Completion(
                         EXPERIMENT_SUCCEEDED,
                         REASON_SUGGESTION_END_REACHED,
                         "Experiment has succeeded: no more suggestions",
@@ -218,7 +229,21 @@ class LocalSweep:
                 return None
         if self.grid_size is not None and len(records) >= self.grid_size:
             return None
+        if self.service is not None:
+            return self._suggested_trial(records)
         return self._adopt(self.study.ask())
+
+    def _suggested_trial(self, records: list[TrialRecord]) -> TrialRecord | None:
+        """The service's next trial, as an Optuna trial with all its values fixed (None: wait or end)."""
+        suggestion = self.service.next(records, len(self.running) + len(self.pending))
+        if suggestion is None:
+            return None
+        with warnings.catch_warnings():  # a resource value may lie outside its feasible space, as in Katib
+            warnings.simplefilter("ignore", UserWarning)
+            trial = self.study.reopen(optuna_values(self.spec.parameters, suggestion.assignments))
+        record = self._adopt(trial, suggestion.assignments)
+        self.service.created(suggestion, record.name)
+        return record
 
     def _launch(self, executor: ThreadPoolExecutor, record: TrialRecord) -> None:
         collection = TrialCollection(self.spec.metrics_collector, trial_dir(self.run_dir, record.name),
@@ -228,7 +253,7 @@ class LocalSweep:
         env = {**self.extra_env, TRIAL_MARKER_ENV: trial_marker(self.run_dir, record.name)}
         command = build_trial_command(
             self.spec.trial_template, record.name, self.spec.namespace, record.assignments, env,
-            path_map=collection.rewrite,
+            path_map=self._path_map(collection, record.name),
         )
         log_path = trial_dir(self.run_dir, record.name) / LOG_FILE
         if record.attempts > 0 and log_path.exists():
@@ -324,12 +349,12 @@ class LocalSweep:
             f" {len(self.pending)} interrupted trial(s) to run again"
         )
 
-    def _adopt(self, trial: FrozenTrial) -> TrialRecord:
+    def _adopt(self, trial: FrozenTrial, assignments: list[dict[str, str]] | None = None) -> TrialRecord:
         """A record for an Optuna trial: a new one, or one asked for before an interruption but never recorded."""
         record = TrialRecord(
             name=self._trial_name(trial.number),
             number=trial.number,
-            assignments=parameter_assignments(self.spec.parameters, trial.params),
+            assignments=assignments or parameter_assignments(self.spec.parameters, trial.params),
         )
         self.records[record.name] = record
         save_record(self.run_dir, record)
@@ -348,8 +373,15 @@ class LocalSweep:
         return StoppingRule(value=value, start_step=self.stopping.start_step, maximize=self.spec.maximize)
 
     def _suggestions_exhausted(self) -> bool:
-        """A grid has nothing left once every point has a trial (Katib's suggestion end)."""
+        """A grid has nothing left once every point has a trial, a service once it says so (Katib's suggestion end)."""
+        if self.service is not None:
+            return self.service.exhausted and not self.service.queue and not self.pending
         return self.grid_size is not None and len(self.records) >= self.grid_size and not self.pending
+
+    def _path_map(self, collection: TrialCollection, trial_name: str) -> Callable[[str], str]:
+        """The collector's mount, then the service's (PBT's checkpoint folder), over the trial's paths."""
+        service_map = self.service.service.path_map(trial_name) if self.service else None
+        return collection.rewrite if service_map is None else (lambda text: service_map(collection.rewrite(text)))
 
     # ---- results ---------------------------------------------------------------
 
@@ -376,21 +408,6 @@ class LocalSweep:
     def _write_live(self, completion: Completion | None) -> None:
         running = Completion(EXPERIMENT_RUNNING, REASON_RUNNING, "Experiment is running")
         write_live_results(self.run_dir, self._result(completion or running))
-
-
-def _check_ends(spec: ExperimentSpec, grid_points: int | None) -> None:
-    """Katib lets a sweep run forever; locally one with nothing to end it is refused."""
-    if spec.max_trial_count is None and spec.goal is None and grid_points is None:
-        raise UserError(
-            f"the Experiment sets neither spec.maxTrialCount nor spec.objective.goal, so the"
-            f" {spec.algorithm_name!r} search would never end; set maxTrialCount"
-        )
-
-
-def _check_trial_template(spec: ExperimentSpec) -> None:
-    """Fill the template once with stand-in values so a broken one fails before any trial."""
-    stand_in = [{"name": name, "value": "0"} for name in spec.parameter_names]
-    build_trial_command(spec.trial_template, f"{spec.name}-check", spec.namespace, stand_in)
 
 
 def _thread_safe(log: Log) -> Log:

@@ -24,6 +24,7 @@ from optuna.samplers import BaseSampler
 from components.core.errors import UserError
 from katib.backends.local.katib_api import DOUBLE, INT
 from katib.backends.local.search_space import grid_search_space, parameter_type
+from katib.backends.local.suggestion_service import SERVICE_ALGORITHMS
 
 SettingConverter = Callable[[str], Any]
 
@@ -132,13 +133,17 @@ _NEEDS: dict[str, tuple[str, ...]] = {
 # PyTorch on PyPI is a CUDA build of several GB, needed only for Optuna's GPSampler.
 _EXTRAS: dict[str, str] = {"torch": "gp"}
 
-SUPPORTED_ALGORITHMS = tuple(_SETTINGS)
+# hyperband and pbt are Katib's own services (katib.backends.local.suggestion_service); they fix every
+# value of a trial themselves, so their Optuna study needs only a sampler that is never consulted.
+SUPPORTED_ALGORITHMS = tuple(_SETTINGS) + SERVICE_ALGORITHMS
 
 
 def create_sampler(
     algorithm_name: str, settings: dict[str, str], parameters: tuple[dict[str, Any], ...]
 ) -> BaseSampler:
     """The Optuna sampler that runs ``algorithm_name`` over ``parameters``."""
+    if algorithm_name in SERVICE_ALGORITHMS:
+        return optuna.samplers.RandomSampler()
     if algorithm_name not in _SETTINGS:
         raise UserError(
             f"algorithm {algorithm_name!r} is not supported by the local Katib backend;"

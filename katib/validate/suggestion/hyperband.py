@@ -5,13 +5,12 @@ pkg/suggestion/v1beta1/hyperband/service.py at v0.19.0 (ValidateAlgorithmSetting
 
 from __future__ import annotations
 
-import math
-
+from katib.backends.local.katib_api import HYPERBAND_DEFAULT_ETA, hyperband_parallel_needed
 from katib.validate.defaults import parallel_trial_count
 from katib.validate.values import Problems, is_int, parameter_list, show, to_float
 
-# The service's eta when the setting is absent or not positive.
-DEFAULT_ETA = 3
+# The service's eta when the setting is absent or not positive (stated once, in katib_api).
+DEFAULT_ETA = HYPERBAND_DEFAULT_ETA
 
 
 def check_hyperband(spec: dict, settings: dict[str, str]) -> Problems:
@@ -40,8 +39,7 @@ def check_hyperband(spec: dict, settings: dict[str, str]) -> Problems:
         if eta == 1:
             return problems + [f"{path} (eta): {show(eta_text)}; expected an integer >= 2"]
     # Same float arithmetic as Katib's validator, so the bound matches what it enforces.
-    s_max = int(math.log(r_l) / math.log(eta))
-    needed = int(math.ceil(eta**s_max))
+    needed = hyperband_parallel_needed(r_l, eta)
     parallel = parallel_trial_count(spec)
     if is_int(parallel) and parallel < needed:
         problems.append(
