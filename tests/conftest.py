@@ -38,6 +38,7 @@ TINY_TRANSFER = [arg for setting in (
     "transfer.target.images_per_class=30", "transfer.frozen_epochs=1", "transfer.fine_tune_epochs=1",
     "transfer.source.epochs=1", "transfer.bases.mobilenet_v2.input_size=32",
     "transfer.bases.mobilenet_v2.frozen_epochs=1", "transfer.bases.mobilenet_v2.fine_tune_epochs=1",
+    "transfer.bases.mobilenet_v2.source_epochs=1",
     "transfer.bases.inception_v3.source_images=200", "transfer.bases.inception_v3.source_epochs=1",
 ) for arg in ("--set", setting)]
 
