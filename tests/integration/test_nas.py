@@ -240,8 +240,8 @@ def test_search_on_gcs_uploads_each_trial_and_resumes_from_the_bucket(tiny_data,
 # ------------------------------------------------------------------------ bad input
 
 @pytest.mark.parametrize("args, message", [
-    (["--block-type", "densenet"], "block type 'densenet': expected one of resnet, xception, vanilla, efficient"),
-    (["--tuner", "grid"], "tuner 'grid': expected one of greedy, bayesian, hyperband, random"),
+    (["--block-type", "densenet"], "block_type='densenet': expected one of resnet, xception, vanilla, efficient"),
+    (["--tuner", "grid"], "tuner='grid': expected one of greedy, bayesian, hyperband, random"),
     (["--max-trials", "0"], "max_trials=0: expected a positive integer"),
     (["--val-split", "0.005"], "the validation split (val_split=0.005) has no images of class(es)"),
 ])

@@ -13,12 +13,12 @@ def test_settings_are_normalised():
 
 
 @pytest.mark.parametrize("changes, message", [
-    ({"block_type": "densenet"}, "block type 'densenet': expected one of resnet, xception, vanilla, efficient"),
-    ({"tuner": "grid"}, "tuner 'grid': expected one of greedy, bayesian, hyperband, random"),
+    ({"block_type": "densenet"}, "block_type='densenet': expected one of resnet, xception, vanilla, efficient"),
+    ({"tuner": "grid"}, "tuner='grid': expected one of greedy, bayesian, hyperband, random"),
     ({"max_trials": 0}, "max_trials=0: expected a positive integer"),
     ({"epochs": -1}, "epochs=-1: expected a positive integer"),
     ({"batch_size": 2.5}, "batch_size=2.5: expected a positive integer"),
-    ({"train_images": 0}, "train_images=0: expected a positive number"),
+    ({"train_images": 0}, "train_images=0: expected a positive integer or null"),
     ({"val_split": 1.0}, "val_split=1.0: expected a number between 0 and 1"),
     ({"block_type": "vanilla", "pretrained": True}, "the vanilla block has no pretrained weights"),
 ])
