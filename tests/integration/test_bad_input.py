@@ -177,7 +177,7 @@ def test_study_run_refuses_bad_settings_before_any_step(tmp_path):
     ("train.learning_rate=-1", "train.learning_rate=-1: expected a positive number or null"),
     ("train.filters=[32, 0, 64, 64]", "train.filters=[32, 0, 64, 64]: 0 is not a positive integer filter count"),
     ("nas.tuner=bogus", "nas: tuner='bogus': expected one of"),
-    ("transfer.dropout=abc", "transfer: dropout=abc: expected a rate"),
+    ("transfer.dropout=abc", "transfer: dropout='abc': expected a rate"),
 ])
 def test_profile_and_katib_generate_apply_the_same_checks(tmp_path, setting, message):
     assert_user_error(run_cli("profile", "smoke", "--set", setting), message)

@@ -50,7 +50,7 @@ def test_the_converter_types_every_value_and_a_meaningful_range_names_a_bad_one(
     assert (settings.frozen_epochs, settings.classes, settings.alpha, settings.fine_tune_from) == (2, (5, 7), 1.0, 120)
     assert settings.input_size == 224  # the base's own, from its definition
     assert TransferSettings(fine_tune_from="98").checked().fine_tune_from == 98
-    with pytest.raises(UserError, match=r"^dropout=abc: expected a rate from 0 to below 1$"):
+    with pytest.raises(UserError, match=r"^dropout='abc': expected a rate from 0 to below 1$"):
         settings_from_profile({"dropout": "abc"}, "mobilenet_v2")
     with pytest.raises(UserError, match=r"^classes='x': expected an integer$"):
         settings_from_profile({"classes": "5,x"}, "mobilenet_v2")
