@@ -150,11 +150,33 @@ def test_a_rung_with_a_failed_trial_ends_the_sweep_failed_with_why(tmp_path: Pat
     # _get_top_trial raises while any trial of the last rung did not succeed; Katib retries forever.
     spec = experiment({"resource_name": "epochs", "eta": "3", "r_l": "9"}, parallel=9)
     command = spec["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]["command"]
-    # The first trial fails (a flag file tells the others apart); the rest succeed.
+    # Exactly one trial fails: the one whose exclusive create of the flag file succeeds (O_EXCL: the
+    # nine trials start at once, and an exists-then-touch check let two of them fail).
     flag = tmp_path / "failed-once"
-    command[2] = (f"import pathlib, sys\nflag = pathlib.Path({str(flag)!r})\n"
-                  "if not flag.exists():\n    flag.touch()\n    sys.exit(1)\n") + TRIAL
+    command[2] = ("import os, sys\ntry:\n"
+                  f"    os.close(os.open({str(flag)!r}, os.O_CREAT | os.O_EXCL))\n    sys.exit(1)\n"
+                  "except FileExistsError:\n    pass\n") + TRIAL
     result = run_experiment(spec, tmp_path, log=lambda line: None)
     assert result.condition == "Failed"
     assert re.search(r"hyperband cannot promote the rung of 9 trial\(s\): hb-\d{4} did not succeed", result.message)
     assert len(result.trials) == 9
+
+
+def test_a_kill_between_a_suggested_trials_record_and_the_services_state_repeats_no_trial(tmp_path: Path) -> None:
+    """The sweep SIGKILLs itself right after writing the third suggested trial's record, before the
+    service's state says that suggestion was used (hooks.py: suggestion-recorded). The resumed sweep
+    must not run the suggestion a second time: bracket s=2's first rung is exactly 9 one-epoch trials."""
+    import signal
+
+    from tests.fixtures.trials.local_sweeps import records, start_sweep
+
+    run_dir = tmp_path / "run"
+    spec = experiment({"resource_name": "epochs", "eta": "3", "r_l": "9"}, parallel=9)
+    child = start_sweep(spec, run_dir, STUDY_TEST_KILL_AT="suggestion-recorded@3")
+    child.communicate(timeout=120)
+    assert child.returncode == -signal.SIGKILL
+    assert len(records(run_dir)) == 3
+    result = run_experiment(spec, run_dir, log=lambda line: None)
+    first_rung = [values(t)["lr"] for t in result.trials if values(t)["epochs"] == "1"]
+    assert len(first_rung) == 9 and len(set(first_rung)) == 9, first_rung
+    assert all(t.state == "Succeeded" for t in result.trials)

@@ -165,6 +165,8 @@ class LocalSweep:
                 if self.service_algorithm is not None:
                     self.service = ServiceDriver(self.service_algorithm, self.spec, self.run_dir)
                 self._resume()
+                if self.service is not None:  # after _resume: the records on disk are known
+                    self.service.reconcile(set(self.records))
             self._schedule(executor)
         except BaseException as error:
             # Ctrl-C, SIGTERM (or a bug): stop the trials, keep them as running so a rerun runs them again.
@@ -241,8 +243,10 @@ class LocalSweep:
         with warnings.catch_warnings():  # a resource value may lie outside its feasible space, as in Katib
             warnings.simplefilter("ignore", UserWarning)
             trial = self.study.reopen(optuna_values(self.spec.parameters, suggestion.assignments))
+        self.service.creating(self._trial_name(trial.number))
         record = self._adopt(trial, suggestion.assignments)
-        self.service.created(suggestion, record.name)
+        hooks.reached("suggestion-recorded")
+        self.service.created()
         return record
 
     def _launch(self, executor: ThreadPoolExecutor, record: TrialRecord) -> None:
@@ -394,15 +398,9 @@ class LocalSweep:
     def _result(self, completion: Completion, completion_time: str = "") -> ExperimentResult:
         records = self._records()
         return ExperimentResult(
-            name=self.spec.name,
-            condition=completion.condition,
-            reason=completion.reason,
-            message=completion.message,
-            trials=records,
-            optimal_trial=optimal_trial(records, self.spec),
-            run_dir=self.run_dir,
-            start_time=self.start_time,
-            completion_time=completion_time,
+            name=self.spec.name, condition=completion.condition, reason=completion.reason,
+            message=completion.message, trials=records, optimal_trial=optimal_trial(records, self.spec),
+            run_dir=self.run_dir, start_time=self.start_time, completion_time=completion_time,
         )
 
     def _write_live(self, completion: Completion | None) -> None:

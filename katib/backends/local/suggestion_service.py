@@ -16,8 +16,11 @@ forever (kubeflow/katib#1168); locally the shorter reply is taken), with
 ``None`` ("nothing until the running trials end"), or with an empty list (the
 end: Katib's suggestion end).
 
-One gap: a kill between a trial's record and the state file's next write can
-leave the state one trial behind; the next reply then repeats that trial.
+A suggestion becomes a trial in two steps, each saved: :meth:`ServiceDriver.creating`
+takes it off the queue and notes the trial's name, then the runner writes the
+trial's record, then :meth:`ServiceDriver.created` binds it. A sweep killed in
+between is reconciled on resume: the noted trial is bound if its record exists,
+else its suggestion goes back to the head of the queue; none runs twice.
 """
 
 from __future__ import annotations
@@ -78,11 +81,28 @@ class ServiceDriver:
         self.path = run_dir / STATE_FILE
         self.queue: list[Suggestion] = []
         self.exhausted = False
+        # (suggestion, trial name) between creating() and created(): saved, so a kill there is reconciled.
+        self.pending: tuple[Suggestion, str] | None = None
         saved = read_json(self.path) if self.path.exists() else None
         if saved:
             self.service.restore(saved["service"])
             self.queue = [Suggestion(**s) for s in saved.get("queue", [])]
             self.exhausted = bool(saved.get("exhausted"))
+            if saved.get("pending"):
+                self.pending = (Suggestion(**saved["pending"]["suggestion"]), saved["pending"]["trial"])
+
+    def reconcile(self, recorded: set[str]) -> None:
+        """After a kill between creating() and created(): bind the trial if its record was written,
+        else give its suggestion back to the queue's head."""
+        if self.pending is None:
+            return
+        suggestion, trial_name = self.pending
+        if trial_name in recorded:
+            self.created()
+        else:
+            self.queue.insert(0, suggestion)
+            self.pending = None
+            self._save()
 
     def next(self, records: Sequence[TrialRecord], active: int) -> Suggestion | None:
         """The next trial to create now, or None (wait, or the end: see :attr:`exhausted`)."""
@@ -98,10 +118,16 @@ class ServiceDriver:
             self._save()
         return self.queue[0] if self.queue else None
 
-    def created(self, suggestion: Suggestion, trial_name: str) -> None:
-        """The trial for the queue's head is recorded: bind it and drop it from the queue."""
+    def creating(self, trial_name: str) -> None:
+        """The queue's head is about to become trial ``trial_name`` (its record is written next)."""
+        self.pending = (self.queue.pop(0), trial_name)
+        self._save()
+
+    def created(self) -> None:
+        """The pending trial's record is written: bind it."""
+        suggestion, trial_name = self.pending
         self.service.bind(suggestion, trial_name)
-        self.queue.pop(0)
+        self.pending = None
         self._save()
 
     def request_count(self, records: Sequence[TrialRecord], active: int) -> int:
@@ -115,6 +141,11 @@ class ServiceDriver:
     def _save(self) -> None:
         write_json_atomic(self.path, {
             "service": self.service.state(),
-            "queue": [{"assignments": s.assignments, "labels": s.labels, "uid": s.uid} for s in self.queue],
+            "queue": [_plain(s) for s in self.queue],
             "exhausted": self.exhausted,
+            "pending": self.pending and {"suggestion": _plain(self.pending[0]), "trial": self.pending[1]},
         })
+
+
+def _plain(suggestion: Suggestion) -> dict[str, Any]:
+    return {"assignments": suggestion.assignments, "labels": suggestion.labels, "uid": suggestion.uid}
