@@ -9,11 +9,10 @@ rules live once, beside the code that uses them.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 
 from components.cnn.hparams import TrialConfig
-from components.core.config import from_mapping, settings_problems
+from components.core.config import checked_section
 from components.core.errors import UserError
 from components.core.profiles import DEFAULT_PROFILE, read_profile
 from components.data import DataSettings
@@ -55,10 +54,10 @@ def profile_problems(profile: dict) -> Problems:
     made canonical in place (comma lists as lists, an optimizer's spelling)."""
     problems: Problems = []
     for name, cls in SECTIONS.items():
-        section_problems = settings_problems(cls, profile.get(name), section=name)
+        values, section_problems = checked_section(cls, profile.get(name), section=name)
         problems += section_problems
-        if not section_problems:
-            profile[name] = _plain(dataclasses.asdict(from_mapping(cls, profile[name], section=name)))
+        if not section_problems:  # every field given and typed: the section's canonical values
+            profile[name] = _plain(values)
     if isinstance(profile.get("nas"), dict):
         _step_settings("nas", lambda: _nas(profile["nas"]), problems)
     if isinstance(profile.get("transfer"), dict):

@@ -73,9 +73,15 @@ def from_mapping(cls: type[T], data: Mapping[str, Any] | None, *, section: str =
 def settings_problems(cls: type, data: Any, *, section: str, required: bool = True) -> list[str]:
     """Every problem of ``data`` as settings of ``cls``, one line each; ``required``: every field
     must be given (a profile states them all), not taken from the dataclass default."""
+    return checked_section(cls, data, section=section, required=required)[1]
+
+
+def checked_section(cls: type, data: Any, *, section: str, required: bool = True) -> tuple[dict, list[str]]:
+    """``data``'s typed, canonical values as settings of ``cls``, and every problem (as
+    :func:`settings_problems`): one pass gives both."""
     if not isinstance(data, Mapping):
-        return [f"{section}: expected a section of settings, got {data!r}"]
-    return _convert(cls, data, section, required=required)[1]
+        return {}, [f"{section}: expected a section of settings, got {data!r}"]
+    return _convert(cls, data, section, required=required)
 
 
 def _convert(cls: type, data: Mapping[str, Any] | None, section: str, *, required: bool) -> tuple[dict, list[str]]:
