@@ -80,6 +80,9 @@ def cmd_train(args) -> None:
                          activations=args.activations, filters=args.filters, epochs=args.epochs,
                          batch_size=args.batch_size, seed=args.seed,
                          bn_momentum=args.bn_momentum).normalized()  # before Keras loads
+    from components.core.keras_load import load_keras
+
+    load_keras()
     from components.cnn.train import run_trial
 
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731 - stdout is for metrics
@@ -91,6 +94,9 @@ def cmd_train(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
+    from components.core.keras_load import load_keras
+
+    load_keras()
     from components.evaluate import evaluate_model
 
     result = evaluate_model(args.model, args.data, args.out)

@@ -11,6 +11,7 @@ import sys
 
 from components.core import storage
 from components.core.argtypes import comma_list, optional_float, optional_int
+from components.core.keras_load import load_keras
 from components.transfer.bases import BASES, describe_fine_tune_defaults, describe_minimum_sizes
 from components.transfer.data import CACHE_MODES, TARGET_CLASSES
 from components.transfer.settings import SETTING_NAMES, SWITCHES, TransferSettings
@@ -95,10 +96,11 @@ def _log(line: str) -> None:
 
 
 def _cmd_run(args) -> None:
+    settings = _settings_from_args(args)  # checked before Keras loads
+    load_keras()
     from components.transfer.training import run_transfer
 
-    metrics = run_transfer(_settings_from_args(args), args.data, args.out, source_data_uri=args.source_data,
-                           log=_log)
+    metrics = run_transfer(settings, args.data, args.out, source_data_uri=args.source_data, log=_log)
     after = metrics["val_accuracy_finetuned"]
     print(f"transfer {metrics['base']}: val_accuracy_frozen={metrics['val_accuracy_frozen']:.4f} "
           f"val_accuracy_finetuned={'—' if after is None else f'{after:.4f}'} "
@@ -106,9 +108,11 @@ def _cmd_run(args) -> None:
 
 
 def _cmd_pretrain(args) -> None:
+    settings = _settings_from_args(args)  # checked before Keras loads
+    load_keras()
     from components.transfer.pretrain import SOURCE_WEIGHTS, pretrain_on_source
 
-    record = pretrain_on_source(_settings_from_args(args), args.data, args.out, log=_log)
+    record = pretrain_on_source(settings, args.data, args.out, log=_log)
     print(f"pretrain {record['base']}: val_accuracy={record['val_accuracy']:.4f} -> "
           f"{storage.join(args.out, SOURCE_WEIGHTS)}")
 

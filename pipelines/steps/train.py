@@ -15,6 +15,9 @@ def train_cnn(dataset: Input[Dataset], model: Output[Model], metrics: Output[Met
     With work_root, run_id and task_name it trains in work_root/run_id/task_name/model, where its
     checkpoint survives a retry of this task, and copies the finished model into the artifact.
     """
+    from components.core.keras_load import load_keras
+
+    load_keras()  # without the optional packages a trial never uses: a faster start
     from components.cnn.hparams import TrialConfig
     from components.cnn.train import run_trial
     from components.core import storage

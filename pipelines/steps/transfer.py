@@ -35,6 +35,9 @@ def transfer_learning(base: str, images: Input[Dataset], source: Input[Dataset],
     """
     import shutil
 
+    from components.core.keras_load import load_keras
+
+    load_keras()  # without the optional packages a training process never uses: a faster start
     from components.core import storage
     from components.report.render import render_html
     from components.report.transfer_section import transfer_section
