@@ -16,7 +16,7 @@ import numpy as np
 
 from components.core import storage
 from components.core.config import Rule, from_mapping, ruled
-from components.core.dataset import IMAGE_SHAPE, write_dataset
+from components.core.dataset import IMAGE_SHAPE, stratified_subset, write_dataset
 from components.core.errors import UserError
 from components.core.profiles import read_profile
 from components.core.rules import FRACTION, INTEGER, POSITIVE_INT
@@ -150,19 +150,6 @@ def load_fashion_mnist(source: str | None = None):
 
 
 # ----------------------------------------------------------------------- splits
-
-def stratified_subset(labels: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    """Indices of ``size`` samples keeping class proportions (largest-remainder rounding)."""
-    classes, counts = np.unique(labels, return_counts=True)
-    if size >= len(labels):
-        return np.arange(len(labels))
-    quota = counts * size / len(labels)
-    take = np.floor(quota).astype(int)
-    for i in np.argsort(-(quota - take))[: size - take.sum()]:
-        take[i] += 1
-    picked = [rng.permutation(np.flatnonzero(labels == c))[:n] for c, n in zip(classes, take)]
-    return np.sort(np.concatenate(picked))
-
 
 def stratified_split(labels: np.ndarray, val_fraction: float,
                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -56,6 +56,8 @@ class SweepSettings:
     early_stopping: bool  # Katib's medianstop
     learning_rate: float | None = ruled(POSITIVE_NUMBER.with_null(DEFAULT_LEARNING_RATE),
                                         default=None)  # None: the optimizer's Keras default
+    # Each trial's training images (study train --train-images); None, or absent: all of them.
+    train_images: int | None = ruled(POSITIVE_INT.with_null("all training images"), default=None)
 
 
 def trial_flag(setting: str) -> str:

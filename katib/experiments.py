@@ -52,6 +52,7 @@ class ExperimentOptions:
     seed: int = 1
     learning_rate: float | None = None
     bn_momentum: float = 0.99
+    train_images: int | None = None  # None: all of them
     parallel_trials: int = 3
     max_failed_trials: int = 3
     max_trials: int | None = None  # None: the whole grid
@@ -76,7 +77,7 @@ class ExperimentOptions:
         a KFP struct's floats back into the counts they were."""
         s = from_mapping(SweepSettings, sweeps, section="sweeps")
         values = {"epochs": s.epochs, "batch_size": s.batch_size, "seed": s.seed, "learning_rate": s.learning_rate,
-                  "bn_momentum": s.bn_momentum, "parallel_trials": s.parallel_trials,
+                  "bn_momentum": s.bn_momentum, "train_images": s.train_images, "parallel_trials": s.parallel_trials,
                   "max_failed_trials": s.max_failed_trials, "early_stopping": s.early_stopping, **overrides}
         return from_mapping(cls, values)
 
@@ -93,6 +94,8 @@ def trial_settings(sweep: Sweep, opts: ExperimentOptions) -> dict[str, str]:
     sizes = {"epochs": opts.epochs, "batch_size": opts.batch_size, "seed": opts.seed, "bn_momentum": opts.bn_momentum}
     if opts.learning_rate:
         sizes["learning_rate"] = opts.learning_rate
+    if opts.train_images:
+        sizes["train_images"] = opts.train_images
     return {**settings, **{name: str(value) for name, value in sizes.items() if name not in settings}}
 
 

@@ -78,8 +78,8 @@ def cmd_train(args) -> None:
 
     config = TrialConfig(optimizer=args.optimizer, learning_rate=args.learning_rate,
                          activations=args.activations, filters=args.filters, epochs=args.epochs,
-                         batch_size=args.batch_size, seed=args.seed,
-                         bn_momentum=args.bn_momentum).normalized()  # before Keras loads
+                         batch_size=args.batch_size, seed=args.seed, bn_momentum=args.bn_momentum,
+                         train_images=args.train_images).normalized()  # before Keras loads
     from components.core.keras_load import load_keras
 
     load_keras()
@@ -269,6 +269,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--bn-momentum", type=float, default=defaults["bn_momentum"],
                    help="batch norm's moving-average momentum, between 0 and 1 "
                         "(default: %(default)s, Keras' and the study's)")
+    p.add_argument("--train-images", type=optional_int, default=None,
+                   help="train on a stratified subset of this many training images, the same for every "
+                        "trial of a seed (default: all of them)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="test accuracy, per-class accuracy, confusion matrix, curves")

@@ -42,6 +42,7 @@ def pipeline_arguments(profile: dict) -> dict:
         "batch_size": int(train["batch_size"]),
         "train_seed": int(train["seed"]),
         "bn_momentum": float(train["bn_momentum"]),
+        "train_images": int(train.get("train_images") or 0),
         "sweep_settings": without_none(profile["sweeps"]),
         "nas_settings": without_none(profile["nas"]),
         "transfer_settings": without_none(profile["transfer"]),
@@ -84,6 +85,7 @@ def build_pipeline(cluster: ClusterOptions | None = None):
         batch_size: int = STUDY["batch_size"],
         train_seed: int = STUDY["train_seed"],
         bn_momentum: float = STUDY["bn_momentum"],
+        train_images: int = STUDY["train_images"],
         sweep_settings: dict = STUDY["sweep_settings"],
         sweep_backend: str = "local",
         nas_settings: dict = STUDY["nas_settings"],
@@ -100,7 +102,7 @@ def build_pipeline(cluster: ClusterOptions | None = None):
         on_cluster(data)
         train = train_cnn(dataset=data.outputs["dataset"], optimizer=optimizer, learning_rate=learning_rate,
                           activations=activations, filters=filters, epochs=epochs, batch_size=batch_size,
-                          seed=train_seed, bn_momentum=bn_momentum, work_root=work_root,
+                          seed=train_seed, bn_momentum=bn_momentum, train_images=train_images, work_root=work_root,
                           **run_ids).set_display_name("train hand-written CNN")
         on_cluster(train, retries=cluster.train_retries if cluster else 0)
         evaluation = evaluate_model(dataset=data.outputs["dataset"],

@@ -55,6 +55,10 @@ class TrialConfig:
     # Batch norm's moving-average momentum: Keras' 0.99 is the study's. Its moving statistics keep
     # momentum**steps of their initial values, so a run of a few hundred steps needs less.
     bn_momentum: float = ruled(FRACTION, default=_STUDY_TRAIN["bn_momentum"])
+    # A stratified subset of the training split, the same for every trial of a seed: a smoke sweep's
+    # trials rank settings on fewer images. None: all of them (at least this many: all).
+    train_images: int | None = ruled(POSITIVE_INT.with_null("all training images"),
+                                     default=_STUDY_TRAIN["train_images"])
 
     def normalized(self) -> TrialConfig:
         """A checked copy with canonical names; raises UserError on bad values."""

@@ -27,7 +27,7 @@ import numpy as np
 from components.cnn.hparams import OPTIMIZERS, TrialConfig
 from components.cnn.models import build_study_cnn, param_counts
 from components.core import storage
-from components.core.dataset import load_dataset
+from components.core.dataset import load_dataset, stratified_subset
 from components.core.errors import UserError
 from components.core.settings import ADDITIONAL_METRICS, OBJECTIVE_METRIC
 from components.core.tblog import SummaryLog
@@ -97,7 +97,14 @@ def run_trial(config: TrialConfig, data_uri: str, output_uri: str,
         return finished
 
     data = load_dataset(data_uri)
-    y_train = np.asarray(data.y["train"])
+    y_all = np.asarray(data.y["train"])
+    # The trial's training images: all, or a stratified subset drawn from the seed alone.
+    subset = (stratified_subset(y_all, config.train_images, np.random.default_rng(config.seed))
+              if config.train_images else np.arange(len(y_all)))
+    y_train = y_all[subset]
+    if len(subset) < len(y_all):
+        log(f"trial: training on {len(subset):,} of the {len(y_all):,} training images "
+            f"(stratified, seed {config.seed})")
     x_val, y_val = data.images("val"), data.y["val"]
     keras.utils.set_random_seed(config.seed)
 
@@ -126,7 +133,7 @@ def run_trial(config: TrialConfig, data_uri: str, output_uri: str,
         for epoch in range(first, until):
             # One fit call per epoch, in an order of our own (see the module docstring).
             order = epoch_order(config.seed, epoch, len(y_train))
-            model.fit(data.images("train", order), y_train[order], validation_data=(x_val, y_val),
+            model.fit(data.images("train", subset[order]), y_train[order], validation_data=(x_val, y_val),
                       epochs=epoch + 1, initial_epoch=epoch, batch_size=config.batch_size, shuffle=False,
                       verbose=0, callbacks=callbacks)
 
@@ -134,7 +141,8 @@ def run_trial(config: TrialConfig, data_uri: str, output_uri: str,
     run.train(model, PHASE, config.epochs, len(y_train), fit, report)
     tb.close()
 
-    metrics = {**_summarize(config, run.progress, model, time.perf_counter() - wall_start), "data": data_id}
+    metrics = {**_summarize(config, run.progress, model, time.perf_counter() - wall_start), "data": data_id,
+               "training_images": len(subset)}
     save_model(model, run.ws.path("model.keras"))
     run.complete(metrics, run.progress.history[PHASE], "model.keras", "tensorboard")
     return metrics

@@ -41,6 +41,19 @@ def write_dataset(splits: dict[str, tuple[np.ndarray, np.ndarray]], metadata: di
     storage.write_text(storage.join(out_uri, METADATA), json.dumps(metadata, indent=2))
 
 
+def stratified_subset(labels: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of ``size`` samples keeping class proportions (largest-remainder rounding)."""
+    classes, counts = np.unique(labels, return_counts=True)
+    if size >= len(labels):
+        return np.arange(len(labels))
+    quota = counts * size / len(labels)
+    take = np.floor(quota).astype(int)
+    for i in np.argsort(-(quota - take))[: size - take.sum()]:
+        take[i] += 1
+    picked = [rng.permutation(np.flatnonzero(labels == c))[:n] for c, n in zip(classes, take)]
+    return np.sort(np.concatenate(picked))
+
+
 @dataclass
 class Dataset:
     x: dict[str, np.ndarray]

@@ -15,7 +15,8 @@ def search_arrays(data, config: NasConfig) -> tuple[np.ndarray, np.ndarray, np.n
     label encoder in between. Every class must be in both splits, or validation accuracy
     (the search objective) would say nothing about it.
     """
-    from components.data import stratified_split, stratified_subset
+    from components.core.dataset import stratified_subset
+    from components.data import stratified_split
 
     num_classes = int(data.metadata["num_classes"])
     rng = np.random.default_rng(config.seed)

@@ -50,6 +50,7 @@ def test_corrupt_data_files(broken_copy, tmp_path):
     (["--filters", "32,0,64,64"], "filters=(32, 0, 64, 64): 0 is not a positive integer filter count"),
     (["--filters", "32,x,64,64"], "expected comma-separated integers"),
     (["--learning-rate", "-1"], "learning_rate=-1.0: expected a positive number or null"),
+    (["--train-images", "0"], "train_images=0: expected a positive integer or null"),
 ])
 def test_bad_trial_settings(tiny_data, tmp_path, args, message):
     result = run_cli("train", "--data", tiny_data, "--output", tmp_path / "t", *args)

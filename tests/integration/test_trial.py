@@ -47,6 +47,22 @@ def test_trial_prints_lines_katibs_default_filter_parses(tiny_data, tmp_path):
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
 
 
+def test_a_trial_on_fewer_images_trains_on_that_many_and_more_than_there_are_means_all(tiny_data, tmp_path):
+    """--train-images N: a stratified N of the 900 training images; N above 900 is exactly the plain trial."""
+    small = ("--epochs", "1", "--filters", "8,8,8,8", "--batch-size", "100")
+    metrics, stderr = {}, {}
+    for name, extra in {"subset": ["--train-images", "300"], "more": ["--train-images", "5000"], "plain": []}.items():
+        result = run_cli("train", "--data", tiny_data, "--output", tmp_path / name, *small, *extra)
+        assert result.returncode == 0, result.stderr
+        metrics[name], stderr[name] = json.loads((tmp_path / name / "metrics.json").read_text()), result.stderr
+    assert metrics["subset"]["training_images"] == 300 and metrics["subset"]["config"]["train_images"] == 300
+    assert "training on 300 of the 900 training images" in stderr["subset"]
+    assert metrics["subset"]["history"]["loss"] != metrics["plain"]["history"]["loss"]
+    assert metrics["more"]["training_images"] == metrics["plain"]["training_images"] == 900
+    assert metrics["more"]["history"] == metrics["plain"]["history"]
+    assert "training on" not in stderr["more"]
+
+
 def test_trial_killed_after_a_checkpoint_resumes_with_the_remaining_epochs(tiny_data, tmp_path):
     out = tmp_path / "trial"
     args = ["train", "--data", tiny_data, "--output", str(out), "--epochs", "4", "--batch-size", "64"]

@@ -76,6 +76,20 @@ def test_the_profiles_batch_norm_momentum_reaches_the_trials():
     assert dict(zip(command[2::2], command[3::2]))["--bn-momentum"] == "0.9"
 
 
+def _trial_args(profile: str) -> dict[str, str]:
+    opts = ExperimentOptions.from_profile(load_profile(profile)["sweeps"], data_uri="/d", output_root="/o")
+    command = build_experiment(FILTER_SWEEP, opts)["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"][
+        "spec"]["containers"][0]["command"]
+    return dict(zip(command[2::2], command[3::2]))
+
+
+def test_the_profiles_training_images_reach_the_trials_and_all_of_them_add_no_flag():
+    assert load_profile("smoke")["sweeps"]["train_images"] == 2700
+    assert _trial_args("smoke")["--train-images"] == "2700"
+    assert load_profile("study")["sweeps"]["train_images"] is None
+    assert "--train-images" not in _trial_args("study")  # the study's trials: every image
+
+
 def test_a_fourth_sweep_is_an_experiment_by_its_definition_alone():
     from tests.fixtures.trials.fourth_sweep import fourth_sweep
 
@@ -104,7 +118,9 @@ def test_sweep_settings_from_a_kfp_struct_are_typed_once():
               for k, v in load_profile("smoke")["sweeps"].items() if v is not None}
     opts = ExperimentOptions.from_profile(sweeps, data_uri="/d", output_root="/o", max_trials=5.0, parallel_trials=2.0)
     assert (opts.epochs, opts.batch_size, opts.max_trials, opts.parallel_trials) == (1, 128, 5, 2)
-    assert all(type(v) is int for v in (opts.epochs, opts.max_trials, opts.parallel_trials, opts.max_failed_trials))
+    assert sweeps["train_images"] == 2700.0 and opts.train_images == 2700
+    assert all(type(v) is int for v in (opts.epochs, opts.max_trials, opts.parallel_trials, opts.max_failed_trials,
+                                        opts.train_images))
     with pytest.raises(UserError, match=r"^sweeps\.epoch: unknown setting"):
         ExperimentOptions.from_profile({**sweeps, "epoch": 3}, data_uri="/d", output_root="/o")
     with pytest.raises(UserError, match=r"^sweeps\.epochs=1\.5: expected a positive integer$"):
