@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -66,6 +67,15 @@ def smoke_results(root: Path) -> dict:
     }
 
 
+# The console's plain events (pipelines/console.py): "step train-cnn: succeeded in 79 s".
+STEP_LINE = re.compile(r"^step (\S+): succeeded in (\d+) s$")
+
+
+def step_seconds(log_text: str) -> dict[str, int]:
+    """Each pipeline step's wall time, in the order the run log reports them."""
+    return {m.group(1): int(m.group(2)) for m in map(STEP_LINE.match, log_text.splitlines()) if m}
+
+
 def criteria(results: dict, wall_s: float, gemm_gflops: float) -> dict[str, bool]:
     ranking = results["sweep_a_ranking"]
     return {
@@ -105,7 +115,12 @@ def item_smoke_run(ctx: Context) -> dict:
         return r
     results = smoke_results(root / "smoke")
     checks = criteria(results, wall, gemm_gflops)
-    r["results"] = {"smoke_run": {"wall_seconds": round(wall, 1), "gemm_gflops": round(gemm_gflops, 1), **results,
+    # Measured again after the run: a rate that fell meanwhile says the machine was busy with others.
+    after = ctx.probe({"kind": "gemm", "n": s["gemm_n"], "dtype": "float32", "repeats": s["gemm_repeats"]},
+                      backend="tensorflow")["flops_per_second"] / 1e9
+    r["results"] = {"smoke_run": {"wall_seconds": round(wall, 1), "gemm_gflops": round(gemm_gflops, 1),
+                                  "gemm_gflops_after": round(after, 1), **results,
+                                  "step_seconds": step_seconds(log_path.read_text(encoding="utf-8")),
                                   "criteria": checks}}
     r["headline"] = (f"{wall:.0f} s at {gemm_gflops:.0f} GFLOP/s; CNN {100 * results['cnn_test_accuracy']:.1f}% test "
                      f"/ {100 * results['cnn_train_accuracy']:.1f}% train; sweep A last: "
@@ -114,4 +129,7 @@ def item_smoke_run(ctx: Context) -> dict:
     r["table"] = {"columns": ["criterion", "met"], "rows": [[k.replace("_", " "), v] for k, v in checks.items()]}
     r["notes"].append("sweep A ranking: " + ", ".join(f"{k} {100 * v:.1f}%"
                                                      for k, v in results["sweep_a_val_accuracy"].items()))
+    r["notes"].append("step times: " + ", ".join(f"{k} {v} s" for k, v in
+                                                 r["results"]["smoke_run"]["step_seconds"].items()))
+    r["notes"].append(f"GEMM rate {gemm_gflops:.0f} GFLOP/s before the run, {after:.0f} after")
     return r

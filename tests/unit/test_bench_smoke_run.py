@@ -41,3 +41,19 @@ def test_smoke_run_criteria_read_from_the_runs_artifacts(tmp_path):
     assert {k for k, v in checks.items() if not v} == {"cnn_test_at_least_85", "cnn_within_5pp_of_train",
                                                         "sweep_a_ftrl_adadelta_lowest", "sweeps_bc_show_a_spread",
                                                         "transfer_above_chance"}
+
+
+def test_step_times_are_read_from_the_consoles_own_events():
+    """The plain events the console prints (pipelines/console.Progress) are what item 9 parses."""
+    from bench.items.smoke_run import step_seconds
+    from pipelines.console import Progress
+    from tests.unit.test_console import Clock, kfp_task
+
+    clock = Clock()
+    progress = Progress(["train-cnn", "run-sweep"], {}, {}, clock=clock)
+    events = []
+    for line, advance in [(kfp_task("train-cnn"), 0), ("trial: epoch 1/5", 79), (kfp_task("train-cnn", "SUCCESS"), 0),
+                          (kfp_task("run-sweep"), 0), ("x", 111), (kfp_task("run-sweep", "FAILED"), 0)]:
+        clock.now += advance
+        events += progress.feed(line)
+    assert step_seconds("\n".join(["other text", *events])) == {"train-cnn": 79}  # a failed step has no time
