@@ -130,3 +130,42 @@ def test_perturb_and_resample_follow_katibs_sampler() -> None:
     words = pbt._Sampler({"name": "o", "parameterType": "categorical", "feasibleSpace": {"list": ["a", "b", "c"]}})
     assert {words.perturb("c", rng) for _ in range(50)} == {"b", "a"}  # past the last: the first
     assert {words.perturb("a", rng) for _ in range(50)} == {"c", "b"}  # before the first: the last
+
+
+def _generations_after_a_kill(tmp_path: Path, kill_at: str) -> tuple[Any, dict, list[str]]:
+    """The sweep in a child process SIGKILLed at ``kill_at``, then run again on the same folder to its end."""
+    import signal
+
+    from tests.fixtures.trials.local_sweeps import start_sweep
+
+    run_dir = tmp_path / "run"
+    child = start_sweep(experiment(SETTINGS), run_dir, STUDY_TEST_KILL_AT=kill_at)
+    child.communicate(timeout=120)
+    assert child.returncode == -signal.SIGKILL
+    result = run_experiment(experiment(SETTINGS), run_dir, log=lambda line: None)
+    service = json.loads((run_dir / "suggestion_state.json").read_text())["service"]
+    return result, {**service["completed"], **service["running"]}, [t.name for t in result.trials]
+
+
+@pytest.mark.parametrize("kill_at", [
+    "suggestion-recorded@7",  # the first child's record is written; the service's state does not say so yet
+    "trial-ended@3",  # a seed member has ended; its end is not recorded
+    "trial-ended@8",  # a child has ended, from its parent's checkpoint; its end is not recorded
+])
+def test_a_sweep_killed_and_resumed_trains_each_member_once_from_the_right_checkpoint(
+        tmp_path: Path, kill_at: str) -> None:
+    """After the kill the resumed sweep still runs Katib's 12 trials, 6 per generation, and no trial
+    trains twice: each seed member's checkpoint is at step 3 and each child's at 6 (its parent's 3 plus
+    its own), where a trial run again on its own folder would stand at 6 and 9."""
+    result, jobs, names = _generations_after_a_kill(tmp_path, kill_at)
+    assert len(names) == len(set(names)) == 12
+    assert all(t.state == "Succeeded" for t in result.trials)
+    assert [jobs[n]["generation"] for n in names] == [0] * 6 + [1] * 6
+    checkpoint = {n: json.loads((tmp_path / "run" / "suggestion" / "pbt" / n / "training.json").read_text())
+                  for n in names}
+    assert {n: checkpoint[n]["step"] for n in names[:6]} == {n: 3 for n in names[:6]}
+    assert {n: checkpoint[n]["step"] for n in names[6:]} == {n: 6 for n in names[6:]}
+    for child in names[6:11]:
+        assert f"resumed step=3 by={jobs[child]['parent']}" in (
+            tmp_path / "run" / "trials" / child / "stdout.log").read_text()
+    assert len({jobs[c]["parent"] for c in names[6:11]}) == 5

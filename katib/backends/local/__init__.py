@@ -16,7 +16,7 @@ _EXPORTS = {
     "ExperimentResult": "katib.backends.local.results",
     "RunFolderLock": "katib.backends.local.locks",
     "SweepInterrupted": "katib.backends.local.interrupts",
-    "run_experiment": "katib.backends.local.runner",
+    "run_experiment": "katib.backends.local.experiment_run",
 }
 __all__ = sorted(_EXPORTS)
 

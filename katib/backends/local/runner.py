@@ -12,13 +12,13 @@ exhausted grid, in Katib's order.
 All Optuna calls happen on the calling thread; worker threads only run trial
 processes. The run folder holds the Optuna study (a journal file) and one
 record per trial, so a run started again with the same folder resumes: finished
-trials are kept, interrupted ones run again under the same Optuna trial. One
+trials are kept, one whose process had ended is recorded from its saved end (trial_run.ENDED_FILE),
+interrupted ones run again under the same Optuna trial. One
 run folder has one sweep at a time (:class:`katib.backends.local.locks.RunFolderLock`).
 """
 
 from __future__ import annotations
 
-import threading
 import warnings
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -46,12 +46,11 @@ from katib.backends.local.conditions import (
     SUCCEEDED as EXPERIMENT_SUCCEEDED,
 )
 from katib.backends.local.early_stopping import StoppingRule, median_stop_value, read_early_stopping
-from katib.backends.local.experiment_spec import ExperimentSpec, read_experiment
+from katib.backends.local.experiment_spec import ExperimentSpec
 from katib.backends.local.files import utc_timestamp
 from katib.backends.local.final_results import summary_line, write_final_results
-from katib.backends.local.interrupts import InterruptGuard, resume_command
+from katib.backends.local.interrupts import InterruptGuard
 from katib.backends.local.katib_api import grid_size
-from katib.backends.local.locks import RunFolderLock
 from katib.backends.local.metrics import compile_filters
 from katib.backends.local.processes import TRIAL_MARKER_ENV, stop_marked, stop_orphan, trial_marker
 from katib.backends.local.records import (
@@ -77,7 +76,14 @@ from katib.backends.local.spec_checks import check_ends, check_trial_template
 from katib.backends.local.study import STUDY_FILE, SweepStudy
 from katib.backends.local.suggestion_service import ServiceDriver
 from katib.backends.local.trial_command import build_trial_command
-from katib.backends.local.trial_run import TERMINATE_GRACE_S, ProcessRegistry, TrialOutcome, run_trial
+from katib.backends.local.trial_run import (
+    ENDED_FILE,
+    TERMINATE_GRACE_S,
+    ProcessRegistry,
+    TrialOutcome,
+    ended_before_recorded,
+    run_trial,
+)
 
 # How often the scheduler wakes while trials run (it also wakes when one ends).
 POLL_S = 0.5
@@ -85,34 +91,6 @@ POLL_S = 0.5
 TRIAL_NAME_PLACEHOLDER = "${trialSpec.Name}"
 
 Log = Callable[[str], None]
-
-
-def run_experiment(
-    experiment: dict[str, Any],
-    run_dir: str | Path,
-    *,
-    log: Log = print,
-    extra_env: dict[str, str] | None = None,
-    trial_metrics_file: str | None = None,
-    resume_hint: str | None = None,
-) -> ExperimentResult:
-    """Run ``experiment`` in ``run_dir`` (resuming what is there) and return how it ended.
-
-    ``log`` receives progress lines and every trial output line (prefixed with
-    the trial name); ``extra_env`` is added to each trial's environment, over
-    the container's ``env``. ``trial_metrics_file`` is where each trial leaves
-    its own per-epoch metrics (a JSON ``history``; ``${trialSpec.Name}`` is the
-    trial's name): a trial that succeeds is observed from it, so a resumed
-    trial counts every epoch exactly once. ``resume_hint`` is the command an
-    interrupted run tells the user to run (default: this process's command
-    line). Bad input raises :class:`components.core.errors.UserError`; SIGINT and
-    SIGTERM raise :class:`katib.backends.local.interrupts.SweepInterrupted`.
-    """
-    spec = read_experiment(experiment)
-    sweep = LocalSweep(spec, Path(run_dir), log=_thread_safe(log), extra_env=extra_env or {},
-                       trial_metrics_file=trial_metrics_file)
-    with RunFolderLock(run_dir):
-        return sweep.run(experiment, resume_hint or resume_command())
 
 
 class LocalSweep:
@@ -250,8 +228,7 @@ class LocalSweep:
         return record
 
     def _launch(self, executor: ThreadPoolExecutor, record: TrialRecord) -> None:
-        collection = TrialCollection(self.spec.metrics_collector, trial_dir(self.run_dir, record.name),
-                                     self.spec.metric_names, self.spec.objective_metric, self.filters)
+        collection = self._collection(record.name)
         rule = self._stopping_rule() if collection.applies_stop_rules else None
         # The marker finds this trial's processes should the sweep die before recording its pid.
         env = {**self.extra_env, TRIAL_MARKER_ENV: trial_marker(self.run_dir, record.name)}
@@ -263,6 +240,7 @@ class LocalSweep:
         if record.attempts > 0 and log_path.exists():
             # Keep what the interrupted attempt printed.
             log_path.replace(log_path.with_name(f"stdout.attempt-{record.attempts}.log"))
+        log_path.with_name(ENDED_FILE).unlink(missing_ok=True)  # an earlier attempt's end is not this one's
         record.state, record.reason, record.message = RUNNING, TRIAL_REASON_RUNNING, "Trial is running"
         record.started_at, record.finished_at, record.exit_code = utc_timestamp(), "", None
         record.pid = record.pid_identity = None
@@ -276,12 +254,28 @@ class LocalSweep:
             record.pid, record.pid_identity = pid, identity
             save_record(self.run_dir, record)
 
-        metrics_file = (self.trial_metrics_file or "").replace(TRIAL_NAME_PLACEHOLDER, record.name) or None
         future = executor.submit(
             run_trial, record.name, command, log_path, self.spec.metric_names, self.spec.objective_metric,
-            self.filters, rule, self.log, self.registry, started, metrics_file, collection, env,
+            self.filters, rule, self.log, self.registry, started, self._metrics_file(record.name), collection, env,
         )
         self.running[future] = record
+
+    def _collection(self, name: str) -> TrialCollection:
+        return TrialCollection(self.spec.metrics_collector, trial_dir(self.run_dir, name), self.spec.metric_names,
+                               self.spec.objective_metric, self.filters)
+
+    def _metrics_file(self, name: str) -> str | None:
+        return (self.trial_metrics_file or "").replace(TRIAL_NAME_PLACEHOLDER, name) or None
+
+    def _record_ended(self, record: TrialRecord) -> bool:
+        """Record a trial whose process ended before the earlier run recorded it (trial_run.ENDED_FILE)."""
+        outcome = ended_before_recorded(
+            record.name, trial_dir(self.run_dir, record.name) / LOG_FILE, self.spec.metric_names,
+            self.spec.objective_metric, self.filters, self.log, self._metrics_file(record.name),
+            self._collection(record.name), self.extra_env)
+        if outcome is not None:
+            self._trial_ended(record, outcome)
+        return outcome is not None
 
     def _trial_ended(self, record: TrialRecord, outcome: TrialOutcome) -> None:
         if self.registry.closed.is_set():
@@ -331,6 +325,8 @@ class LocalSweep:
             if record.finished:
                 if trial is not None and trial.state == TrialState.RUNNING:
                     self._tell(record)  # the earlier run stopped between the record and Optuna
+                continue
+            if trial is not None and trial.state == TrialState.RUNNING and self._record_ended(record):
                 continue
             what = f"trial {record.name}"
             if record.pid is None or not stop_orphan(record.pid, record.pid_identity or "", TERMINATE_GRACE_S,
@@ -406,13 +402,3 @@ class LocalSweep:
     def _write_live(self, completion: Completion | None) -> None:
         running = Completion(EXPERIMENT_RUNNING, REASON_RUNNING, "Experiment is running")
         write_live_results(self.run_dir, self._result(completion or running))
-
-
-def _thread_safe(log: Log) -> Log:
-    lock = threading.Lock()
-
-    def locked(line: str) -> None:
-        with lock:
-            log(line)
-
-    return locked

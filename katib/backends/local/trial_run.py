@@ -23,7 +23,7 @@ from components.core import storage
 from katib.backends.local import hooks
 from katib.backends.local.collectors import TrialCollection
 from katib.backends.local.early_stopping import StoppingRule
-from katib.backends.local.files import utc_timestamp
+from katib.backends.local.files import read_json, utc_timestamp, write_json_atomic
 from katib.backends.local.metrics import MetricReport, Observation, observation_from_history, parse_metric_line
 from katib.backends.local.processes import process_identity
 from katib.backends.local.records import (
@@ -39,6 +39,11 @@ from katib.backends.local.trial_command import TrialCommand
 
 # A terminated trial gets this long to exit before it is killed.
 TERMINATE_GRACE_S = 10.0
+# Beside the trial's log: how its process ended, written as soon as the sweep learns it. A sweep
+# killed before it recorded the trial finishes the trial from this file and the log on resume, as
+# Katib's controller reads an ended Job's status, instead of running it again: a trial that is not
+# idempotent (one that resumes from its own checkpoint, as PBT's do) would train twice.
+ENDED_FILE = "ended.json"
 
 
 @dataclass
@@ -134,14 +139,43 @@ def run_trial(
         _follow_output(name, process, log_path, observation, filters, stopper if reads_output else None, log,
                        parse=reads_output)
         exit_code = process.wait()
+        if not registry.closed.is_set():  # not ended by an interruption, which runs it again on resume
+            write_json_atomic(log_path.with_name(ENDED_FILE), {"exit_code": exit_code,
+                                                               "stopped_by": stopper.stopped_by})
     finally:
         registry.discard(process)
         if tail is not None:
             tail.stop()
     hooks.reached("trial-ended")
-    stopped_by = stopper.stopped_by
     if collection is not None and not registry.closed.is_set():
         observation = collection.collect(observation, extra_env or {})
+    return _ended(name, exit_code, stopper.stopped_by, observation, log_path, objective_metric, metric_names, log,
+                  metrics_file, collection)
+
+
+def ended_before_recorded(name: str, log_path: Path, metric_names: Sequence[str], objective_metric: str,
+                          filters: Sequence[re.Pattern[str]], log: Callable[[str], None],
+                          metrics_file: str | None, collection: TrialCollection,
+                          extra_env: dict[str, str]) -> TrialOutcome | None:
+    """The outcome of a trial whose process ended before the sweep recorded it, made as :func:`run_trial`
+    made it then: from its :data:`ENDED_FILE` and its log (or its collector's files). None: it had not ended."""
+    ended = read_json(log_path.with_name(ENDED_FILE))
+    if not isinstance(ended, dict):
+        return None
+    observation = Observation(metric_names, objective_metric)
+    if collection.reads_output and log_path.exists():
+        for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True):
+            for report in parse_metric_line(line, list(observation.metrics), filters):
+                observation.add(report)
+    log(f"[{name}] had ended before the sweep stopped (exit status {ended['exit_code']}): recorded from its log")
+    observation = collection.collect(observation, extra_env)
+    return _ended(name, ended["exit_code"], ended["stopped_by"], observation, log_path, objective_metric,
+                  metric_names, log, metrics_file, collection)
+
+
+def _ended(name: str, exit_code: int, stopped_by: str | None, observation: Observation, log_path: Path,
+           objective_metric: str, metric_names: Sequence[str], log: Callable[[str], None],
+           metrics_file: str | None, collection: TrialCollection | None) -> TrialOutcome:
     if metrics_file and exit_code == 0 and not stopped_by:
         own = read_trial_history(metrics_file, metric_names, objective_metric)
         if own is not None:
