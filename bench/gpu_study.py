@@ -133,7 +133,9 @@ class Study:
         self.log(f"  {len(tasks)} trials in {len(packs)} packs: {[len(p) for p in packs]}")
         return {pool.submit(run_pack_task, {"tasks": [by_name[m.name] for m in pack], "data": self.data,
                                             "no_checkpoints": self.args.no_checkpoints,
-                                            "dtype_policy": self.args.dtype_policy}): pack[0].name
+                                            "dtype_policy": self.args.dtype_policy,
+                                            "lowering": self.args.pack_lowering,
+                                            "epoch_loop": self.args.epoch_loop}): pack[0].name
                 for pack in packs}
 
     def record(self, r: dict, done_results: list[dict]) -> None:
@@ -177,7 +179,8 @@ class Study:
         args = self.args
         self.results["settings"] = {
             "mode": args.mode or ("slice" if args.slice else "full"), "packed": args.packed,
-            "pack_size": args.pack_size, "parallel": args.parallel, "epochs": self.epochs,
+            "pack_size": args.pack_size, "pack_lowering": args.pack_lowering, "parallel": args.parallel,
+            "epoch_loop": args.epoch_loop, "epochs": self.epochs,
             "sample": args.sample if args.slice else None, "backend": os.environ.get("KERAS_BACKEND"),
             "dtype_policy": args.dtype_policy, "checkpoints": not args.no_checkpoints,
             "stages": args.stages, "q1a": not args.no_q1a,
@@ -289,6 +292,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train trials that share a shape and optimizer in one JAX program (components.cnn.packed); "
                         "the packs are spread over the --parallel workers")
     p.add_argument("--pack-size", type=int, default=None, help="packed mode: at most this many trials per pack")
+    p.add_argument("--pack-lowering", default="auto", choices=("auto", "vmap", "unroll"),
+                   help="packed mode: members batched by vmap (grouped convolutions) or unrolled in one program "
+                        "(plain ones); auto: vmap on a GPU, unroll on the CPU (components/cnn/packed/program.py)")
+    p.add_argument("--epoch-loop", default="auto", choices=("auto", "scan", "host"),
+                   help="packed mode: an epoch as one lax.scan on the device, or a host loop of one dispatch "
+                        "per step; auto: scan on a GPU, host on the CPU")
     p.add_argument("--mode", default=None, help="the run's label in study.json (default: full, or slice)")
     return p
 

@@ -51,7 +51,8 @@ members = [Member(m["name"], TrialConfig(**m["config"]), m["output"]) for m in s
 rules = {name: StoppingRule(value=2.0, start_step=1, maximize=True) for name in spec.get("stop", [])}
 stop = lambda name, logs: name in rules and rules[name].should_stop(logs["val_accuracy"])
 results = run_packs(members, spec["data"], should_stop=stop, on_line=lambda n, l: print("LINE", n, l, flush=True),
-                    log=lambda line: print(line, file=sys.stderr, flush=True))
+                    log=lambda line: print(line, file=sys.stderr, flush=True), lowering=spec.get("lowering", "auto"),
+                    epoch_loop=spec.get("epoch_loop", "auto"))
 print("RESULTS", json.dumps([r.__dict__ for r in results]), flush=True)
 """
 
@@ -139,6 +140,25 @@ def test_a_packed_member_trains_what_study_train_trains(stopped_pack, plain_tria
     assert packed["history"]["val_loss"][0] == pytest.approx(plain_trial["history"]["val_loss"][0], rel=1e-5)
     for name in ("loss", "val_loss"):
         assert packed["history"][name][1] == pytest.approx(plain_trial["history"][name][1], rel=1e-4)
+
+
+def test_the_accelerators_layout_trains_what_the_cpus_trains(stopped_pack, data, tmp_path):
+    """The module's pack ran with auto, which on this CPU is members unrolled and a host loop per step;
+    the same pack again as on a GPU, members batched by vmap and the epoch one lax.scan, trains the same."""
+    root, _, unrolled = stopped_pack
+    assert {(r["metrics"]["pack"]["lowering"], r["metrics"]["pack"]["epoch_loop"])
+            for r in unrolled.values()} == {("unroll", "host")}
+    spec = {"data": data, "stop": ["b"], "lowering": "vmap", "epoch_loop": "scan", "members": [
+        member("a", tmp_path, 2, 3), member("b", tmp_path, 2, 3, ["elu", "selu", "relu", "relu"]),
+        member("c", tmp_path, 2, 4, ["selu", "relu", "elu", "relu"])]}
+    vmapped = results_of(run_pack(spec))
+    assert {(r["metrics"]["pack"]["lowering"], r["metrics"]["pack"]["epoch_loop"])
+            for r in vmapped.values()} == {("vmap", "scan")}
+    for name in ("a", "b", "c"):
+        ours, theirs = vmapped[name]["metrics"]["history"], unrolled[name]["metrics"]["history"]
+        assert ours.keys() == theirs.keys() and vmapped[name]["status"] == unrolled[name]["status"]
+        for metric in ours:
+            assert ours[metric] == pytest.approx(theirs[metric], rel=1e-4), (name, metric)
 
 
 def test_each_member_writes_its_own_katib_lines_and_records(stopped_pack):

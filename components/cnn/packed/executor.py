@@ -73,36 +73,41 @@ def load_device_data(data_uri: str) -> _DeviceData:
 
 def run_packs(members: Sequence[Member], data_uri: str, *, should_stop: StopRule | None = None,
               checkpoints: bool = True, save_models: bool = True, max_members: int | None = None,
-              on_line: LineSink | None = None, log: Callable[[str], None] = print) -> list[MemberResult]:
+              on_line: LineSink | None = None, log: Callable[[str], None] = print,
+              lowering: str = "auto", epoch_loop: str = "auto") -> list[MemberResult]:
     """Group ``members`` into packs (``members.group_members``) and run them one after another."""
     require_jax_backend()
     data = load_device_data(data_uri)
     results = []
     for pack in group_members(members, max_members):
         results += run_pack(pack, data, should_stop=should_stop, checkpoints=checkpoints,
-                            save_models=save_models, on_line=on_line, log=log)
+                            save_models=save_models, on_line=on_line, log=log, lowering=lowering,
+                            epoch_loop=epoch_loop)
     return results
 
 
 def run_pack(members: Sequence[Member], data: _DeviceData | str, *, should_stop: StopRule | None = None,
              checkpoints: bool = True, save_models: bool = True, on_line: LineSink | None = None,
-             log: Callable[[str], None] = print) -> list[MemberResult]:
-    """Train (or resume) one pack of members that share ``members.pack_key``; one result per member."""
+             log: Callable[[str], None] = print, lowering: str = "auto",
+             epoch_loop: str = "auto") -> list[MemberResult]:
+    """Train (or resume) one pack of members that share ``members.pack_key``; one result per member
+    (``lowering``, ``epoch_loop``: how they sit side by side and how an epoch loops, see ``program``)."""
     require_jax_backend()
     members = [m.normalized() for m in members]
     if isinstance(data, str):
         data = load_device_data(data)
     files = [MemberFiles(m, data.data_id) for m in members]
     try:
-        return _Pack(members, files, data, should_stop, checkpoints, save_models, on_line, log).run()
+        return _Pack(members, files, data, should_stop, checkpoints, save_models, on_line, log,
+                     (lowering, epoch_loop)).run()
     finally:
         for f in files:
             f.close()
 
 
 class _Pack:
-    def __init__(self, members, files, data, should_stop, checkpoints, save_models, on_line, log):
-        self.members, self.files, self.data = members, files, data
+    def __init__(self, members, files, data, should_stop, checkpoints, save_models, on_line, log, layout):
+        self.members, self.files, self.data, self.layout = members, files, data, layout
         self.should_stop, self.checkpoints, self.save_models = should_stop, checkpoints, save_models
         self.on_line, self.log = on_line, log
         self.results: dict[int, MemberResult] = {}
@@ -111,9 +116,11 @@ class _Pack:
         self.started = time.perf_counter()
 
     def run(self) -> list[MemberResult]:
-        program = PackProgram([m.config for m in self.members], self.data.input_shape, self.data.num_classes)
+        program = PackProgram([m.config for m in self.members], self.data.input_shape, self.data.num_classes,
+                              *self.layout)
         self.program = program
-        self.pack_info = {"key": _describe(self.members[0]), "members": len(self.members)}
+        self.pack_info = {"key": _describe(self.members[0]), "members": len(self.members),
+                          "lowering": program.lowering, "epoch_loop": program.epoch_loop}
         rows, variables = [], []
         for i, (member, files) in enumerate(zip(self.members, self.files)):
             finished = files.finished()

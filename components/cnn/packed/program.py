@@ -12,6 +12,22 @@ same layers, initialisation, dropout streams and update rule); only the loop aro
   A last partial batch (as ``fit`` has when the batch size does not divide the images) is one
   more dispatch of the same step at its own shape.
 
+How the members are laid side by side (``lowering``): ``vmap`` batches every layer over the
+members, so each convolution becomes one grouped convolution (``feature_group_count`` = members);
+``unroll`` traces each member's step on its own, one after another in the same program, so each
+convolution keeps its plain shape. XLA's CPU backend runs grouped convolutions far more slowly
+than plain ones: on the project's 2-core machine four vmapped members trained 49 images/s, four
+unrolled 319 (one alone 265). ``auto`` is ``vmap`` on an accelerator (cuDNN runs grouped
+convolutions natively) and ``unroll`` on the CPU; both compute the same thing, and the GPU study
+measures each (``--pack-lowering``).
+
+The same goes for the epoch's loop: in a ``lax.scan`` (an XLA while loop) XLA's CPU backend ran the
+study's training step 25 times more slowly than the same step dispatched once per batch (12.9
+against 318.6 images/s, four unrolled members; bench/results/2026-12-01-amd-epyc-2c-pack-layout.md).
+So on the CPU (``auto``) the epoch is a host loop of one compiled step per batch, the images still
+on the device and only each step's batch indices sent; on an accelerator it is the one scan
+(``--epoch-loop``).
+
 Activations per member (sweep B): the template model's conv ``Activation`` layers get a function
 that calls ``jax.lax.switch`` on the member's activation code. Under ``vmap`` with a batched code,
 JAX lowers the switch to a select over every branch's output: each candidate activation is
@@ -37,6 +53,39 @@ from components.cnn.train import make_optimizer
 from components.core.errors import UserError
 
 CONV_ACTIVATION_LAYERS = tuple(f"act{i + 1}" for i in range(NUM_CONV))
+LOWERINGS = ("auto", "vmap", "unroll")
+EPOCH_LOOPS = ("auto", "scan", "host")
+
+
+def _resolve(what: str, value: str, choices: tuple[str, ...], on_cpu: str, on_accelerator: str) -> str:
+    """``value``, where ``auto`` picks by the device JAX runs on (see the module docstring)."""
+    if value not in choices:
+        raise UserError(f"{what} {value!r}: expected one of {', '.join(choices)}")
+    if value == "auto":
+        return on_cpu if jax.default_backend() == "cpu" else on_accelerator
+    return value
+
+
+def resolve_lowering(lowering: str) -> str:
+    """``vmap`` or ``unroll``."""
+    return _resolve("pack lowering", lowering, LOWERINGS, "unroll", "vmap")
+
+
+def resolve_epoch_loop(loop: str) -> str:
+    """``scan`` or ``host``."""
+    return _resolve("epoch loop", loop, EPOCH_LOOPS, "host", "scan")
+
+
+def _unrolled(function, in_axes=0):
+    """``function`` over a leading member axis like ``jax.vmap(function, in_axes)`` (axes 0 or None),
+    but traced once per member."""
+    def each(*args):
+        axes = in_axes if isinstance(in_axes, tuple) else (in_axes,) * len(args)
+        size = next(jax.tree_util.tree_leaves(a)[0].shape[0] for a, axis in zip(args, axes) if axis == 0)
+        outs = [function(*(a if axis is None else jax.tree_util.tree_map(lambda leaf, i=i: leaf[i], a)
+                           for a, axis in zip(args, axes))) for i in range(size)]
+        return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *outs)
+    return each
 
 
 def require_jax_backend() -> None:
@@ -93,8 +142,11 @@ class _SwitchedActivation:
 class PackProgram:
     """The compiled train and evaluate functions of one pack (members share ``members.pack_key``)."""
 
-    def __init__(self, configs: Sequence[TrialConfig], input_shape: tuple[int, ...], num_classes: int):
+    def __init__(self, configs: Sequence[TrialConfig], input_shape: tuple[int, ...], num_classes: int,
+                 lowering: str = "auto", epoch_loop: str = "auto"):
         require_jax_backend()
+        self.lowering, self.epoch_loop = resolve_lowering(lowering), resolve_epoch_loop(epoch_loop)
+        self._side_by_side = jax.vmap if self.lowering == "vmap" else _unrolled
         first = configs[0]
         self.configs = list(configs)
         self.input_shape, self.num_classes = tuple(input_shape), num_classes
@@ -114,7 +166,9 @@ class PackProgram:
                 codes.append([names.index(c.activations[position]) for c in configs])
         self.codes = np.asarray(codes, dtype=np.int32).T.reshape(len(configs), len(self._switches))
         self._train = jax.jit(self._train_steps, donate_argnums=(0, 1, 2))
+        self._train_one = jax.jit(self._train_step, donate_argnums=(0, 1, 2))
         self._evaluate = jax.jit(self._evaluate_steps)
+        self._evaluate_one = jax.jit(self._side_by_side(self._member_evaluate, in_axes=(0, 0, 0, None, None)))
         self._initial: dict[int, MemberVariables] = {}
 
     # ------------------------------------------------------------ variables
@@ -182,7 +236,7 @@ class PackProgram:
 
     def _train_steps(self, trainable, non_trainable, optimizer, codes, images, labels, batches):
         """``batches``: (steps, members, batch) image indices; returns the variables and per-step results."""
-        step = jax.vmap(self._member_step)
+        step = self._side_by_side(self._member_step)
 
         def body(carry, index):
             out = step(*carry, codes, images[index], labels[index])
@@ -191,9 +245,23 @@ class PackProgram:
         carry, (loss, correct) = jax.lax.scan(body, (trainable, non_trainable, optimizer), batches)
         return (*carry, loss, correct)
 
+    def _train_step(self, trainable, non_trainable, optimizer, codes, images, labels, index):
+        """One step of every member (``index``: (members, batch) image indices), for the host loop."""
+        return self._side_by_side(self._member_step)(trainable, non_trainable, optimizer, codes,
+                                                      images[index], labels[index])
+
+    def _host_loop(self, state: PackState, images: jax.Array, labels: jax.Array, batches: np.ndarray):
+        """``_train_steps``' results, one dispatch per step: (variables..., loss, correct) per step."""
+        variables, losses, hits = [state.trainable, state.non_trainable, state.optimizer], [], []
+        for index in batches:
+            *variables, loss, correct = self._train_one(*variables, state.codes, images, labels, jnp.asarray(index))
+            losses.append(loss)
+            hits.append(correct)
+        return (*variables, jnp.stack(losses), jnp.stack(hits))
+
     def _evaluate_steps(self, trainable, non_trainable, codes, images, labels):
         """``images``: (steps, batch, ...) shared by every member; per-step loss and correct count."""
-        member = jax.vmap(self._member_evaluate, in_axes=(0, 0, 0, None, None))
+        member = self._side_by_side(self._member_evaluate, in_axes=(0, 0, 0, None, None))
 
         def body(_, batch):
             return None, member(trainable, non_trainable, codes, *batch)
@@ -209,8 +277,11 @@ class PackProgram:
         correct = np.zeros(state.size)
         for start, stop, size in _batch_runs(n, self.batch_size):
             batches = orders[:, start:stop].reshape(state.size, -1, size).transpose(1, 0, 2)
-            *variables, loss, hits = self._train(state.trainable, state.non_trainable, state.optimizer,
-                                                 state.codes, images, labels, jnp.asarray(batches))
+            if self.epoch_loop == "host":
+                *variables, loss, hits = self._host_loop(state, images, labels, batches)
+            else:
+                *variables, loss, hits = self._train(state.trainable, state.non_trainable, state.optimizer,
+                                                     state.codes, images, labels, jnp.asarray(batches))
             state = PackState(*variables, state.codes)
             loss_sum += np.asarray(loss, dtype=np.float64).sum(axis=0) * size  # fit weighs batches by size
             correct += np.asarray(hits).sum(axis=0)
@@ -224,7 +295,12 @@ class PackProgram:
             steps = (stop - start) // size
             x = images[start:stop].reshape(steps, size, *images.shape[1:])
             y = labels[start:stop].reshape(steps, size)
-            loss, hits = self._evaluate(state.trainable, state.non_trainable, state.codes, x, y)
+            if self.epoch_loop == "host":
+                results = [self._evaluate_one(state.trainable, state.non_trainable, state.codes, x[s], y[s])
+                           for s in range(steps)]
+                loss, hits = jnp.stack([r[0] for r in results]), jnp.stack([r[1] for r in results])
+            else:
+                loss, hits = self._evaluate(state.trainable, state.non_trainable, state.codes, x, y)
             loss_sum += np.asarray(loss, dtype=np.float64).sum(axis=0) * size
             correct += np.asarray(hits).sum(axis=0)
         return loss_sum / n, correct / n
