@@ -48,9 +48,10 @@ class Context:
         return run_probe({**spec, "backend": backend}, env=env, timeout=self.sizes["probe_timeout_s"],
                          log_path=self.work / "probes.log")
 
-    def gemm(self, backend: str, dtype: str = "float32") -> dict:
+    def gemm(self, backend: str, dtype: str = "float32", again: bool = False) -> dict:
+        """The GEMM probe's result, measured once per run (``again``: measured anew, e.g. after a long item)."""
         key = (backend, dtype)
-        if key not in self.cache:
+        if again or key not in self.cache:
             self.cache[key] = self.probe({"kind": "gemm", "n": self.sizes["gemm_n"], "dtype": dtype,
                                           "repeats": self.sizes["gemm_repeats"]}, backend=backend)
         return self.cache[key]

@@ -116,8 +116,7 @@ def item_smoke_run(ctx: Context) -> dict:
     results = smoke_results(root / "smoke")
     checks = criteria(results, wall, gemm_gflops)
     # Measured again after the run: a rate that fell meanwhile says the machine was busy with others.
-    after = ctx.probe({"kind": "gemm", "n": s["gemm_n"], "dtype": "float32", "repeats": s["gemm_repeats"]},
-                      backend="tensorflow")["flops_per_second"] / 1e9
+    after = ctx.gemm("tensorflow", again=True)["flops_per_second"] / 1e9
     r["results"] = {"smoke_run": {"wall_seconds": round(wall, 1), "gemm_gflops": round(gemm_gflops, 1),
                                   "gemm_gflops_after": round(after, 1), **results,
                                   "step_seconds": step_seconds(log_path.read_text(encoding="utf-8")),

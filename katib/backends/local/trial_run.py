@@ -165,8 +165,7 @@ def ended_before_recorded(name: str, log_path: Path, metric_names: Sequence[str]
     observation = Observation(metric_names, objective_metric)
     if collection.reads_output and log_path.exists():
         for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True):
-            for report in parse_metric_line(line, list(observation.metrics), filters):
-                observation.add(report)
+            _observe(line, observation, filters)
     log(f"[{name}] had ended before the sweep stopped (exit status {ended['exit_code']}): recorded from its log")
     observation = collection.collect(observation, extra_env)
     return _ended(name, ended["exit_code"], ended["stopped_by"], observation, log_path, objective_metric,
@@ -255,7 +254,6 @@ def _follow_output(
     parse: bool = True,
 ) -> None:
     """Copy the output to the log file and ``log``; parse metrics (StdOut collector) and offer them to ``stopper``."""
-    metric_names = list(observation.metrics)
     assert process.stdout is not None
     with open(log_path, "w", encoding="utf-8") as out:
         for line in process.stdout:
@@ -264,10 +262,17 @@ def _follow_output(
             log(f"[{name}] {line.rstrip()}")
             if not parse:
                 continue
-            for report in parse_metric_line(line, metric_names, filters):
-                observation.add(report)
+            for report in _observe(line, observation, filters):
                 if stopper is not None:
                     stopper.offer(report)
+
+
+def _observe(line: str, observation: Observation, filters: Sequence[re.Pattern[str]]) -> list[MetricReport]:
+    """The Experiment's metrics in one output line (StdOut collector), added to ``observation``."""
+    reports = parse_metric_line(line, list(observation.metrics), filters)
+    for report in reports:
+        observation.add(report)
+    return reports
 
 
 def _outcome(
