@@ -31,7 +31,7 @@ from components.core.dataset import load_dataset, stratified_subset
 from components.core.errors import UserError
 from components.core.settings import ADDITIONAL_METRICS, OBJECTIVE_METRIC
 from components.core.tblog import SummaryLog
-from components.core.training import EpochEnd, Progress, RunIdentity, TrainingRun, save_model
+from components.core.training import EpochEnd, Progress, RunIdentity, TrainingRun, compile_built, save_model
 
 METRIC_NAMES = (OBJECTIVE_METRIC, *ADDITIONAL_METRICS)
 PHASE = "train"  # the trial's one phase in the shared loop's record
@@ -112,7 +112,7 @@ def run_trial(config: TrialConfig, data_uri: str, output_uri: str,
     if model is None:
         model = build_study_cnn(config.activations, config.filters, input_shape=x_val.shape[1:],
                                 num_classes=int(data.metadata["num_classes"]), bn_momentum=config.bn_momentum)
-        model.compile(optimizer=make_optimizer(config.optimizer, config.learning_rate),
+        compile_built(model, optimizer=make_optimizer(config.optimizer, config.learning_rate),
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     else:
         log(f"trial: resuming after epoch {run.progress.epoch} of {config.epochs}")

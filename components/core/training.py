@@ -54,6 +54,22 @@ def save_model(model: keras.Model, path: Path) -> None:
         fault_point("trial.model-written-to-temporary")
 
 
+def compile_built(model: keras.Model, **compile_args: Any) -> None:
+    """``model.compile``, then build what the first training step would: the optimizer, loss and metrics.
+
+    For a model of one input trained on integer labels (the CNN, the transfer models). Under
+    TensorFlow, Keras builds them while ``tf.function`` traces the first step, and TensorFlow
+    traces a step that created variables a second time. Built here, from symbolic inputs, the
+    step is traced once: MobileNetV2's first batch (64x64, alpha 0.35, all layers trainable)
+    took 10.3 s instead of 23.5 on 2 CPU cores. Every variable starts where Keras would
+    start it, so training is unchanged.
+    """
+    model.compile(**compile_args)
+    labels = keras.KerasTensor((None,), "int32")
+    # Keras' own build (Trainer._symbolic_build), as fit runs it under a distribution strategy.
+    model._symbolic_build(data_batch=(model.inputs[0], labels))
+
+
 # ---------------------------------------------------------------------- identity
 
 @dataclass(frozen=True)

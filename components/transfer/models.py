@@ -29,6 +29,7 @@ import keras
 from keras import layers
 
 from components.core.errors import UserError
+from components.core.training import compile_built
 from components.transfer.bases import (  # noqa: F401 - the registry is part of this module's interface
     BASE_LAYER,
     BASES,
@@ -211,5 +212,5 @@ def trainable_count(model: keras.Model) -> int:
 
 def compile_for_phase(model: keras.Model, learning_rate: float, jit_compile) -> None:
     """Adam at the phase's learning rate, the study's loss and metric."""
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
+    compile_built(model, optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"], jit_compile=jit_compile)

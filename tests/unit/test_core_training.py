@@ -112,3 +112,33 @@ def test_a_checkpoint_of_another_format_is_refused_not_misread(tmp_path):
     state.write_text(json.dumps(record))
     with pytest.raises(UserError, match="holds a test run checkpoint of another format"):
         make_run(tmp_path / "old").resume()
+
+
+def _traced_fit(compile_with, seed: int = 1):
+    """Fit the tiny model for one epoch; count how often its train step was traced (a Python side effect)."""
+    x, y = tiny_data()
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(keras.layers.Dense(8)(inputs)))
+    compile_with(model, optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy",
+                 metrics=["accuracy"])
+    traces = []
+    step = model.train_step
+    model.train_step = lambda data: (traces.append(1), step(data))[1]
+    history = model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0).history
+    return len(traces), history, [w.copy() for w in model.get_weights()]
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="tf.function's tracing is TensorFlow's")
+def test_compile_built_traces_the_train_step_once_and_trains_the_same():
+    from components.core.training import compile_built
+
+    plain_traces, plain_history, plain_weights = _traced_fit(lambda m, **kw: m.compile(**kw))
+    built_traces, built_history, built_weights = _traced_fit(compile_built)
+    # Keras builds an unbuilt optimizer inside the first trace, and TensorFlow traces a step that
+    # created variables again; compile_built's optimizer exists before the first step.
+    assert plain_traces == 2
+    assert built_traces == 1
+    assert built_history == plain_history
+    for built, plain in zip(built_weights, plain_weights, strict=True):
+        np.testing.assert_array_equal(built, plain)
