@@ -74,6 +74,29 @@ def test_a_half_built_venv_is_rebuilt_not_used(built_venv):
     assert probe.stdout.strip() == "True"  # no PyTorch in the default install
 
 
+def test_the_install_compiles_bytecode_so_no_process_compiles_the_dependencies_again(built_venv):
+    """uv leaves .pyc files to the first import, which cannot write them under PYTHONDONTWRITEBYTECODE
+    (set by many CI images): each trial then compiled TensorFlow's modules again (about 7 CPU-seconds
+    of a smoke trial's start on 2 cores). Every module of these packages is compiled at install time,
+    including those no test imports."""
+    probe = subprocess.run([str(built_venv / "bin" / "python"), "-c", """
+import importlib.util, pathlib, sysconfig
+site = pathlib.Path(sysconfig.get_paths()["purelib"])
+for package in ("tensorflow", "keras", "kfp", "optuna"):
+    if not (site / package).is_dir():
+        continue  # TensorFlow where the platform has no wheel
+    sources = list((site / package).rglob("*.py"))
+    missing = [s for s in sources if not pathlib.Path(importlib.util.cache_from_source(str(s))).is_file()]
+    print(package, len(sources), len(missing), *missing[:3])
+"""], capture_output=True, text=True, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    assert probe.returncode == 0, probe.stderr
+    assert {line.split()[0] for line in probe.stdout.splitlines()} >= {"keras", "kfp", "optuna"}, probe.stdout
+    for line in probe.stdout.splitlines():
+        package, sources, missing = line.split()[:3]
+        assert int(sources) > 100, line
+        assert int(missing) == 0, line
+
+
 def test_no_network_and_no_cache_shows_uvs_error_then_one_line_on_how_to_retry(built_venv, tmp_path):
     # Take one locked package away so that the sync has something to fetch, then cut uv off.
     subprocess.run([str(built_venv / "bin" / "uv"), "pip", "uninstall", "--python", str(built_venv / "bin" / "python"),
