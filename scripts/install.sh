@@ -40,7 +40,7 @@ if [ "$("$venv/bin/uv" --version 2>/dev/null | cut -d' ' -f2)" != "$uv_version" 
 fi
 # --compile-bytecode: uv leaves the .pyc files to the first import, which cannot write them
 # where PYTHONDONTWRITEBYTECODE is set (many CI images and containers): every process then
-# compiled TensorFlow's ~2,500 modules again, about 4 s of each trial's start.
+# compiled TensorFlow's ~2,500 modules again, about 7 CPU-seconds of each trial's start.
 UV_PROJECT_ENVIRONMENT="$venv" "$venv/bin/uv" sync --frozen --quiet --compile-bytecode --no-python-downloads --python "$venv/bin/python" \
   || fail "installing the locked dependencies (uv.lock)"
 echo "python $version" > "$stamp"

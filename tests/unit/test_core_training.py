@@ -115,7 +115,7 @@ def test_a_checkpoint_of_another_format_is_refused_not_misread(tmp_path):
 
 
 def _traced_fit(compile_with, seed: int = 1):
-    """Fit the tiny model for one epoch; count how often its train step was traced (a Python side effect)."""
+    """Fit a tiny model for two epochs; count how often its train step was traced (a Python side effect)."""
     x, y = tiny_data()
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((4,))
@@ -135,8 +135,8 @@ def test_compile_built_traces_the_train_step_once_and_trains_the_same():
 
     plain_traces, plain_history, plain_weights = _traced_fit(lambda m, **kw: m.compile(**kw))
     built_traces, built_history, built_weights = _traced_fit(compile_built)
-    # Keras builds an unbuilt optimizer inside the first trace, and TensorFlow traces a step that
-    # created variables again; compile_built's optimizer exists before the first step.
+    # Keras builds an unbuilt optimizer, loss and metrics inside the first trace, and TensorFlow
+    # traces a step that created variables again; compile_built builds them before the first step.
     assert plain_traces == 2
     assert built_traces == 1
     assert built_history == plain_history
