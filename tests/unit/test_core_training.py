@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from components.core.errors import TrialDiverged, UserError
-from components.core.training import EpochEnd, RunIdentity, TrainingRun
+from components.core.training import EpochEnd, RunIdentity, TrainingRun, compile_built
 
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
@@ -131,8 +131,6 @@ def _traced_fit(compile_with, seed: int = 1):
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="tf.function's tracing is TensorFlow's")
 def test_compile_built_traces_the_train_step_once_and_trains_the_same():
-    from components.core.training import compile_built
-
     plain_traces, plain_history, plain_weights = _traced_fit(lambda m, **kw: m.compile(**kw))
     built_traces, built_history, built_weights = _traced_fit(compile_built)
     # Keras builds an unbuilt optimizer, loss and metrics inside the first trace, and TensorFlow
