@@ -4,7 +4,9 @@ kfp.local prints its own log (task start and end, each step's whole output) to
 ``sys.stdout``. During a run that stream goes to ``<run folder>/kfp-local.log``, and every
 line of it is read here for the events that matter:
 
-- a step starts or ends (KFP's ``Executing task 'x'`` / ``Task 'x' finished with status S``);
+- a step starts or ends (KFP's ``Executing task 'x'`` / ``Task 'x' finished with status S``); the
+  iterations of a loop's step (``dsl.ParallelFor``) run at once under the same task name, and the
+  step ends with its last iteration;
 - a sweep's trial starts or ends (the local Katib backend's ``[trial] started:`` /
   ``[trial] Succeeded val_accuracy=…:``), from which trials done / total, the best so far
   and a time estimate follow;
@@ -40,6 +42,9 @@ TAIL_LINES = 30
 class Step:
     name: str
     state: str = "waiting"  # waiting, running, succeeded, failed
+    iterations: int = 1  # a loop's step: its iterations, each logged as the same task
+    running: int = 0
+    finished: int = 0
     started: float | None = None
     ended: float | None = None
     lines: collections.deque = field(default_factory=lambda: collections.deque(maxlen=TAIL_LINES))
@@ -58,8 +63,8 @@ class Progress:
     """The run's state, fed one log line at a time; ``feed`` returns the plain events it caused."""
 
     def __init__(self, steps: Iterable[str], sweep_totals: dict[str, int], epochs: dict[str, int],
-                 clock: Callable[[], float] = time.monotonic):
-        self.steps = {name: Step(name) for name in steps}
+                 iterations: dict[str, int] | None = None, clock: Callable[[], float] = time.monotonic):
+        self.steps = {name: Step(name, iterations=(iterations or {}).get(name, 1)) for name in steps}
         self.sweep_totals, self.epochs, self.clock = sweep_totals, epochs, clock
         self.sweeps: dict[str, Sweep] = {}
         self.current: str | None = None
@@ -85,15 +90,25 @@ class Progress:
 
     def _step_started(self, name: str) -> list[str]:
         step = self.steps.setdefault(name, Step(name))
-        step.state, step.started = "running", self.clock()
+        if step.running or step.finished:  # another iteration of a loop's step
+            step.running += 1
+            return [f"step {name}: iteration {step.finished + step.running} of {step.iterations} running"]
+        step.state, step.started, step.running = "running", self.clock(), 1
         self.current, self.epoch = name, None
         if name in self.sweep_totals:
             self.sweeps[name] = Sweep(total=self.sweep_totals[name], started=self.clock())
-        return [f"step {name}: running"]
+        return [f"step {name}: running" + (f" ({step.iterations} iterations)" if step.iterations > 1 else "")]
 
     def _step_ended(self, name: str, status: str) -> list[str]:
         step = self.steps.setdefault(name, Step(name))
-        step.state = "succeeded" if status == "SUCCESS" else "failed"
+        step.running, step.finished = max(step.running - 1, 0), step.finished + 1
+        outcome = "succeeded" if status == "SUCCESS" else "failed"
+        if outcome == "failed":
+            step.state = "failed"  # at once: the other iterations' end is not awaited to say so
+        if step.finished < step.iterations:
+            return [f"step {name}: iteration {step.finished} of {step.iterations} {outcome}"]
+        if step.state != "failed":
+            step.state = "succeeded"
         step.ended = self.clock()
         if self.current == name:
             self.current, self.epoch = None, None
@@ -144,7 +159,10 @@ class Progress:
         table = Table.grid(padding=(0, 2))
         for step in self.steps.values():
             mark, style = marks[step.state]
-            table.add_row(Text(mark, style=style), Text(step.name, style=style), step.state,
+            state = step.state
+            if step.iterations > 1 and state == "running":
+                state += f" ({step.finished} of {step.iterations} iterations done)"
+            table.add_row(Text(mark, style=style), Text(step.name, style=style), state,
                           f"{self.elapsed(step):.0f} s" if step.started is not None else "")
         parts = [table]
         sweep = self.sweeps.get(self.current or "")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import sys
@@ -39,13 +40,32 @@ LOG_FILE = "kfp-local.log"
 
 
 def pipeline_steps(pipeline) -> list[str]:
-    """The pipeline's tasks, each after the ones it depends on (ties by name)."""
-    tasks = pipeline.pipeline_spec.root.dag.tasks
+    """The pipeline's tasks, each after the ones it depends on (ties by name); a loop
+    (``dsl.ParallelFor``) stands for the tasks inside it, which is what kfp.local logs."""
+    spec = pipeline.pipeline_spec
+    tasks = spec.root.dag.tasks
     ordered: list[str] = []
     while len(ordered) < len(tasks):
         ready = sorted(n for n, t in tasks.items() if n not in ordered and set(t.dependent_tasks) <= set(ordered))
         ordered.append(ready[0])
-    return ordered
+    return [inner for name in ordered for inner in _loop_tasks(spec, tasks[name]) or [name]]
+
+
+def loop_iterations(pipeline) -> dict[str, int]:
+    """Each task inside a loop over a fixed list: how many iterations kfp.local runs of it."""
+    spec = pipeline.pipeline_spec
+    counts = {}
+    for task in spec.root.dag.tasks.values():
+        if task.WhichOneof("iterator") == "parameter_iterator" and task.parameter_iterator.items.raw:
+            items = len(json.loads(task.parameter_iterator.items.raw))
+            counts.update({inner: items for inner in _loop_tasks(spec, task)})
+    return counts
+
+
+def _loop_tasks(spec, task) -> list[str]:
+    if task.WhichOneof("iterator") is None:
+        return []
+    return sorted(spec.components[task.component_ref.name].dag.tasks)
 
 
 def sweep_totals(pipeline, settings: dict) -> dict[str, int]:
@@ -128,7 +148,7 @@ def run_locally(profile: str = "smoke", overrides: list[str] | tuple = (), run_i
     epochs = {"train-cnn": int(settings["train"]["epochs"])}
     totals = sweep_totals(study_pipeline, settings)
     epochs.update({name: int(settings["sweeps"]["epochs"]) for name in totals})
-    progress = Progress(pipeline_steps(study_pipeline), totals, epochs)
+    progress = Progress(pipeline_steps(study_pipeline), totals, epochs, iterations=loop_iterations(study_pipeline))
     try:
         with contextlib.nullcontext() if verbose else progress_view(log_path, progress, sys.stdout):
             task = study_pipeline(**arguments)

@@ -128,20 +128,19 @@ def build_pipeline(cluster: ClusterOptions | None = None):
             sweeps[definition.name] = on_cluster(sweep)
             if cluster:
                 sweep.set_cpu_request("500m").set_memory_request("1G").set_memory_limit("2G")
-        # Question 3: the target task as an image folder, then one transfer run per base, each
-        # on a GPU on the cluster (kfp.local runs them on the CPU).
+        # Question 3: the target task as an image folder, then one transfer run per base: the
+        # iterations of one loop. On the cluster each is its own pod with a GPU; kfp.local runs them
+        # at once, as two processes sharing the CPU (its other steps run one after the other).
         images = prepare_transfer_images(dataset=data.outputs["dataset"], transfer_settings=transfer_settings)
         on_cluster(images.set_display_name("transfer: target image folder"))
-        transfers = {}
-        for base in TRANSFER_BASES:
-            task = transfer_learning(base=base, images=images.outputs["images"], source=data.outputs["dataset"],
-                                     transfer_settings=transfer_settings, work_root=work_root,
-                                     **run_ids).set_display_name(f"transfer: {base}")
-            transfers[base] = on_cluster(task, gpu=True, retries=cluster.train_retries if cluster else 0)
+        with dsl.ParallelFor(items=list(TRANSFER_BASES), name="transfer-bases") as base:
+            transfer = transfer_learning(base=base, images=images.outputs["images"], source=data.outputs["dataset"],
+                                         transfer_settings=transfer_settings, work_root=work_root,
+                                         **run_ids).set_display_name("transfer: one base")
+            on_cluster(transfer, gpu=True, retries=cluster.train_retries if cluster else 0)
         report = build_report(dataset=data.outputs["dataset"], model=train.outputs["model"],
                               evaluation=evaluation.outputs["evaluation"], **reported_sweeps(sweeps),
-                              nas=search.outputs["model"], mobilenet_transfer=transfers["mobilenet_v2"].outputs["run"],
-                              inception_transfer=transfers["inception_v3"].outputs["run"])
+                              nas=search.outputs["model"], transfers=dsl.Collected(transfer.outputs["run"]))
         on_cluster(report.set_display_name("report"))
         return report.outputs["html"]
 

@@ -53,7 +53,8 @@ def smoke_results(root: Path) -> dict:
         spreads[stage] = {"trials": len(values), "spread_pp": round(100 * (max(values) - min(values)), 2)
                           if values else None}
     transfer = {}
-    for path in sorted(root.glob("*/transfer-learning*/run/metrics.json")):
+    # The transfer runs are a loop's iterations: <run>/for-loop-N-iteration-I/transfer-learning/run.
+    for path in sorted(root.glob("*/for-loop-*-iteration-*/transfer-learning/run/metrics.json")):
         metrics = json.loads(path.read_text())
         if "test_accuracy" in metrics:
             transfer[metrics.get("constructor", path.parent.name)] = round(metrics["test_accuracy"], 4)

@@ -8,7 +8,7 @@ nothing here. Each run's own ``curves.png`` is the section's figure for it.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from components.core import storage
 from components.report.section import Section, pct
@@ -19,6 +19,20 @@ METRICS_FILE = "metrics.json"
 
 def _epochs(n: int) -> str:
     return f"{n} epoch" if n == 1 else f"{n} epochs"
+
+
+def transfer_runs(uris: Iterable[str]) -> dict[str, str]:
+    """Run folders, in whatever order they come (the pipeline collects them from a loop), by base name:
+    each run's ``metrics.json`` says its base. Ordered as the bases are defined; one run per base."""
+    runs: dict[str, str] = {}
+    for uri in uris:
+        base = json.loads(storage.read_text(storage.join(uri, METRICS_FILE)))["base"]
+        if base in runs:
+            raise ValueError(f"two transfer runs of {base}: {runs[base]} and {uri}")
+        runs[base] = uri
+    order = list(BASES)
+    return dict(sorted(runs.items(), key=lambda item: (order.index(item[0]) if item[0] in order else len(order),
+                                                       item[0])))
 
 
 def transfer_section(runs: Mapping[str, str]) -> Section:

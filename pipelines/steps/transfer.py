@@ -1,6 +1,7 @@
 """Question 3's KFP components: the target image folder, and one transfer-learning run per base.
 
-The pipeline adds one ``transfer_learning`` task per base definition (``components.transfer.bases``).
+The pipeline runs ``transfer_learning`` in a ``dsl.ParallelFor`` over the base definitions
+(``components.transfer.bases``), and the report collects the runs (``dsl.Collected``).
 
 On the cluster the pipeline gives each transfer run a GPU on the GPU node pool
 (``pipelines.cluster.apply_cluster_settings(task, options, gpu=True)``: the GPU
@@ -30,8 +31,10 @@ def transfer_learning(base: str, images: Input[Dataset], source: Input[Dataset],
                       work_root: str = "", run_id: str = "", task_name: str = ""):
     """Frozen base, then fine-tuning: the run folder (both .keras models), metrics, the curves PNG.
 
-    With work_root, run_id and task_name the run folder is work_root/run_id/task_name/run, where its
-    checkpoints survive a retry of this task; the finished folder is copied into the artifact.
+    With work_root, run_id and task_name the run folder is work_root/run_id/task_name/base/run, where
+    its checkpoints survive a retry of this task; the finished folder is copied into the artifact. The
+    base is part of the path because the pipeline runs the bases as iterations of one loop, and KFP's
+    driver gives every iteration the same task name (the loop's task, not the iteration).
     """
     import shutil
 
@@ -45,7 +48,7 @@ def transfer_learning(base: str, images: Input[Dataset], source: Input[Dataset],
     from components.transfer.training import run_transfer
     from katib.access import work_uri
 
-    durable = work_uri(work_root, run_id, task_name, "run")
+    durable = work_uri(work_root, run_id, task_name, base, "run")
     result = run_transfer(settings_from_profile(transfer_settings, base), images.path, durable or run.path,
                           source_data_uri=source.path)
     if durable:

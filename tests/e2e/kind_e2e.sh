@@ -36,7 +36,10 @@ cd "$REPO"
 CLUSTER="${E2E_CLUSTER:-fmstudy-e2e}"
 KIND_NODE_IMAGE="${KIND_NODE_IMAGE:-kindest/node:v1.32.2}"  # the Kubernetes the unit tests validate against
 KATIB_VERSION="${KATIB_VERSION:-v0.19.0}"                   # kubeflow-katib-api in requirements.lock
-KFP_VERSION="${KFP_VERSION:-2.5.0}"
+# 2.14 is the first backend that collects a loop's artifacts for the next step (dsl.Collected, the
+# transfer runs into the report; kubeflow/pipelines#11725); 2.15 and later install SeaweedFS instead
+# of MinIO in platform-agnostic, and the kind target writes to KFP's MinIO.
+KFP_VERSION="${KFP_VERSION:-2.14.3}"
 # What `make images` builds with these and k8s/overlays/kind maps ghcr.io/fmstudy/trainer to.
 export STUDY_IMAGE_REGISTRY=fmstudy STUDY_IMAGE_TAG=dev
 IMAGE="$STUDY_IMAGE_REGISTRY/trainer:$STUDY_IMAGE_TAG"

@@ -1,5 +1,6 @@
-"""A third transfer base, added by its definition alone (a fixture registers it): the profile check, the
-CLI, the compiled pipeline and the report take it up, and the pipeline's own step trains it on a few images."""
+"""A third transfer base, added by its definition alone (a fixture registers it): the profile check,
+the CLI, the compiled pipeline's transfer loop and the report take it up, and the pipeline's own step
+trains it on a few images."""
 
 import argparse
 import json
@@ -30,13 +31,11 @@ def test_the_definition_alone_adds_a_pipeline_step_a_cli_choice_and_profile_chec
 
     path = tmp_path / "pipeline.yaml"
     compile_pipeline(str(path))
-    tasks = yaml.safe_load_all(path.read_text()).__next__()["root"]["dag"]["tasks"]
-    bases = {name: task["inputs"]["parameters"]["base"]["runtimeValue"]["constant"]
-             for name, task in tasks.items() if name.startswith("transfer-learning")}
-    # The study's two keep their compiled names; the new one comes after them.
-    assert bases == {"transfer-learning": "mobilenet_v2", "transfer-learning-2": "inception_v3",
-                     "transfer-learning-3": "mobilenet_v3_small"}
-    assert tasks["transfer-learning-3"]["taskInfo"]["name"] == "transfer: mobilenet_v3_small"
+    spec = yaml.safe_load_all(path.read_text()).__next__()
+    (loop,) = [task for task in spec["root"]["dag"]["tasks"].values() if "parameterIterator" in task]
+    # The transfer loop runs one iteration per base: the study's two first, then the new one.
+    assert yaml.safe_load(loop["parameterIterator"]["items"]["raw"]) == [
+        "mobilenet_v2", "inception_v3", "mobilenet_v3_small"]
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)
@@ -79,7 +78,42 @@ def test_the_pipelines_step_trains_the_new_base_and_the_report_shows_it(new_base
     assert outputs["metrics"].metadata["trainable_params_frozen"] == 576 * 3 + 3
     assert "MobileNetV3Small" in Path(outputs["view"].path).read_text()
 
+    # The report collects the loop's runs in any order and shows them in the bases' order.
+    from components.report.transfer_section import transfer_runs
+
+    assert list(transfer_runs([str(run)])) == [new_base.name]
     section = transfer_section({new_base.name: str(run)})
     assert section.table[1][:3] == ["MobileNetV3Small", "32×32", "none"]
     assert section.table[1][6:] == ["—", "—"]  # no published figures for a base the study did not run
     assert list(section.figures) == ["transfer_mobilenet_v3_small_curves.png"]
+
+
+def test_two_iterations_of_the_transfer_loop_keep_their_own_work_folders(new_base, tiny_data, tmp_path):
+    """On the cluster KFP's driver gives every iteration of a loop the same task name (the task's
+    name in the loop's DAG: backend/src/v2/cmd/driver/main.go's task_name flag, which
+    backend/src/v2/driver/resolve.go puts in for {{$.pipeline_task_name}}). Two bases of one run,
+    under one work root, must still train in their own folders, not resume each other's."""
+    from kfp import dsl
+
+    from components.transfer.data import write_image_folder
+    from pipelines.steps.transfer import transfer_learning
+
+    images = tmp_path / "images"
+    write_image_folder(tiny_data, str(images), classes=(5, 7, 9), images_per_class=10, seed=1)
+    settings = {"weights": "none", "frozen_epochs": 1, "fine_tune_epochs": 0, "batch_size": 8,
+                "bases": {"mobilenet_v2": {"input_size": 32, "alpha": 0.35}}}
+    work = tmp_path / "work"
+    runs = {}
+    for base in ("mobilenet_v2", new_base.name):
+        out = tmp_path / base
+        out.mkdir()
+        outputs = {name: kind(uri=str(out / name)) for name, kind in (
+            ("run", dsl.Model), ("metrics", dsl.Metrics), ("curves", dsl.Artifact), ("view", dsl.HTML))}
+        transfer_learning.python_func(base=base, images=dsl.Dataset(uri=str(images)),
+                                      source=dsl.Dataset(uri=tiny_data), transfer_settings=settings,
+                                      work_root=str(work), run_id="run-1", task_name="transfer-learning", **outputs)
+        runs[base] = json.loads((Path(outputs["run"].path) / "metrics.json").read_text())
+    assert {base: m["base"] for base, m in runs.items()} == {"mobilenet_v2": "mobilenet_v2",
+                                                              new_base.name: new_base.name}
+    assert runs[new_base.name]["constructor"] == "MobileNetV3Small"
+    assert sorted(p.name for p in (work / "run-1" / "transfer-learning").iterdir()) == sorted(runs)

@@ -19,8 +19,10 @@ def _smoke_layout(tmp_path, ranking, spread=0.01, transfer=0.7, train=0.88, test
     for task in ("run-sweep-2", "run-sweep-3"):
         write(f"{task}/sweep/summary.json", {"trials": [{"combination": ["x"], "val_accuracy": 0.8 + spread * i}
                                                         for i in range(5)]})
-    for task, name in (("transfer-learning", "MobileNetV2"), ("transfer-learning-2", "InceptionV3")):
-        write(f"{task}/run/metrics.json", {"constructor": name, "test_accuracy": transfer})
+    # kfp.local's layout for a loop's iterations (kfp/local/orchestrator/enhanced_dag_orchestrator.py, 2.17).
+    for i, name in enumerate(("MobileNetV2", "InceptionV3")):
+        write(f"for-loop-2-iteration-{i}/transfer-learning/run/metrics.json", {"constructor": name,
+                                                                             "test_accuracy": transfer})
     return tmp_path / "smoke"
 
 

@@ -88,3 +88,38 @@ def test_the_tee_writes_everything_to_the_log_and_feeds_whole_lines():
     tee.write("first pa")
     tee.write("rt\nsecond\nthi")
     assert seen == ["first part", "second"] and log.getvalue() == "first part\nsecond\nthi"
+
+
+def test_a_loops_iterations_running_at_once_are_one_step_that_ends_with_its_last_iteration():
+    """kfp.local runs a ParallelFor's iterations at once, and logs each as the same task name
+    (kfp/local/orchestrator/enhanced_dag_orchestrator.py, 2.17): the pipeline's transfer runs."""
+    clock = Clock()
+    progress = Progress(["train-cnn", "transfer-learning", "build-report"], {}, {},
+                        iterations={"transfer-learning": 2}, clock=clock)
+    events = []
+    for line, advance in [(kfp_task("transfer-learning"), 0), (kfp_task("transfer-learning"), 1),
+                          ("transfer: frozen epoch 1", 80), (kfp_task("transfer-learning", "SUCCESS"), 0),
+                          ("transfer: fine-tune epoch 3", 50), (kfp_task("transfer-learning", "SUCCESS"), 0)]:
+        clock.now += advance
+        events += progress.feed(line)
+    assert events == ["step transfer-learning: running (2 iterations)",
+                      "step transfer-learning: iteration 2 of 2 running",
+                      "step transfer-learning: iteration 1 of 2 succeeded",
+                      "step transfer-learning: succeeded in 131 s"]
+    # Between the two ends the step was still running, and its lines were kept.
+    assert progress.steps["transfer-learning"].state == "succeeded"
+    assert list(progress.steps["transfer-learning"].lines) == ["transfer: frozen epoch 1",
+                                                               "transfer: fine-tune epoch 3"]
+
+
+def test_a_failed_iteration_fails_its_loop_step_at_once():
+    progress = Progress(["transfer-learning"], {}, {}, iterations={"transfer-learning": 2}, clock=Clock())
+    for line in (kfp_task("transfer-learning"), kfp_task("transfer-learning"), "Traceback: out of memory",
+                 kfp_task("transfer-learning", "FAILURE")):
+        events = progress.feed(line)
+    assert events == ["step transfer-learning: iteration 1 of 2 failed"]
+    step = progress.failing_step()
+    assert step.name == "transfer-learning" and step.state == "failed" and "Traceback: out of memory" in step.lines
+    out = io.StringIO()
+    Console(file=out, force_terminal=True, width=100).print(progress.renderable())
+    assert "✗  transfer-learning  failed" in ANSI.sub("", out.getvalue())

@@ -10,10 +10,10 @@ manifests' Roles and bindings are then evaluated as Kubernetes RBAC does.
 Who runs the launcher (upstream facts, named where they are used):
 - standalone KFP: every step pod runs as ServiceAccount pipeline-runner in KFP's namespace
   (kubeflow/pipelines backend/src/apiserver/common/const.go DefaultPipelineRunnerServiceAccount;
-  manifests/kustomize/env/platform-agnostic sets namespace kubeflow; KFP 2.5.0, as kind_e2e.sh installs);
+  manifests/kustomize/env/platform-agnostic sets namespace kubeflow; KFP 2.14.3, as kind_e2e.sh installs);
 - multi-user Kubeflow: default-editor in the user's profile namespace (kubeflow/pipelines
   manifests/kustomize/base/installs/multi-user/api-service/params.env DEFAULTPIPELINERUNNERSERVICEACCOUNT,
-  KFP 2.5.0; kubeflow/kubeflow components/profile-controller/controllers/profile_controller.go,
+  KFP 2.14.3; kubeflow/kubeflow components/profile-controller/controllers/profile_controller.go,
   commit 0429a23c, creates it and binds it to the ClusterRole kubeflow-edit);
 - a pod of our own that runs `study katib launch`: fmstudy-runner.
 """

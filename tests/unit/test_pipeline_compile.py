@@ -17,6 +17,15 @@ def compiled(tmp_path, **options) -> tuple[dict, dict]:
     return spec, platform[0]["platforms"]["kubernetes"]["deploymentSpec"]["executors"] if platform else {}
 
 
+def all_tasks(spec: dict) -> dict:
+    """Every task, the root DAG's and those inside its loops (a loop's sub-DAG component)."""
+    tasks = dict(spec["root"]["dag"]["tasks"])
+    for task in spec["root"]["dag"]["tasks"].values():
+        if "parameterIterator" in task:
+            tasks.update(spec["components"][task["componentRef"]["name"]]["dag"]["tasks"])
+    return tasks
+
+
 def test_checked_in_pipeline_is_what_the_code_compiles(tmp_path):
     from tests.conftest import REPO
 
@@ -53,6 +62,33 @@ def test_cluster_defaults_sweeps_through_katib_and_artifacts_on_gcs(tmp_path):
         "optimizer": "run-sweep", "activations": "run-sweep-2", "filters": "run-sweep-3"}
 
 
+def test_the_transfer_runs_are_a_loop_over_the_bases_whose_runs_the_report_collects(tmp_path):
+    """One loop iteration per base (each its own pod on the cluster), its run artifacts collected into
+    the report's list input. KFP's backend resolves such an input since 2.14 (backend/src/v2/driver/
+    resolve.go, resolveUpstreamArtifacts: a loop DAG's output artifacts are gathered over its
+    iteration_count; kubeflow/pipelines#11725), the version tests/e2e/kind_e2e.sh installs."""
+    from components.transfer.bases import BASES
+
+    spec, _ = compiled(tmp_path)
+    tasks = spec["root"]["dag"]["tasks"]
+    (loop_name,) = [name for name, task in tasks.items() if "parameterIterator" in task]
+    loop = tasks[loop_name]
+    assert yaml.safe_load(loop["parameterIterator"]["items"]["raw"]) == list(BASES)
+    item = loop["parameterIterator"]["itemInput"]
+    dag = spec["components"][loop["componentRef"]["name"]]["dag"]
+    transfer = dag["tasks"]["transfer-learning"]
+    assert transfer["inputs"]["parameters"]["base"] == {"componentInputParameter": item}
+    (output_key,) = dag["outputs"]["artifacts"]
+    assert dag["outputs"]["artifacts"][output_key]["artifactSelectors"] == [
+        {"outputArtifactKey": "run", "producerSubtask": "transfer-learning"}]
+    report = tasks["build-report"]
+    assert report["inputs"]["artifacts"]["transfers"] == {
+        "taskOutputArtifact": {"outputArtifactKey": output_key, "producerTask": loop_name}}
+    assert spec["components"][report["componentRef"]["name"]]["inputDefinitions"]["artifacts"]["transfers"][
+        "isArtifactList"] is True
+    assert loop_name in report["dependentTasks"]
+
+
 def test_a_fourth_sweep_added_by_its_definition_is_a_task_fed_by_the_third(tmp_path):
     from tests.fixtures.trials.fourth_sweep import fourth_sweep
 
@@ -72,16 +108,18 @@ def test_a_fourth_sweep_added_by_its_definition_is_a_task_fed_by_the_third(tmp_p
 
 def test_training_retries_and_caching_switch(tmp_path):
     spec, _ = compiled(tmp_path, caching=False)
-    tasks = spec["root"]["dag"]["tasks"]
+    tasks = all_tasks(spec)
     assert tasks["train-cnn"]["retryPolicy"]["maxRetryCount"] == 2
-    assert all(task["cachingOptions"] == {} for task in tasks.values())  # enableCache false is omitted
+    assert tasks["transfer-learning"]["retryPolicy"]["maxRetryCount"] == 2
+    # enableCache false is omitted; a loop has no caching of its own, its tasks do
+    assert all(task["cachingOptions"] == {} for task in tasks.values() if "parameterIterator" not in task)
     spec, _ = compiled(tmp_path)
     assert spec["root"]["dag"]["tasks"]["train-cnn"]["cachingOptions"] == {"enableCache": True}
 
 
 def test_gcs_key_secret_is_mounted_and_named_in_the_environment(tmp_path):
     spec, executors = compiled(tmp_path, gcs_key_secret="fmstudy-gcs-key")
-    assert len(executors) == 11  # every step
+    assert set(executors) == set(spec["deploymentSpec"]["executors"]) and len(executors) == 10  # every step
     for config in executors.values():
         (volume,) = config["secretAsVolume"]
         assert volume["secretName"] == "fmstudy-gcs-key" and volume["mountPath"] == "/var/secrets/gcs"
@@ -113,10 +151,15 @@ def test_what_a_run_may_change_is_a_pipeline_parameter_wired_into_every_sweep(tm
         assert wired == {"timeout_s": "sweep_timeout_s", "sweep_cleanup": "sweep_cleanup",
                          "katib_namespace": "katib_namespace", "trial_image": "trial_image",
                          "trial_gpu_image": "trial_gpu_image", "work_root": "work_root"}
-    # Retried steps checkpoint under work_root, keyed by the run id and their task name.
-    for name in ("train-cnn", "nas", "transfer-learning", "transfer-learning-2"):
-        inputs = tasks[name]["inputs"]["parameters"]
-        assert inputs["work_root"] == {"componentInputParameter": "work_root"}
+    # Retried steps checkpoint under work_root, keyed by the run id and their task name (and the
+    # transfer runs by their base: every iteration of a loop gets the same task name).
+    loop = next(task for task in tasks.values() if "parameterIterator" in task)
+    assert loop["inputs"]["parameters"]["pipelinechannel--work_root"] == {"componentInputParameter": "work_root"}
+    every = all_tasks(spec)
+    for name in ("train-cnn", "nas", "transfer-learning"):
+        inputs = every[name]["inputs"]["parameters"]
+        assert inputs["work_root"] == {"componentInputParameter": "pipelinechannel--work_root" if name.startswith(
+            "transfer") else "work_root"}
         assert inputs["run_id"] == {"runtimeValue": {"constant": "{{$.pipeline_job_uuid}}"}}
         assert inputs["task_name"] == {"runtimeValue": {"constant": "{{$.pipeline_task_name}}"}}
 
