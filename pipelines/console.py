@@ -6,7 +6,11 @@ line of it is read here for the events that matter:
 
 - a step starts or ends (KFP's ``Executing task 'x'`` / ``Task 'x' finished with status S``); the
   iterations of a loop's step (``dsl.ParallelFor``) run at once under the same task name, and the
-  step ends with its last iteration;
+  step ends with its last iteration. kfp.local 2.17 can lose a loop's last end line: each task
+  swaps the root logger's handlers in and out (``kfp/local/logging_utils.local_logger_context``),
+  so the first iteration to finish removes the handler the others log to. A loop's step still
+  running when the next step starts, or when the pipeline ends, has therefore ended: kfp.local
+  runs the next step only after all of a loop's iterations succeeded;
 - a sweep's trial starts or ends (the local Katib backend's ``[trial] started:`` /
   ``[trial] Succeeded val_accuracy=…:``), from which trials done / total, the best so far
   and a time estimate follow;
@@ -31,6 +35,7 @@ from typing import TextIO
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 TASK_START = re.compile(r"Executing task '([^']+)'")
 TASK_END = re.compile(r"Task '([^']+)' finished with status (\w+)")
+PIPELINE_END = re.compile(r"Pipeline '[^']+' finished with status")
 TRIAL_START = re.compile(r"^\s*\[([^\]\s]+)\] started: ")
 TRIAL_END = re.compile(r"^\s*\[([^\]\s]+)\] (Succeeded|Failed|EarlyStopped|MetricsUnavailable|Killed)"
                        r"(?: (\w+)=([-+\d.eE]+|nan|inf))?:")
@@ -73,9 +78,11 @@ class Progress:
     def feed(self, raw: str) -> list[str]:
         line = ANSI.sub("", raw).rstrip("\n")
         if match := TASK_START.search(line):
-            return self._step_started(match.group(1))
+            return [*self._loops_ended(but=match.group(1)), *self._step_started(match.group(1))]
         if match := TASK_END.search(line):
             return self._step_ended(match.group(1), match.group(2))
+        if PIPELINE_END.search(line):
+            return self._loops_ended()
         if self.current is None:
             return []
         self.steps[self.current].lines.append(line)
@@ -113,6 +120,17 @@ class Progress:
         if self.current == name:
             self.current, self.epoch = None, None
         return [f"step {name}: {step.state} in {self.elapsed(step):.0f} s"]
+
+    def _loops_ended(self, but: str | None = None) -> list[str]:
+        """The end of every loop step still running (but ``but``): its end lines were lost."""
+        events = []
+        for step in self.steps.values():
+            if step.name != but and step.iterations > 1 and step.state == "running":
+                last: list[str] = []
+                while step.state == "running":
+                    last = self._step_ended(step.name, "SUCCESS")
+                events += last  # the step's own end, not each lost iteration's
+        return events
 
     def _trial_ended(self, sweep: Sweep, match: re.Match) -> list[str]:
         trial, state, metric, value = match.groups()

@@ -114,6 +114,24 @@ def progress_view(log_path: Path, progress, out: TextIO):
                 live.stop()
 
 
+@contextlib.contextmanager
+def kfp_local_globals():
+    """Put back what kfp.local 2.17 patches per task and, with a loop's iterations running at once,
+    leaves behind: ``builtins.print`` (``logging_utils.indented_print`` saves and restores it per task,
+    so two tasks at once restore each other's indenting version) and the root logger's handlers."""
+    import builtins
+    import logging
+
+    root = logging.getLogger()
+    saved = builtins.print, root.handlers[:], root.level
+    try:
+        yield
+    finally:
+        builtins.print = saved[0]
+        root.handlers[:] = saved[1]
+        root.setLevel(saved[2])
+
+
 def run_locally(profile: str = "smoke", overrides: list[str] | tuple = (), run_id: str | None = None,
                 runs_dir: str = "runs", runner: str = "subprocess", verbose: bool = False) -> Path:
     """Run the whole pipeline; return the report's HTML path.
@@ -149,8 +167,9 @@ def run_locally(profile: str = "smoke", overrides: list[str] | tuple = (), run_i
     totals = sweep_totals(study_pipeline, settings)
     epochs.update({name: int(settings["sweeps"]["epochs"]) for name in totals})
     progress = Progress(pipeline_steps(study_pipeline), totals, epochs, iterations=loop_iterations(study_pipeline))
+    view = contextlib.nullcontext() if verbose else progress_view(log_path, progress, sys.stdout)
     try:
-        with contextlib.nullcontext() if verbose else progress_view(log_path, progress, sys.stdout):
+        with kfp_local_globals(), view:
             task = study_pipeline(**arguments)
     except RuntimeError as err:
         if verbose:

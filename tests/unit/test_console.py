@@ -123,3 +123,24 @@ def test_a_failed_iteration_fails_its_loop_step_at_once():
     out = io.StringIO()
     Console(file=out, force_terminal=True, width=100).print(progress.renderable())
     assert "✗  transfer-learning  failed" in ANSI.sub("", out.getvalue())
+
+
+def test_a_loop_whose_last_end_line_kfp_lost_ends_when_the_next_step_starts_or_the_pipeline_ends():
+    """kfp.local 2.17's tasks swap the root logger's handlers in and out (logging_utils.local_logger_context),
+    so once the first iteration's task is done the others' end lines go nowhere; a later step starts
+    only after the whole loop succeeded (enhanced_dag_orchestrator waits for every iteration)."""
+    start = ["step transfer-learning: running (2 iterations)", "step transfer-learning: iteration 2 of 2 running",
+             "step transfer-learning: iteration 1 of 2 succeeded"]
+    pipeline_end = f"10:05:00.000 - INFO - Pipeline 'fashion-mnist-study' finished with status {GREEN}SUCCESS{RESET}"
+    for following, advance, expected in [
+            (kfp_task("nas"), 20, [*start, "step transfer-learning: succeeded in 80 s", "step nas: running"]),
+            (pipeline_end, 25, [*start, "step transfer-learning: succeeded in 85 s"])]:
+        clock = Clock()
+        progress = Progress(["transfer-learning", "nas"], {}, {}, iterations={"transfer-learning": 2}, clock=clock)
+        events = []
+        for line, step in [(kfp_task("transfer-learning"), 0), (kfp_task("transfer-learning"), 0),
+                           (kfp_task("transfer-learning", "SUCCESS"), 60), (following, advance)]:
+            clock.now += step
+            events += progress.feed(line)
+        assert events == expected
+        assert progress.steps["transfer-learning"].state == "succeeded"
