@@ -86,7 +86,7 @@ def cmd_train(args) -> None:
     from components.cnn.train import run_trial
 
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731 - stdout is for metrics
-    metrics = run_trial(config, args.data, args.output, log=log)
+    metrics = run_trial(config, args.data, args.output, log=log, warm_start=args.warm_start)
     # No "name=value" here: Katib's StdOut collector reads stderr too and its default filter
     # would record this line as one more observation (see settings.KATIB_DEFAULT_METRICS_FILTER).
     log(f"trial: done; best val_accuracy {metrics['best']['val_accuracy']:.4f} at epoch "
@@ -272,6 +272,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--train-images", type=optional_int, default=None,
                    help="train on a stratified subset of this many training images, the same for every "
                         "trial of a seed (default: all of them)")
+    p.add_argument("--warm-start", default=None, metavar="FOLDER",
+                   help="population based training (Katib's pbt, its suggestion_trial_dir): start from the "
+                        "weights a parent trial left in FOLDER, if any, and leave this trial's there")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="test accuracy, per-class accuracy, confusion matrix, curves")

@@ -24,6 +24,7 @@ from collections.abc import Callable
 import keras
 import numpy as np
 
+from components.cnn import warm_start as warm
 from components.cnn.hparams import OPTIMIZERS, TrialConfig
 from components.cnn.models import build_study_cnn, param_counts
 from components.core import storage
@@ -85,8 +86,9 @@ def _trial_run(config: TrialConfig, data_id: str, output_uri: str) -> TrainingRu
 
 
 def run_trial(config: TrialConfig, data_uri: str, output_uri: str,
-              log: Callable[[str], None] = print) -> dict:
-    """Train (or resume) one trial; return the metrics that ``metrics.json`` holds."""
+              log: Callable[[str], None] = print, warm_start: str | None = None) -> dict:
+    """Train (or resume) one trial; return the metrics that ``metrics.json`` holds. ``warm_start``: a
+    population-based-training folder (``components.cnn.warm_start``)."""
     config = config.normalized()
     data_id = data_identity(data_uri)
     run = _trial_run(config, data_id, output_uri)
@@ -108,10 +110,14 @@ def run_trial(config: TrialConfig, data_uri: str, output_uri: str,
     x_val, y_val = data.images("val"), data.y["val"]
     keras.utils.set_random_seed(config.seed)
 
+    start, from_parent = warm.lineage_start(warm_start, config, data_id, output_uri) if warm_start else (0, False)
     model = run.resume()
     if model is None:
         model = build_study_cnn(config.activations, config.filters, input_shape=x_val.shape[1:],
                                 num_classes=int(data.metadata["num_classes"]), bn_momentum=config.bn_momentum)
+        if from_parent:
+            warm.load_parent_weights(model, warm_start)
+            log(f"trial: starting from the parent trial's weights in {warm_start} ({start} epochs trained)")
         compile_built(model, optimizer=make_optimizer(config.optimizer, config.learning_rate),
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     else:
@@ -132,7 +138,7 @@ def run_trial(config: TrialConfig, data_uri: str, output_uri: str,
     def fit(first: int, until: int, callbacks: list) -> None:
         for epoch in range(first, until):
             # One fit call per epoch, in an order of our own (see the module docstring).
-            order = epoch_order(config.seed, epoch, len(y_train))
+            order = epoch_order(config.seed, start + epoch, len(y_train))  # the lineage's epoch
             model.fit(data.images("train", subset[order]), y_train[order], validation_data=(x_val, y_val),
                       epochs=epoch + 1, initial_epoch=epoch, batch_size=config.batch_size, shuffle=False,
                       verbose=0, callbacks=callbacks)
@@ -144,6 +150,8 @@ def run_trial(config: TrialConfig, data_uri: str, output_uri: str,
     metrics = {**_summarize(config, run.progress, model, time.perf_counter() - wall_start), "data": data_id,
                "training_images": len(subset)}
     save_model(model, run.ws.path("model.keras"))
+    if warm_start:
+        warm.leave_weights(model, warm_start, config, data_id, start, output_uri)
     run.complete(metrics, run.progress.history[PHASE], "model.keras", "tensorboard")
     return metrics
 
