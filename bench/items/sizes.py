@@ -29,6 +29,10 @@ FULL_SIZES: dict = {
     "pipeline_profile": "smoke", "pipeline_set": [],
     # Item 9: `make run`'s smoke pipeline as it is (overrides only for the harness check).
     "smoke_set": [],
+    # Item 10: PBT run for real on item 5's recorded grid (its data, optimizer, batch and seed; null
+    # train images: the recorded run's), each trial pbt_epochs on from its parent's weights.
+    "pbt_recorded": "bench/results/2026-11-25-amd-epyc-2c.json", "pbt_train_images": None,
+    "pbt_population": 6, "pbt_max_trials": 48, "pbt_epochs": 1, "pbt_parallel": 2, "pbt_seeds": 2,
     "probe_timeout_s": 3600,
 }
 QUICK_SIZES: dict = {
@@ -45,5 +49,6 @@ QUICK_SIZES: dict = {
                      "sweeps.max_trials={optimizer: 1, activations: 1, filters: 1}"],
     "smoke_set": ["data.train_size=600", "data.test_size=200", "train.epochs=1",
                   "sweeps.max_trials={optimizer: 8, activations: 3, filters: 3}"],
+    "pbt_train_images": 500, "pbt_population": 5, "pbt_max_trials": 7, "pbt_seeds": 1,
     "probe_timeout_s": 900,
 }
