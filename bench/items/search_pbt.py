@@ -84,7 +84,7 @@ def item_search_pbt(ctx: Context) -> dict:
                                     str((run_dir / "outputs").resolve()), population, max_trials,
                                     int(s["pbt_parallel"]), int(s["pbt_epochs"]))
         ctx.log(f"search pbt: seed {seed}, {max_trials} trials of {s['pbt_epochs']} epoch(s) in {run_dir}")
-        log_file = ctx.work / f"search-pbt-seed{seed}.log"
+        log_file = ctx.work / f"{run_dir.name}.log"
         with open(log_file, "a", encoding="utf-8") as log, \
                 mock.patch.object(pbt, "new_random", lambda seed=seed: random.Random(seed)):
             result = run_experiment(experiment, run_dir, log=lambda line: (log.write(line + "\n"), log.flush()))
