@@ -90,7 +90,7 @@ k8s-render: ## render each kustomize root to build/k8s/ (kubectl kustomize)
 k8s-apply: ## apply k8s/overlays/$(OVERLAY) (kind, gpu-cloud, kubeflow-multi-user; kind-nas, gpu-cloud-nas add the AutoKeras search)
 	kubectl apply -k k8s/overlays/$(OVERLAY)
 
-bench: install data ## the benchmark: bench/results/<date>-<machine>.json/.md (about 1.5 h on 2 idle cores)
+bench: install data ## the benchmark: bench/results/<date>-<machine>.json/.md (about 2 h on 2 idle cores; item 10 alone 26 min)
 	$(PY) -m bench.run $(if $(BENCH_ONLY),--only $(BENCH_ONLY)) $(foreach s,$(BENCH_SET),--set $(s))
 
 bench-quick: install data ## the benchmark on tiny sizes (minutes): checks the harness; writes runs/bench/results/
