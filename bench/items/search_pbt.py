@@ -32,6 +32,7 @@ def pbt_experiment(recorded: dict, sizes: dict, data: str, output_root: str, pop
     """Item 5's grid Experiment (its recorded settings), with Katib's pbt and the trials' warm start."""
     from bench.items.search_efficiency import _search_sweep
     from components.sweeps import start_settings
+    from katib.backends.local.trial_kinds import primary_container
     from katib.experiments import ExperimentOptions, build_experiment
 
     settings = recorded["settings"]
@@ -46,8 +47,9 @@ def pbt_experiment(recorded: dict, sizes: dict, data: str, output_root: str, pop
     experiment["spec"]["algorithm"] = {"algorithmName": "pbt", "algorithmSettings": [
         {"name": "suggestion_trial_dir", "value": CHECKPOINTS}, {"name": "n_population", "value": str(population)},
         {"name": "truncation_threshold", "value": "0.4"}]}
-    (container,) = experiment["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"]
-    container["command"] += ["--warm-start", CHECKPOINTS]
+    template = experiment["spec"]["trialTemplate"]
+    primary_container(template["trialSpec"], template["primaryContainerName"])["command"] += [
+        "--warm-start", CHECKPOINTS]
     return experiment
 
 
