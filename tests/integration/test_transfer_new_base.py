@@ -18,6 +18,15 @@ NEW_BASE = BaseSpec("mobilenet_v3_small", "MobileNetV3Small", min_size=32, prepr
                     input_size=32)
 
 
+def step_outputs(folder: Path) -> dict:
+    """The transfer step's output artifacts, in a new folder."""
+    from kfp import dsl
+
+    folder.mkdir()
+    return {name: kind(uri=str(folder / name)) for name, kind in (
+        ("run", dsl.Model), ("metrics", dsl.Metrics), ("curves", dsl.Artifact), ("view", dsl.HTML))}
+
+
 @pytest.fixture
 def new_base(monkeypatch) -> BaseSpec:
     monkeypatch.setitem(BASES, NEW_BASE.name, NEW_BASE)
@@ -59,9 +68,7 @@ def test_the_pipelines_step_trains_the_new_base_and_the_report_shows_it(new_base
     write_image_folder(tiny_data, str(images), classes=(5, 7, 9), images_per_class=10, seed=1)
     settings = {"weights": "none", "frozen_epochs": 1, "fine_tune_epochs": 1, "batch_size": 8,
                 "bases": {"mobilenet_v3_small": {"frozen_learning_rate": 0.01}}}
-    outputs = {name: kind(uri=str(tmp_path / "out" / name)) for name, kind in (
-        ("run", dsl.Model), ("metrics", dsl.Metrics), ("curves", dsl.Artifact), ("view", dsl.HTML))}
-    (tmp_path / "out").mkdir()
+    outputs = step_outputs(tmp_path / "out")
     # The KFP component's own body, in this process (where the fixture registered the base).
     transfer_learning.python_func(base=new_base.name, images=dsl.Dataset(uri=str(images)),
                                   source=dsl.Dataset(uri=tiny_data), transfer_settings=settings, **outputs)
@@ -105,10 +112,7 @@ def test_two_iterations_of_the_transfer_loop_keep_their_own_work_folders(new_bas
     work = tmp_path / "work"
     runs = {}
     for base in ("mobilenet_v2", new_base.name):
-        out = tmp_path / base
-        out.mkdir()
-        outputs = {name: kind(uri=str(out / name)) for name, kind in (
-            ("run", dsl.Model), ("metrics", dsl.Metrics), ("curves", dsl.Artifact), ("view", dsl.HTML))}
+        outputs = step_outputs(tmp_path / base)
         transfer_learning.python_func(base=base, images=dsl.Dataset(uri=str(images)),
                                       source=dsl.Dataset(uri=tiny_data), transfer_settings=settings,
                                       work_root=str(work), run_id="run-1", task_name="transfer-learning", **outputs)
