@@ -28,7 +28,7 @@ from components.cnn.hparams import (
 )
 from components.core.config import Rule, ruled
 from components.core.errors import UserError
-from components.core.rules import FRACTION, INTEGER, NON_NEGATIVE_INT, POSITIVE_INT, POSITIVE_NUMBER
+from components.core.rules import FRACTION, INTEGER, NON_NEGATIVE_INT, POSITIVE_INT, POSITIVE_NUMBER, one_of
 
 FILTER_CHOICES = (16, 32, 64)
 # Katib's grid takes only list-valued parameters: names as categorical, numbers as discrete.
@@ -38,6 +38,12 @@ PARAMETER_TYPES = ("categorical", "discrete")
 # A stage's trial count: 0 would run nothing (and Katib would refuse it); null is the whole grid.
 MAX_TRIALS_RULE = Rule("a count per stage, e.g. {optimizer: 8}",
                        items=(int | None, POSITIVE_INT.with_null("the whole grid")))
+
+
+# The searches a profile's sweeps may use, and the Katib settings the study gives them.
+SEARCH_ALGORITHMS = ("grid", "hyperband", "pbt")
+PBT_POPULATION = Rule("an integer of 5 or more (Katib's pbt)", lambda v: v >= 5)
+HYPERBAND_ETA = Rule("an integer of 2 or more (Katib's hyperband)", lambda v: v >= 2)
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,12 @@ class SweepSettings:
                                         default=None)  # None: the optimizer's Keras default
     # Each trial's training images (study train --train-images); None, or absent: all of them.
     train_images: int | None = ruled(POSITIVE_INT.with_null("all training images"), default=None)
+    # How each sweep searches (Katib's algorithmName): the grid, or hyperband with the epochs as its
+    # resource (a trial trains 1 to `epochs` epochs), or pbt (each trial trains `epochs` epochs on from its
+    # parent's weights). Absent: the grid.
+    algorithm: str = ruled(one_of(SEARCH_ALGORITHMS), default="grid")
+    pbt_population: int = ruled(PBT_POPULATION, default=8)  # pbt's n_population
+    hyperband_eta: int = ruled(HYPERBAND_ETA, default=3)  # hyperband's eta
 
 
 def trial_flag(setting: str) -> str:

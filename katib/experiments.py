@@ -14,6 +14,7 @@ import yaml
 from kubeflow_katib_api import models as katib
 
 from components.core.config import from_mapping
+from components.core.errors import UserError
 from components.core.settings import (
     ADDITIONAL_METRICS,
     ARTIFACT_ROOT,
@@ -26,10 +27,17 @@ from components.core.settings import (
 )
 from components.sweeps import SWEEPS, Sweep, SweepSettings, start_settings, study_fixed, trial_flag
 from katib.access import ClusterAccess
-from katib.backends.local.katib_api import API_VERSION, EXPERIMENT_KIND
+from katib.backends.local.katib_api import API_VERSION, EXPERIMENT_KIND, hyperband_parallel_needed
 
 PRIMARY_CONTAINER = "training"
 TRIAL_NAME_PARAMETER = "trialName"
+# Hyperband's resource: the trial's epochs, a Katib parameter of its own (resource_name).
+EPOCHS_PARAMETER = "epochs"
+# Where a pbt trial finds its folder: Katib's webhook mounts the Suggestion's volume, subPath
+# <experiment>/<trial>, at the algorithm's suggestion_trial_dir in the primary container (Katib
+# pkg/webhook/v1beta1/pod/inject_webhook.go, mutateSuggestionVolume); the trial warm-starts from it.
+PBT_TRIAL_DIR = "/var/log/katib/checkpoints/"
+PBT_TRUNCATION = 0.4  # the share of a generation that exploits the best (bench item 10's setting)
 EXPERIMENTS_DIR = Path(__file__).with_name("experiments")
 
 # How Katib reads each metric from a trial's observations (its metricStrategies). Katib's defaulting
@@ -57,6 +65,9 @@ class ExperimentOptions:
     max_failed_trials: int = 3
     max_trials: int | None = None  # None: the whole grid
     early_stopping: bool = False
+    algorithm: str = "grid"  # grid, hyperband or pbt (SweepSettings.algorithm)
+    pbt_population: int = 8
+    hyperband_eta: int = 3
     median_stop_min_trials: int = 3
     median_stop_start_step: int = 2
     namespace: str = K8S_NAMESPACE
@@ -78,7 +89,9 @@ class ExperimentOptions:
         s = from_mapping(SweepSettings, sweeps, section="sweeps")
         values = {"epochs": s.epochs, "batch_size": s.batch_size, "seed": s.seed, "learning_rate": s.learning_rate,
                   "bn_momentum": s.bn_momentum, "train_images": s.train_images, "parallel_trials": s.parallel_trials,
-                  "max_failed_trials": s.max_failed_trials, "early_stopping": s.early_stopping, **overrides}
+                  "max_failed_trials": s.max_failed_trials, "early_stopping": s.early_stopping,
+                  "algorithm": s.algorithm, "pbt_population": s.pbt_population, "hyperband_eta": s.hyperband_eta,
+                  **overrides}
         return from_mapping(cls, values)
 
 
@@ -91,7 +104,8 @@ def trial_settings(sweep: Sweep, opts: ExperimentOptions) -> dict[str, str]:
     """The trials' ``study train`` settings in flag order: what the stage holds fixed, its own setting
     (one Katib placeholder per parameter), then the profile's trial sizes that no sweep set."""
     settings = {**opts.fixed, sweep.setting: ",".join(f"${{trialParameters.{p.name}}}" for p in sweep.parameters)}
-    sizes = {"epochs": opts.epochs, "batch_size": opts.batch_size, "seed": opts.seed, "bn_momentum": opts.bn_momentum}
+    epochs = f"${{trialParameters.{EPOCHS_PARAMETER}}}" if opts.algorithm == "hyperband" else opts.epochs
+    sizes = {"epochs": epochs, "batch_size": opts.batch_size, "seed": opts.seed, "bn_momentum": opts.bn_momentum}
     if opts.learning_rate:
         sizes["learning_rate"] = opts.learning_rate
     if opts.train_images:
@@ -104,6 +118,8 @@ def _trial_command(sweep: Sweep, opts: ExperimentOptions) -> list[str]:
                "--output", f"{opts.output_root.rstrip('/')}/${{trialParameters.{TRIAL_NAME_PARAMETER}}}"]
     for name, value in trial_settings(sweep, opts).items():
         command += [trial_flag(name), value]
+    if opts.algorithm == "pbt":
+        command += ["--warm-start", PBT_TRIAL_DIR]
     return command
 
 
@@ -127,8 +143,11 @@ def _trial_job(sweep: Sweep, opts: ExperimentOptions) -> dict:
         service_account_name=K8S_TRIAL_SERVICE_ACCOUNT,
         automount_service_account_token=False,
         # Pod Security `restricted` (tests/fixtures/pod_security.py), as the image's own user.
+        # A pbt trial writes into the folder Katib's pbt service made (as root) on the Suggestion's volume:
+        # fsGroup gives the image's group that volume, where its kind of volume supports ownership.
         security_context=k8s.V1PodSecurityContext(
             run_as_non_root=True, run_as_user=IMAGE_UID, run_as_group=IMAGE_UID,
+            fs_group=IMAGE_UID if opts.algorithm == "pbt" else None,
             seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault")),
         tolerations=[k8s.V1Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")]
         if opts.gpu else None,
@@ -145,31 +164,61 @@ def _trial_job(sweep: Sweep, opts: ExperimentOptions) -> dict:
     return k8s.ApiClient().sanitize_for_serialization(job)
 
 
+def _algorithm(opts: ExperimentOptions) -> katib.V1beta1AlgorithmSpec:
+    """Katib's algorithm for the sweep, with the settings the study gives hyperband and pbt."""
+    settings = {
+        "grid": {},
+        # A trial's budget is 1 to the profile's epochs; Katib's service checks parallelTrialCount against it.
+        "hyperband": {"resource_name": EPOCHS_PARAMETER, "r_l": str(opts.epochs), "eta": str(opts.hyperband_eta)},
+        "pbt": {"suggestion_trial_dir": PBT_TRIAL_DIR, "n_population": str(opts.pbt_population),
+                "truncation_threshold": str(PBT_TRUNCATION)},
+    }[opts.algorithm]
+    return katib.V1beta1AlgorithmSpec(
+        algorithm_name=opts.algorithm,
+        algorithm_settings=[katib.V1beta1AlgorithmSetting(name=k, value=v) for k, v in settings.items()] or None)
+
+
 def build_experiment(sweep: Sweep, opts: ExperimentOptions) -> dict:
     """The Experiment as a plain dict (what YAML, the validator and the backends take)."""
     max_trials = opts.max_trials or sweep.grid_size
+    needed = hyperband_parallel_needed(opts.epochs, opts.hyperband_eta)
+    if opts.algorithm == "hyperband" and min(opts.parallel_trials, max_trials) < needed:
+        raise UserError(f"sweep {sweep.name}: hyperband with epochs {opts.epochs} and eta {opts.hyperband_eta} starts "
+                        f"{needed} trials at once (Katib's rule), but {min(opts.parallel_trials, max_trials)} may run;"
+                        " raise sweeps.parallel_trials (sweeps.local_parallel_trials on this machine) or"
+                        " sweeps.hyperband_eta, or lower sweeps.epochs")
     trial_parameters = [
         katib.V1beta1TrialParameterSpec(name=p.name, reference=p.name, description=f"{sweep.setting}: {p.name}")
         for p in sweep.parameters
     ] + [katib.V1beta1TrialParameterSpec(name=TRIAL_NAME_PARAMETER, reference="${trialSpec.Name}",
                                          description="the trial's name: its output folder")]
+    parameters = [katib.V1beta1ParameterSpec(name=p.name, parameter_type=p.type,
+                                             feasible_space=katib.V1beta1FeasibleSpace(list=list(p.values)))
+                  for p in sweep.parameters]
+    if opts.algorithm == "hyperband":
+        parameters.append(katib.V1beta1ParameterSpec(name=EPOCHS_PARAMETER, parameter_type="int",
+                                                     feasible_space=katib.V1beta1FeasibleSpace(
+                                                         min="1", max=str(opts.epochs))))
+        trial_parameters.append(katib.V1beta1TrialParameterSpec(
+            name=EPOCHS_PARAMETER, reference=EPOCHS_PARAMETER, description="hyperband's resource: the trial's epochs"))
     spec = katib.V1beta1ExperimentSpec(
         objective=katib.V1beta1ObjectiveSpec(
             type="maximize", objective_metric_name=OBJECTIVE_METRIC, additional_metric_names=list(ADDITIONAL_METRICS),
             metric_strategies=[katib.V1beta1MetricStrategy(name=name, value=METRIC_STRATEGIES[name])
                                for name in (OBJECTIVE_METRIC, *ADDITIONAL_METRICS)]),
-        algorithm=katib.V1beta1AlgorithmSpec(algorithm_name="grid"),
+        algorithm=_algorithm(opts),
         parallel_trial_count=min(opts.parallel_trials, max_trials),
         max_trial_count=max_trials,
         max_failed_trial_count=min(opts.max_failed_trials, max_trials),
-        parameters=[katib.V1beta1ParameterSpec(name=p.name, parameter_type=p.type,
-                                               feasible_space=katib.V1beta1FeasibleSpace(list=list(p.values)))
-                    for p in sweep.parameters],
+        parameters=parameters,
         metrics_collector_spec=katib.V1beta1MetricsCollectorSpec(collector=katib.V1beta1CollectorSpec(kind="StdOut")),
         trial_template=katib.V1beta1TrialTemplate(primary_container_name=PRIMARY_CONTAINER,
                                                   trial_parameters=trial_parameters,
                                                   trial_spec=_trial_job(sweep, opts)),
     )
+    if opts.algorithm == "pbt":
+        # Katib makes the Suggestion's volume, which the trials' folders live on, only for FromVolume.
+        spec.resume_policy = "FromVolume"
     if opts.early_stopping:
         spec.early_stopping = katib.V1beta1EarlyStoppingSpec(algorithm_name="medianstop", algorithm_settings=[
             katib.V1beta1EarlyStoppingSetting(name="min_trials_required", value=str(opts.median_stop_min_trials)),

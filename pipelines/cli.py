@@ -351,7 +351,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                     + ", ".join(f"{name} ({size} trials)" for name, size in stages.items())
                     + ".\n\nTo cut trials: --set sweeps.max_trials.STAGE=N runs N grid points "
                     "(the profile's default: see study profile); --set sweeps.epochs=N shortens each trial; "
-                    "--set sweeps.early_stopping=true stops weak trials early (Katib's medianstop).")
+                    "--set sweeps.early_stopping=true stops weak trials early (Katib's medianstop).\n\nTo search "
+                    "otherwise: --set sweeps.algorithm=hyperband (epochs are its resource) or "
+                    "--set sweeps.algorithm=pbt (trials warm-start from their parents), as Katib runs them.")
     p.add_argument("stage", choices=list(stages) or None, help="which sweep")
     p.add_argument("--data", required=True, help="dataset artifact")
     p.add_argument("--out", required=True, help="run folder: experiment.yaml, trials, results, summary.json")

@@ -23,16 +23,17 @@ from unittest import mock
 
 from bench.items.common import Context, as_percent, new_result
 from bench.probe import REPO
+from katib.experiments import PBT_TRIAL_DIR
 
-CHECKPOINTS = "/var/log/katib/checkpoints/"  # Katib's simple-pbt example's suggestion_trial_dir
+CHECKPOINTS = PBT_TRIAL_DIR  # the trials' suggestion_trial_dir, Katib's simple-pbt example's
 
 
 def pbt_experiment(recorded: dict, sizes: dict, data: str, output_root: str, population: int, max_trials: int,
                    parallel: int, epochs: int) -> dict:
-    """Item 5's grid Experiment (its recorded settings), with Katib's pbt and the trials' warm start."""
+    """Item 5's grid Experiment (its recorded settings), searched with Katib's pbt as the study's sweeps
+    are with ``sweeps.algorithm: pbt``: the trials warm-start from ``suggestion_trial_dir``."""
     from bench.items.search_efficiency import _search_sweep
     from components.sweeps import start_settings
-    from katib.backends.local.trial_kinds import primary_container
     from katib.experiments import ExperimentOptions, build_experiment
 
     settings = recorded["settings"]
@@ -41,15 +42,10 @@ def pbt_experiment(recorded: dict, sizes: dict, data: str, output_root: str, pop
                              fixed={**start_settings(), "optimizer": settings["optimizer"]}, epochs=epochs,
                              batch_size=int(sizes["batch_size"]), seed=int(settings["trial_seed"]),
                              parallel_trials=parallel, max_trials=max_trials, max_failed_trials=3,
-                             command=(sys.executable, "-m", "pipelines.cli"))
+                             command=(sys.executable, "-m", "pipelines.cli"), algorithm="pbt",
+                             pbt_population=population)
     experiment = build_experiment(sweep, opts)
     experiment["metadata"]["name"] = "bench-pbt"
-    experiment["spec"]["algorithm"] = {"algorithmName": "pbt", "algorithmSettings": [
-        {"name": "suggestion_trial_dir", "value": CHECKPOINTS}, {"name": "n_population", "value": str(population)},
-        {"name": "truncation_threshold", "value": "0.4"}]}
-    template = experiment["spec"]["trialTemplate"]
-    primary_container(template["trialSpec"], template["primaryContainerName"])["command"] += [
-        "--warm-start", CHECKPOINTS]
     return experiment
 
 

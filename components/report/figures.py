@@ -79,6 +79,19 @@ def heatmap_split(values: Sequence[Sequence]) -> int | None:
     return split
 
 
+def heatmap_cells(trials: Sequence[dict], height: int, width: int) -> list[list[float]]:
+    """Each grid point's objective (nan: not run), row-major by grid index. A point run more than once
+    (hyperband promotes a trial's values to a larger budget, pbt's children take their parents') shows
+    its best."""
+    grid = [[math.nan] * width for _ in range(height)]
+    for trial in trials:
+        if trial.get(OBJECTIVE) is not None:
+            row, col = divmod(trial["index"], width)
+            if math.isnan(grid[row][col]) or trial[OBJECTIVE] > grid[row][col]:
+                grid[row][col] = trial[OBJECTIVE]
+    return grid
+
+
 def grid_heatmap(summary: dict, label: str, study_combination: Sequence | None) -> bytes | None:
     """A grid of two or more parameters as a map of validation accuracy (blank: not run)."""
     values = summary.get("values")
@@ -89,11 +102,7 @@ def grid_heatmap(summary: dict, label: str, study_combination: Sequence | None) 
 
     rows, cols = values[:split], values[split:]
     height, width = math.prod(map(len, rows)), math.prod(map(len, cols))
-    grid = [[math.nan] * width for _ in range(height)]
-    for trial in summary["trials"]:
-        if trial.get(OBJECTIVE) is not None:
-            row, col = divmod(trial["index"], width)
-            grid[row][col] = trial[OBJECTIVE]
+    grid = heatmap_cells(summary["trials"], height, width)
     if all(math.isnan(v) for line in grid for v in line):
         return None
     names = summary.get("parameters") or [f"parameter {i}" for i in range(1, len(values) + 1)]

@@ -158,3 +158,13 @@ def test_trial_pods_stay_restricted_after_katib_injects_its_collector_with_injec
     # Without the setting the sidecar lacks the container-level controls (what the README warns about).
     problems = violations(_with_katibs_sidecar(spec, inject_security_context=False), meta, level=RESTRICTED)
     assert problems and all("metrics-logger-and-collector" in p for p in problems)
+
+
+@pytest.mark.parametrize("algorithm", ["pbt", "hyperband"])
+def test_trials_of_the_other_searches_are_restricted_too(algorithm):
+    from components.sweeps import SWEEPS
+    from katib.experiments import ExperimentOptions, build_experiment
+
+    opts = ExperimentOptions(data_uri="gs://b/d", output_root="gs://b/o", algorithm=algorithm, parallel_trials=9)
+    [(where, spec, meta)] = list(pod_specs(build_experiment(SWEEPS["activations"], opts)))
+    assert violations(spec, meta, level=RESTRICTED) == []

@@ -125,3 +125,67 @@ def test_sweep_settings_from_a_kfp_struct_are_typed_once():
         ExperimentOptions.from_profile({**sweeps, "epoch": 3}, data_uri="/d", output_root="/o")
     with pytest.raises(UserError, match=r"^sweeps\.epochs=1\.5: expected a positive integer$"):
         ExperimentOptions.from_profile({**sweeps, "epochs": 1.5}, data_uri="/d", output_root="/o")
+
+
+def _primary(exp: dict) -> dict:
+    pod = exp["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]
+    return next(c for c in pod["containers"] if c["name"] == exp["spec"]["trialTemplate"]["primaryContainerName"])
+
+
+def test_pbt_trials_warm_start_from_the_folder_katibs_webhook_mounts():
+    exp = build_experiment(SWEEPS["activations"], ExperimentOptions(data_uri="/d", output_root="/o", algorithm="pbt",
+                                                                     pbt_population=6))
+    assert validate_experiment(exp) == []
+    spec = exp["spec"]
+    settings = {s["name"]: s["value"] for s in spec["algorithm"]["algorithmSettings"]}
+    assert spec["algorithm"]["algorithmName"] == "pbt"
+    assert settings == {"suggestion_trial_dir": "/var/log/katib/checkpoints/", "n_population": "6",
+                        "truncation_threshold": "0.4"}
+    # Katib's webhook mounts the Suggestion's volume (subPath <experiment>/<trial>) at suggestion_trial_dir in
+    # the primary container (inject_webhook.go, mutateSuggestionVolume); the trial reads and writes there.
+    command = _primary(exp)["command"]
+    assert command[command.index("--warm-start") + 1] == settings["suggestion_trial_dir"]
+    # The Suggestion's volume exists only with resumePolicy FromVolume (suggestion_controller.go).
+    assert spec["resumePolicy"] == "FromVolume"
+    assert spec["maxTrialCount"] == SWEEPS["activations"].grid_size  # the grid's budget of trials
+    # Katib's pbt service makes the trial's folder as its own (root) user; the trial runs as the image's.
+    pod = spec["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]
+    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsUser"]
+    grid = build_experiment(SWEEPS["activations"], ExperimentOptions(data_uri="/d", output_root="/o"))
+    assert "fsGroup" not in grid["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["securityContext"]
+
+
+def test_hyperband_takes_the_trials_epochs_as_its_resource():
+    opts = ExperimentOptions(data_uri="/d", output_root="/o", algorithm="hyperband", epochs=9, parallel_trials=9)
+    exp = build_experiment(SWEEPS["filters"], opts)
+    assert validate_experiment(exp) == []
+    spec = exp["spec"]
+    settings = {s["name"]: s["value"] for s in spec["algorithm"]["algorithmSettings"]}
+    assert settings == {"resource_name": "epochs", "r_l": "9", "eta": "3"}
+    epochs = next(p for p in spec["parameters"] if p["name"] == "epochs")
+    assert epochs == {"name": "epochs", "parameterType": "int", "feasibleSpace": {"min": "1", "max": "9"}}
+    assert {"name": "epochs", "reference": "epochs"}.items() <= next(
+        t for t in spec["trialTemplate"]["trialParameters"] if t["name"] == "epochs").items()
+    command = _primary(exp)["command"]
+    assert command.count("--epochs") == 1 and command[command.index("--epochs") + 1] == "${trialParameters.epochs}"
+    assert "--warm-start" not in command and "resumePolicy" not in spec
+
+
+def test_hyperband_with_fewer_trials_at_once_than_its_first_rung_is_refused_in_one_line():
+    # Katib's hyperband ValidateAlgorithmSettings: parallelTrialCount >= ceil(eta ** s_max); 10 epochs, eta 3: 9.
+    with pytest.raises(UserError) as refused:
+        build_experiment(SWEEPS["filters"], ExperimentOptions(data_uri="/d", output_root="/o", algorithm="hyperband",
+                                                              parallel_trials=3))
+    message = str(refused.value)
+    assert "starts 9 trials at once" in message and "sweeps.parallel_trials" in message and "\n" not in message
+
+
+def test_the_profiles_algorithm_reaches_the_experiment_and_a_wrong_one_is_named():
+    profile = load_profile("smoke")
+    opts = ExperimentOptions.from_profile({**profile["sweeps"], "algorithm": "PBT", "pbt_population": 5},
+                                          data_uri="/d", output_root="/o")
+    assert (opts.algorithm, opts.pbt_population) == ("pbt", 5)
+    with pytest.raises(UserError, match="sweeps.algorithm.*expected one of grid, hyperband, pbt"):
+        ExperimentOptions.from_profile({**profile["sweeps"], "algorithm": "bayes"}, data_uri="/d", output_root="/o")
+    with pytest.raises(UserError, match="pbt_population.*5 or more"):
+        ExperimentOptions.from_profile({**profile["sweeps"], "pbt_population": 4}, data_uri="/d", output_root="/o")

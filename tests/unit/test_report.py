@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import html.parser
 import itertools
+import math
 
-from components.report.figures import grid_heatmap, objective_bars, objective_bars_figure
+from components.report.figures import OBJECTIVE, grid_heatmap, heatmap_cells, objective_bars, objective_bars_figure
 from components.report.render import anchor, render_html, render_markdown
 from components.report.section import Section
 
@@ -71,6 +72,15 @@ def test_a_four_layer_three_value_sweep_gets_a_heatmap_and_a_one_parameter_sweep
                  "values": [["Adam", "Nadam"]], "best_index": 0}
     assert grid_heatmap(optimizer, "Sweep A", None) is None
     assert grid_heatmap({"trials": [], "values": VALUES}, "Sweep B", None) is None
+
+
+def test_a_grid_point_run_more_than_once_shows_its_best_whichever_ran_last():
+    # Hyperband's promoted trial and pbt's children run a grid point again: the map keeps its best.
+    trials = [{"index": 4, OBJECTIVE: 0.70}, {"index": 4, OBJECTIVE: 0.80}, {"index": 4, OBJECTIVE: 0.75},
+              {"index": 1, OBJECTIVE: None}, {"index": 2, OBJECTIVE: 0.60}]
+    cells = heatmap_cells(trials, 3, 3)
+    assert cells[1][1] == 0.80 and cells[0][2] == 0.60
+    assert sum(not math.isnan(v) for row in cells for v in row) == 2
 
 
 def _artifacts(tmp_path, train: int, epochs: int, accuracy: float):
