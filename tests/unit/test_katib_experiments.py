@@ -120,7 +120,8 @@ def test_sweep_settings_from_a_kfp_struct_are_typed_once():
     assert (opts.epochs, opts.batch_size, opts.max_trials, opts.parallel_trials) == (1, 128, 5, 2)
     assert sweeps["train_images"] == 2700.0 and opts.train_images == 2700
     assert all(type(v) is int for v in (opts.epochs, opts.max_trials, opts.parallel_trials, opts.max_failed_trials,
-                                        opts.train_images))
+                                        opts.train_images, opts.pbt_population, opts.hyperband_eta))
+    assert sweeps["pbt_population"] == 8.0 and opts.algorithm == "grid"
     with pytest.raises(UserError, match=r"^sweeps\.epoch: unknown setting"):
         ExperimentOptions.from_profile({**sweeps, "epoch": 3}, data_uri="/d", output_root="/o")
     with pytest.raises(UserError, match=r"^sweeps\.epochs=1\.5: expected a positive integer$"):
