@@ -138,7 +138,7 @@ def sweep_section(sweep: Sweep, s: dict) -> Section:
                   for t in s["trials"] if t["val_accuracy"] is None]
         compared = (f" (study: {', '.join(study.best)} at {pct(study.accuracy)}"
                     f"{f'; {study.note}' if study.note else ''})" if study else "")
-        ran = f"{len(s['trials'])} of {s['grid_size']} grid points ran; {s['condition']}: {s['reason']}."
+        ran = f"{_ran(s, 'grid points')}; {s['condition']}: {s['reason']}."
         intro = (f"Best: **{s['best'][sweep.setting]}** at {pct(s['val_accuracy'])}{compared}. "
                  + (f"With {fixed} held fixed: {ran}" if sweep.after else ran))
     else:
@@ -147,9 +147,16 @@ def sweep_section(sweep: Sweep, s: dict) -> Section:
                  ["ours", ", ".join(s["best_combination"]), _numbered(s["best_index"]), pct(s["val_accuracy"])]]
         if study:
             table.append(["study", ", ".join(study.best), _numbered(study.index), pct(study.accuracy)])
-        intro = (f"With {fixed} held fixed: {len(s['trials'])} of {s['grid_size']} combinations ran; "
-                 f"{s['condition']}: {s['reason']}.")
+        intro = f"With {fixed} held fixed: {_ran(s, 'combinations')}; {s['condition']}: {s['reason']}."
     return Section(sweep.title, intro, table, _sweep_figures(sweep, s))
+
+
+def _ran(s: dict, points: str) -> str:
+    """How much of the grid the trials ran: hyperband and pbt run a point more than once."""
+    trials, distinct = len(s["trials"]), len({tuple(t["combination"]) for t in s["trials"]})
+    if distinct == trials:
+        return f"{trials} of {s['grid_size']} {points} ran"
+    return f"{trials} trials ran {distinct} of the {s['grid_size']} {points}"
 
 
 def _numbered(index: int | None) -> str:

@@ -175,6 +175,16 @@ def test_a_fourth_sweep_gets_a_section_by_its_definition_alone(tmp_path):
                                     "sweep_batch_size_parallel.png"}
 
 
+def test_a_search_that_runs_a_point_again_says_how_many_points_its_trials_ran(tmp_path):
+    from components.report.document import sweep_sections
+
+    selu, elu = ("selu", "relu", "relu", "relu"), ("elu", "elu", "elu", "elu")
+    (section,) = sweep_sections({"activations": _write_summary(  # hyperband promoted selu's trial: it ran twice
+        tmp_path, "activations", [(selu, 0.88), (elu, 0.87), (selu, 0.91)], {**START, "optimizer": "Nadam"})})
+    assert section.intro == ("With optimizer Nadam, filters 32,32,64,64 held fixed: 3 trials ran 2 of the 81 "
+                             "combinations; Succeeded: ExperimentMaxTrialsReached.")
+
+
 def test_an_unknown_sweep_is_refused(tmp_path):
     import pytest
 
