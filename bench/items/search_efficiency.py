@@ -153,9 +153,12 @@ def replay_strategies(order: list, histories: dict, parameters: tuple, s: dict, 
         strategies.append(search.summarize_strategy(f"{algorithm} (median of {len(runs)} seeds)", runs, threshold,
                                                     grid_epochs))
         curves[f"{algorithm} (median)"] = search.median_curve([search.best_so_far(e) for e in runs])
+    # The steps a trial records after its epochs: item 5's trials of 2026-11 printed a final line, today's do not.
+    final_steps = max(len(h) for h in histories.values()) - int(s["search_epochs"])
     for setting in size_list(s.get("search_hyperband", "")):
         eta, parallel = (int(x) for x in setting.split(":"))
-        runs = [search.hyperband_events(parameters, histories, eta, parallel, seed) for seed in seeds]
+        runs = [search.hyperband_events(parameters, histories, eta, parallel, seed, final_steps=final_steps)
+                for seed in seeds]
         name = f"hyperband eta={eta}, {parallel} parallel"
         strategies.append(search.summarize_strategy(f"{name} (median of {len(runs)} seeds)", runs, threshold,
                                                     grid_epochs))
@@ -163,8 +166,12 @@ def replay_strategies(order: list, histories: dict, parameters: tuple, s: dict, 
     return strategies, curves
 
 
-def replay_recorded(results_json: str, png: str, hyperband: str) -> list[dict]:
-    """Item 5's replay again from a results file's recorded histories (no training), its figure to ``png``."""
+def replay_recorded(results_json: str, png: str, hyperband: str, trained_epochs: bool = False) -> list[dict]:
+    """Item 5's replay again from a results file's recorded histories (no training), its figure to ``png``.
+
+    ``trained_epochs``: count the epochs trained, as item 10 (PBT, live) does, not the steps recorded: a
+    trial's final line (the 2026-11 trials printed one after their epochs) is left out, and so is its cost.
+    """
     import json
 
     from bench import search
@@ -173,18 +180,25 @@ def replay_recorded(results_json: str, png: str, hyperband: str) -> list[dict]:
     item = next(i for i in run["items"] if i.get("name") == "search_efficiency")
     recorded = item["results"]
     histories = {tuple(k.split(",")): v for k, v in recorded["histories"].items()}
+    epochs = int(run["sizes"]["search_epochs"])
+    if trained_epochs:
+        histories = {k: v[:epochs] for k, v in histories.items()}
+    grid_epochs = sum(len(h) for h in histories.values()) if trained_epochs else recorded["grid_trial_epochs"]
     # The recorded run's sizes, with its replay seeds; the histories keep the grid's order.
     sizes = {**run["sizes"], "search_seeds": item["settings"]["replay_seeds"], "search_hyperband": hyperband}
     parameters = tuple(search.parameters_from_histories(histories))
     strategies, curves = replay_strategies(list(histories), histories, parameters, sizes, recorded["threshold"],
-                                           recorded["grid_trial_epochs"])
+                                           grid_epochs)
+    unit = "trained epochs" if trained_epochs else "recorded steps"
     search.plot_curves(curves, recorded["threshold"], recorded["grid_best"], png,
-                       f"item 5 replayed from {Path(results_json).name}")
+                       f"item 5 replayed from {Path(results_json).name} ({unit})")
     return strategies
 
 
 if __name__ == "__main__":
-    # python -m bench.items.search_efficiency RESULTS.json OUT.png [ETA:PARALLEL,...]
-    for row in replay_recorded(sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else "3:9"):
+    # python -m bench.items.search_efficiency RESULTS.json OUT.png [ETA:PARALLEL,...] [--trained-epochs]
+    args = [a for a in sys.argv[1:] if a != "--trained-epochs"]
+    for row in replay_recorded(args[0], args[1], args[2] if len(args) > 2 else "3:9",
+                               trained_epochs="--trained-epochs" in sys.argv):
         print(f"{row['strategy']}: share {row['share_of_grid']}, reached {row['reached']}/{row['runs']},"
               f" budget {row['budget_epochs_median']}, best {row['best_found_median']}")

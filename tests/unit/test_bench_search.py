@@ -130,3 +130,18 @@ def test_hyperband_replay_counts_a_trials_final_line_as_the_grid_does():
     parameters = search.parameters_from_histories(histories)
     events = search.hyperband_events(parameters, histories, eta=3, parallel=3, seed=0)
     assert [e.epochs for e in events] == [2, 2, 2, 4, 4, 4]
+
+
+def test_item_5s_hyperband_replay_takes_r_l_from_the_epochs_whether_or_not_trials_print_a_final_line():
+    # Today's trials record their 3 epochs and no final line: r_l = 3, so the brackets of the test above
+    # (1 + 1 + 1 + 3 + 3 + 3 = 12 epochs). Taking one line off as a final line would make r_l = 2: one
+    # bracket of 3 trials at 2 epochs, each costing 3 (9).
+    from bench.items.search_efficiency import replay_strategies
+
+    sizes = {"search_epochs": 3, "medianstop_start_steps": "", "search_samplers": "", "search_seeds": 1,
+             "search_hyperband": "3:3", "medianstop_min_trials": 3}
+    parameters = tuple(search.parameters_from_histories(HISTORIES))
+    for histories in (HISTORIES, {k: [*h, max(h)] for k, h in HISTORIES.items()}):  # without and with the line
+        strategies, _ = replay_strategies(list(histories), histories, parameters, sizes, 0.9, 27)
+        (hyperband,) = [x for x in strategies if x["strategy"].startswith("hyperband")]
+        assert hyperband["budget_epochs_median"] == (12 if histories is HISTORIES else 12 + 6)
