@@ -54,7 +54,8 @@ def kill_at_random_instant(child: subprocess.Popen, out: Path, rng: random.Rando
 
     The instant follows the sweep's own progress, not the clock: an attempt's first 0-5 events come long
     before a new round's end (12 events and 3 epochs of 0.1 s per trial), so on any machine every round's
-    first attempt is still running when its signal comes. None when the attempt ended first.
+    first attempt is still running when its signal comes. None when the attempt ended first. Nothing reads
+    the child's pipes meanwhile: a whole sweep prints about 3 KB, well within a pipe's buffer.
     """
     wanted = trial_events(out) + rng.randint(0, 5)
     while trial_events(out) < wanted and child.poll() is None:
