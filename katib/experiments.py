@@ -181,10 +181,11 @@ def _algorithm(opts: ExperimentOptions) -> katib.V1beta1AlgorithmSpec:
 def build_experiment(sweep: Sweep, opts: ExperimentOptions) -> dict:
     """The Experiment as a plain dict (what YAML, the validator and the backends take)."""
     max_trials = opts.max_trials or sweep.grid_size
+    parallel = min(opts.parallel_trials, max_trials)
     needed = hyperband_parallel_needed(opts.epochs, opts.hyperband_eta)
-    if opts.algorithm == "hyperband" and min(opts.parallel_trials, max_trials) < needed:
+    if opts.algorithm == "hyperband" and parallel < needed:
         raise UserError(f"sweep {sweep.name}: hyperband with epochs {opts.epochs} and eta {opts.hyperband_eta} starts "
-                        f"{needed} trials at once (Katib's rule), but {min(opts.parallel_trials, max_trials)} may run;"
+                        f"{needed} trials at once (Katib's rule), but {parallel} may run;"
                         " raise sweeps.parallel_trials (sweeps.local_parallel_trials on this machine) or"
                         " sweeps.hyperband_eta, or lower sweeps.epochs")
     trial_parameters = [
@@ -207,7 +208,7 @@ def build_experiment(sweep: Sweep, opts: ExperimentOptions) -> dict:
             metric_strategies=[katib.V1beta1MetricStrategy(name=name, value=METRIC_STRATEGIES[name])
                                for name in (OBJECTIVE_METRIC, *ADDITIONAL_METRICS)]),
         algorithm=_algorithm(opts),
-        parallel_trial_count=min(opts.parallel_trials, max_trials),
+        parallel_trial_count=parallel,
         max_trial_count=max_trials,
         max_failed_trial_count=min(opts.max_failed_trials, max_trials),
         parameters=parameters,
