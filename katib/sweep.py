@@ -82,14 +82,14 @@ def run_stage(stage: str, backend: SweepBackend, experiment: dict, fixed: dict[s
     The Experiment's YAML goes to ``experiment_uri`` first; the summary is written last, so a stage
     that fails leaves none. Both under the backend's claim on its location. ``trials_root``: where
     each trial wrote its output (``<root>/<trial>/metrics.json``), for the per-epoch histories the
-    report's learning curves draw.
+    report's learning curves draw and the training images its first lines name.
     """
     with backend.claim():
         storage.write_text(experiment_uri, to_yaml(experiment))
         outcome = backend.run(experiment, log=log)
-        histories = trial_histories(trials_root, [t.name for t in outcome.trials]) if trials_root else {}
+        records = trial_records(trials_root, [t.name for t in outcome.trials]) if trials_root else {}
         summary = summarize(stage, fixed, outcome.trials, outcome.best_trial, outcome.condition, outcome.reason,
-                            where=outcome.where, histories=histories)
+                            where=outcome.where, records=records)
         storage.write_text(summary_uri, json.dumps(summary, indent=2))
     return summary
 
@@ -206,35 +206,43 @@ def launch_sweep_stage(stage: str, data_uri: str, out_uri: str, sweep_settings: 
                      trials_root=output_root, log=log)
 
 
-def trial_histories(trials_root: str, names: list[str]) -> dict[str, list[float]]:
-    """Each trial's objective per epoch, from the metrics.json it wrote; a trial that wrote none
-    (failed, stopped before its first epoch) is left out."""
-    histories = {}
+def trial_records(trials_root: str, names: list[str]) -> dict[str, dict]:
+    """What each trial's metrics.json adds to its summary row: its objective per epoch (``history``, for
+    the learning curves) and the images it trained on (``training_images``, for the report's scale note).
+    A trial that wrote none (failed, stopped before its first epoch) adds nothing, and so does a value
+    that is not the trial runner's."""
+    records = {}
     for name in names:
         uri = storage.join(trials_root, name, "metrics.json")
         if not storage.exists(uri):
             continue
         try:
-            history = json.loads(storage.read_text(uri)).get("history", {}).get(OBJECTIVE_METRIC)
+            metrics = json.loads(storage.read_text(uri))
+            history = metrics.get("history", {}).get(OBJECTIVE_METRIC)
         except (ValueError, AttributeError):
-            continue  # not a trial runner's metrics.json: no curve, the rest of the summary stands
+            continue  # not a trial runner's metrics.json: nothing to add, the rest of the summary stands
+        record = {}
         if isinstance(history, list) and all(isinstance(v, int | float) for v in history):
-            histories[name] = [float(v) for v in history]
-    return histories
+            record["history"] = [float(v) for v in history]
+        if isinstance(metrics.get("training_images"), int):
+            record["training_images"] = metrics["training_images"]
+        if record:
+            records[name] = record
+    return records
 
 
 def summarize(stage: str, fixed: dict[str, str], trials: list[TrialRow], best_trial: str | None,
-              condition: str, reason: str, where: str, histories: dict[str, list[float]] | None = None) -> dict:
-    """The stage's winner in the study's terms, plus every trial's objective (and, where known, its
-    objective per epoch: ``history``)."""
+              condition: str, reason: str, where: str, records: dict[str, dict] | None = None) -> dict:
+    """The stage's winner in the study's terms, plus every trial's objective (and, where known, what
+    :func:`trial_records` read of it: its objective per epoch and its training images)."""
     sweep = get_sweep(stage)
-    histories = histories or {}
+    records = records or {}
     rows = [{
         "name": t.name, "state": t.state, "reason": t.reason,
         "combination": list(sweep.combination(t.assignments)),
         "index": sweep.index_of(sweep.combination(t.assignments)),
         OBJECTIVE_METRIC: t.objective,
-        **({"history": histories[t.name]} if t.name in histories else {}),
+        **records.get(t.name, {}),
     } for t in trials]
     best = next((r for r in rows if r["name"] == best_trial and r[OBJECTIVE_METRIC] is not None), None)
     if best is None:

@@ -11,7 +11,7 @@ import json
 
 from components.core import storage
 from components.core.settings import STUDY_RESULTS
-from components.report.section import Section, figure, pct, read_json
+from components.report.section import Section, count, figure, pct, read_json
 from components.report.transfer_section import transfer_section
 from components.sweeps import SWEEPS, Sweep, get_sweep
 
@@ -32,20 +32,36 @@ def dataset_section(data_uri: str, note: str | None = None) -> Section:
 STUDY_TRAIN_IMAGES, STUDY_EPOCHS = 54_000, 10
 
 
-def run_scale_note(data_uri: str, model_uri: str, evaluation_uri: str) -> str | None:
-    """For a run smaller than the study's: say so first, with how far its numbers are and why."""
+def run_scale_note(data_uri: str, model_uri: str, evaluation_uri: str,
+                   sweep_uris: dict[str, str] | None = None) -> str | None:
+    """For a run smaller than the study's: say so first, with what each part trained on, how far its
+    numbers are and why."""
     counts = read_json(storage.join(data_uri, "metadata.json"))["counts"]
     trial = read_json(storage.join(model_uri, "metrics.json"))
     ours = read_json(storage.join(evaluation_uri, "metrics.json"))["test_accuracy"]
-    if counts["train"] >= STUDY_TRAIN_IMAGES and trial["epochs"] >= STUDY_EPOCHS:
+    cnn_images = trial.get("training_images") or counts["train"]
+    sweep_trials = _sweep_trial_size(sweep_uris or {})
+    sizes = [(cnn_images, trial["epochs"]), *([sweep_trials] if sweep_trials else [])]
+    if all(images >= STUDY_TRAIN_IMAGES and epochs >= STUDY_EPOCHS for images, epochs in sizes):
         return None
     study = STUDY_RESULTS["study_cnn"]["test_accuracy"]
-    return (f"**A small run, made to show the flow.** It trained on {counts['train']:,} images for "
-            f"{trial['epochs']} epoch(s) per model; the study used {STUDY_TRAIN_IMAGES:,} images and "
-            f"{STUDY_EPOCHS} epochs. Its numbers are therefore lower than the study's — the hand-written CNN "
-            f"scores {pct(ours)} here against the study's {pct(study)} ({100 * (ours - study):+.1f} pp) — and the "
-            "sweeps rank settings after a fraction of the training the study gave them, so close rankings can "
-            "differ. `make run PROFILE=study` runs the study's sizes." + _bn_note(trial.get("config", {})))
+    trained = f"The hand-written CNN trained on {count(cnn_images, 'image')} for {count(trial['epochs'], 'epoch')}"
+    if sweep_trials:
+        trained += f"; each sweep trial on {count(sweep_trials[0], 'image')} for {count(sweep_trials[1], 'epoch')}"
+    return (f"**A small run, made to show the flow.** {trained}; the study trained on "
+            f"{STUDY_TRAIN_IMAGES:,} images for {STUDY_EPOCHS} epochs. Its numbers are therefore lower than the "
+            f"study's — the hand-written CNN scores {pct(ours)} here against the study's {pct(study)} "
+            f"({100 * (ours - study):+.1f} pp) — and the sweeps rank settings after a fraction of the training the "
+            "study gave them, so close rankings can differ. `make run PROFILE=study` runs the study's sizes."
+            + _bn_note(trial.get("config", {})))
+
+
+def _sweep_trial_size(sweep_uris: dict[str, str]) -> tuple[int, int] | None:
+    """The largest (training images, epochs) any sweep's trials recorded, or None where none recorded both."""
+    recorded = [(t["training_images"], len(t["history"]))
+                for uri in sweep_uris.values() for t in read_json(storage.join(uri, "summary.json"))["trials"]
+                if "training_images" in t and "history" in t]
+    return max(recorded) if recorded else None
 
 
 def _bn_note(config: dict) -> str:
@@ -109,8 +125,9 @@ def nas_section(nas_uri: str) -> Section:
     shared = ", ".join(f"{short(n)}={values[0][n]}" for n in names if n not in varying and n in values[0])
     intro = (f"ImageBlock(block_type={cfg['block_type']}, normalize={cfg['normalize']}, augment={cfg['augment']}), "
              f"pretrained={cfg['pretrained']}; {cfg['tuner']} tuner, {len(result['trials'])} of {cfg['max_trials']} "
-             f"trials of {cfg['epochs']} epochs (batch {cfg['batch_size']}) in {result['search_seconds'] / 60:.1f} "
-             f"minutes. Best: trial {best['trial_id']} at {pct(best[objective])} validation accuracy, "
+             f"trials of {count(cfg['epochs'], 'epoch')} (batch {cfg['batch_size']}) in "
+             f"{result['search_seconds'] / 60:.1f} minutes. Best: trial {best['trial_id']} at "
+             f"{pct(best[objective])} validation accuracy, "
              f"{pct(result['test_accuracy'])} on {result['test_images']:,} test images, with {params['total']:,} "
              f"parameters ({params['trainable']:,} trainable, {params['non_trainable']:,} non-trainable); the "
              f"study's search found {study['params']:,} parameters and {pct(study['test_accuracy'])}."
@@ -136,6 +153,10 @@ def sweep_section(sweep: Sweep, s: dict) -> Section:
         table += [[t["combination"][0], pct(t["val_accuracy"]), t["state"]] for t in rows]
         table += [[t["combination"][0], "—", f"{t['state']} ({t['reason']})"]
                   for t in s["trials"] if t["val_accuracy"] is None]
+        if study:  # the study published its winner's figure alone: it stands in that row
+            table[0].append("study")
+            for row in table[1:]:
+                row.append(f"{pct(study.accuracy)} (its best)" if (row[0],) == tuple(study.best) else "—")
         compared = (f" (study: {', '.join(study.best)} at {pct(study.accuracy)}"
                     f"{f'; {study.note}' if study.note else ''})" if study else "")
         ran = f"{_ran(s, 'grid points')}; {s['condition']}: {s['reason']}."
@@ -148,6 +169,9 @@ def sweep_section(sweep: Sweep, s: dict) -> Section:
         if study:
             table.append(["study", ", ".join(study.best), _numbered(study.index), pct(study.accuracy)])
         intro = f"With {fixed} held fixed: {_ran(s, 'combinations')}; {s['condition']}: {s['reason']}."
+    epochs = {len(t["history"]) for t in s["trials"] if t.get("history")}
+    if epochs == {1}:
+        intro += " Each trial trained 1 epoch: no learning curves to draw."
     return Section(sweep.title, intro, table, _sweep_figures(sweep, s))
 
 
@@ -182,7 +206,7 @@ def study_sections(data_uri: str, model_uri: str, evaluation_uri: str, nas_uri: 
                    transfer_uris: dict[str, str] | None = None) -> list[Section]:
     """Every section the given steps' outputs allow, in the study's order."""
     return [
-        dataset_section(data_uri, run_scale_note(data_uri, model_uri, evaluation_uri)),
+        dataset_section(data_uri, run_scale_note(data_uri, model_uri, evaluation_uri, sweep_uris)),
         study_cnn_section(model_uri, evaluation_uri, nas_uri=nas_uri),
         *([nas_section(nas_uri)] if nas_uri else []),
         *sweep_sections(sweep_uris or {}),

@@ -148,9 +148,10 @@ def _ranked(summary: dict) -> list[dict]:
 
 
 def top_trial_curves(summary: dict, label: str, top: int = TOP_CURVES) -> bytes | None:
-    """Validation accuracy per epoch of the ``top`` best trials that recorded a history (PNG)."""
+    """Validation accuracy per epoch of the ``top`` best trials that recorded a history (PNG); None
+    where no trial recorded two epochs or more (one point per trial is no curve)."""
     curves = [t for t in _ranked(summary) if t.get("history")][:top]
-    if not curves:
+    if max((len(t["history"]) for t in curves), default=0) < 2:
         return None
     from matplotlib.figure import Figure
 

@@ -20,6 +20,11 @@ def pct(value: float | None) -> str:
     return "—" if value is None else f"{100 * value:.2f}%"
 
 
+def count(n: int, noun: str) -> str:
+    """``1 epoch``, ``5 epochs``, ``2,700 images``: a count with its noun, in the plural where it needs one."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
 def read_json(uri: str) -> dict:
     return json.loads(storage.read_text(uri))
 

@@ -11,14 +11,10 @@ import json
 from collections.abc import Iterable, Mapping
 
 from components.core import storage
-from components.report.section import Section, pct
+from components.report.section import Section, count, pct
 from components.transfer.bases import BASES
 
 METRICS_FILE = "metrics.json"
-
-
-def _epochs(n: int) -> str:
-    return f"{n} epoch" if n == 1 else f"{n} epochs"
 
 
 def transfer_runs(uris: Iterable[str]) -> dict[str, str]:
@@ -54,11 +50,12 @@ def transfer_section(runs: Mapping[str, str]) -> Section:
                       pct(spec.study_val_accuracy_finetuned if spec else None)])
         s = m["settings"]
         ft = m.get("fine_tune_from") or {}
-        fine_tuning = (f"then {_epochs(s['fine_tune_epochs'])} of fine-tuning from layer {ft['index']} ({ft['layer']}; "
+        fine_tuning = (f"then {count(s['fine_tune_epochs'], 'epoch')} of fine-tuning from layer {ft['index']} "
+                       f"({ft['layer']}; "
                        f"{m['params']['trainable_fine_tune']:,} trainable, learning rate "
                        f"{s['fine_tune_learning_rate']:g})" if ft else "no fine-tuning")
         notes.append(f"**{m['constructor']}** started from {m['weights']['description']}. "
-                     f"{_epochs(s['frozen_epochs'])} with the base frozen ({m['params']['trainable_frozen']:,} "
+                     f"{count(s['frozen_epochs'], 'epoch')} with the base frozen ({m['params']['trainable_frozen']:,} "
                      f"trainable parameters, learning rate {s['frozen_learning_rate']:g}), {fine_tuning}; "
                      f"test accuracy {pct(m['test_accuracy_frozen'])} before fine-tuning. "
                      f"{m['device']}, mixed precision {'on' if m['mixed_precision'] else 'off'}.")

@@ -49,7 +49,7 @@ def test_cluster_sweep_summary_comes_from_katibs_experiment_and_trials(gcs_bucke
         ("Adam", 0.9243), ("Ftrl", 0.1), ("Nadam", 0.9305)]
     assert json.loads(storage.read_text(f"{out}/summary.json")) == summary
     (section,) = sweep_sections({"optimizer": out})
-    assert section.table[1] == ["Nadam", "93.05%", "Succeeded"]
+    assert section.table[1] == ["Nadam", "93.05%", "Succeeded", "93.05% (its best)"]
 
 
 def test_cluster_sweep_that_katib_failed_is_one_line_with_katibs_reason(gcs_bucket):
@@ -85,6 +85,6 @@ def test_failed_trials_are_in_the_summary_and_the_report_with_their_state(gcs_bu
                     "SGD": ("MetricsUnavailable", "MetricsUnavailable", None)}
     assert summary["best"]["optimizer"] == "Nadam" and summary["val_accuracy"] == 0.9305
     (section,) = sweep_sections({"optimizer": out})
-    assert section.table[1] == ["Nadam", "93.05%", "Succeeded"]
-    assert ["Ftrl", "—", "Failed (TrialFailed. Job reason: BackoffLimitExceeded)"] in section.table
-    assert ["SGD", "—", "MetricsUnavailable (MetricsUnavailable)"] in section.table
+    assert section.table[1] == ["Nadam", "93.05%", "Succeeded", "93.05% (its best)"]
+    assert ["Ftrl", "—", "Failed (TrialFailed. Job reason: BackoffLimitExceeded)", "—"] in section.table
+    assert ["SGD", "—", "MetricsUnavailable (MetricsUnavailable)", "—"] in section.table

@@ -25,6 +25,8 @@ def tiny_run(tmp_path_factory, fmnist_dir):
                      "--set", "train.epochs=1", "--set", "train.batch_size=64",
                      "--set", "sweeps.max_trials.optimizer=2", "--set", "sweeps.max_trials.activations=2",
                      "--set", "sweeps.max_trials.filters=2",
+                     # Two epochs per trial: a trial of one epoch has no learning curve to draw.
+                     "--set", "sweeps.epochs=2",
                      *TINY_TRANSFER)
     assert result.returncode == 0, result.stderr[-3000:]
     return runs / "tiny", result
@@ -37,6 +39,9 @@ def test_local_pipeline_produces_report_and_metrics_artifacts(tiny_run):
     text = report.read_text()
     assert "| hand-written CNN | 3,831,018 |" in text and "92.43%" in text
     assert "900 training, 100 validation and 300 test images" in text
+    # The first lines say what each part trained on, from what the trials themselves recorded.
+    assert ("The hand-written CNN trained on 900 images for 1 epoch; each sweep trial on 900 images for 2 epochs; "
+            "the study trained on 54,000 images for 10 epochs.") in text
     html = (root / "report" / "report.html").read_text()
 
     train = _executor_output(root, "train-cnn")["artifacts"]["metrics"]["artifacts"][0]["metadata"]

@@ -67,8 +67,8 @@ def test_a_local_trial_that_exits_1_is_in_the_summary_with_its_state(tmp_path):
     assert json.loads((out / SUMMARY_FILE).read_text()) == summary
     assert (out / EXPERIMENT_FILE).exists()
     (section,) = sweep_sections({"optimizer": str(out)})
-    assert section.table[1] == ["Nadam", "93.00%", "Succeeded"]
-    assert section.table[-1] == ["Ftrl", "—", "Failed (TrialFailed)"]
+    assert section.table[1] == ["Nadam", "93.00%", "Succeeded", "93.05% (its best)"]
+    assert section.table[-1] == ["Ftrl", "—", "Failed (TrialFailed)", "—"]
 
 
 def test_a_failed_katib_trial_is_in_the_summary_with_its_state(tmp_path):
@@ -85,7 +85,7 @@ def test_a_failed_katib_trial_is_in_the_summary_with_its_state(tmp_path):
     assert summary["trials"][1]["reason"] == "TrialFailed. Job reason: BackoffLimitExceeded"
     assert json.loads((out / SUMMARY_FILE).read_text()) == summary
     (section,) = sweep_sections({"optimizer": str(out)})
-    assert section.table[-1] == ["Ftrl", "—", "Failed (TrialFailed. Job reason: BackoffLimitExceeded)"]
+    assert section.table[-1] == ["Ftrl", "—", "Failed (TrialFailed. Job reason: BackoffLimitExceeded)", "—"]
 
 
 class ScriptedBackend(SweepBackend):
@@ -135,7 +135,8 @@ HISTORY_SCRIPT = textwrap.dedent("""
     if optimizer == "SGD":
         (output / "metrics.json").write_text("not json")  # an output that is not the trial runner's
     else:
-        (output / "metrics.json").write_text(json.dumps({"history": {"val_accuracy": [value - 0.1, value]}}))
+        images = {"training_images": 2700} if optimizer == "Nadam" else {}
+        (output / "metrics.json").write_text(json.dumps({"history": {"val_accuracy": [value - 0.1, value]}, **images}))
     print(f"epoch=1 accuracy={value} loss=0.3 val_accuracy={value - 0.1} val_loss=0.3")
     print(f"epoch=2 accuracy={value} loss=0.3 val_accuracy={value} val_loss=0.3")
 """)
@@ -153,5 +154,8 @@ def test_the_summary_carries_each_trials_history_for_the_learning_curves(tmp_pat
     assert rows["Nadam"]["history"] == pytest.approx([0.83, 0.93])
     assert rows["Adam"]["history"] == pytest.approx([0.82, 0.92])
     assert "history" not in rows["Ftrl"] and "history" not in rows["SGD"]
+    # What a trial trained on, where its metrics.json says (components/cnn/train.py): the report's scale note.
+    assert rows["Nadam"]["training_images"] == 2700
+    assert "training_images" not in rows["Adam"] and "training_images" not in rows["Ftrl"]
     (section,) = sweep_sections({"optimizer": str(out)})
     assert "sweep_optimizer_curves.png" in section.figures

@@ -100,9 +100,27 @@ def test_a_small_run_says_so_first_with_its_distance_from_the_study(tmp_path):
 
     note = run_scale_note(*_artifacts(tmp_path, 5400, 3, 0.8712))
     assert note.startswith("**A small run, made to show the flow.**")
-    assert "5,400 images for 3 epoch(s)" in note and "54,000 images and 10 epochs" in note
+    assert "The hand-written CNN trained on 5,400 images for 3 epochs;" in note
+    assert "the study trained on 54,000 images for 10 epochs" in note
     assert "87.12% here against the study's 92.43% (-5.3 pp)" in note
     assert "momentum is 0.9 here, not the study's (Keras') 0.99" in note
+
+
+def test_the_small_run_note_gives_the_sweep_trials_own_sizes(tmp_path):
+    # The smoke profile's sweep trials train on fewer images and epochs than its CNN: the note says so,
+    # from what the trials recorded (each row's history and training_images), in words without "(s)".
+    from components.report.document import run_scale_note
+
+    uris = {"optimizer": _write_summary(tmp_path, "optimizer", [(("Nadam",), 0.72), (("Adam",), 0.71)], START,
+                                        history=[0.72], training_images=2700)}
+    note = run_scale_note(*_artifacts(tmp_path, 5400, 5, 0.8685), sweep_uris=uris)
+    assert ("The hand-written CNN trained on 5,400 images for 5 epochs; each sweep trial on 2,700 images for "
+            "1 epoch; the study trained on 54,000 images for 10 epochs") in note
+    assert "(s)" not in note
+    # A study-sized CNN beside small sweep trials is still a small run.
+    full = tmp_path / "full"
+    full.mkdir()
+    assert run_scale_note(*_artifacts(full, 54000, 10, 0.9130), sweep_uris=uris).startswith("**A small run")
 
 
 def test_a_run_of_the_studys_size_has_no_such_note(tmp_path):
@@ -111,8 +129,10 @@ def test_a_run_of_the_studys_size_has_no_such_note(tmp_path):
     assert run_scale_note(*_artifacts(tmp_path, 54000, 10, 0.9130)) is None
 
 
-def _write_summary(tmp_path, stage: str, trials: list[tuple[tuple, float | None]], fixed: dict) -> str:
-    """A sweep's summary.json as katib.sweep.summarize writes it: (combination, val_accuracy) per trial."""
+def _write_summary(tmp_path, stage: str, trials: list[tuple[tuple, float | None]], fixed: dict,
+                   **recorded) -> str:
+    """A sweep's summary.json as katib.sweep.summarize writes it: (combination, val_accuracy) per trial;
+    ``recorded``: what each trial's metrics.json gave its row (history, training_images)."""
     import json
 
     from components.sweeps import get_sweep
@@ -120,7 +140,8 @@ def _write_summary(tmp_path, stage: str, trials: list[tuple[tuple, float | None]
     sweep = get_sweep(stage)
     rows = [{"name": f"{stage}-{i}", "state": "Succeeded" if acc is not None else "Failed",
              "reason": "TrialSucceeded" if acc is not None else "TrialFailed", "combination": list(combo),
-             "index": sweep.index_of(combo), "val_accuracy": acc} for i, (combo, acc) in enumerate(trials)]
+             "index": sweep.index_of(combo), "val_accuracy": acc, **(recorded if acc is not None else {})}
+            for i, (combo, acc) in enumerate(trials)]
     best = max((r for r in rows if r["val_accuracy"] is not None), key=lambda r: r["val_accuracy"])
     summary = {"stage": stage, "fixed": fixed, "best": {**fixed, sweep.setting: ",".join(best["combination"])},
                "best_combination": best["combination"], "best_index": best["index"], "best_trial": best["name"],
@@ -148,8 +169,10 @@ def test_each_sweep_gets_its_section_from_its_definition_beside_the_studys_figur
     assert optimizer.intro == ("Best: **Nadam** at 92.00% (study: Nadam at 93.05%; Ftrl at its default settings "
                                "stayed near 10% in the study). 2 of 8 grid points ran; Succeeded: "
                                "ExperimentMaxTrialsReached.")
-    assert optimizer.table == [["optimizer", "validation accuracy", "trial state"], ["Nadam", "92.00%", "Succeeded"],
-                               ["Ftrl", "—", "Failed (TrialFailed)"]]
+    # The study's figure beside ours: its winner's row carries it.
+    assert optimizer.table == [["optimizer", "validation accuracy", "trial state", "study"],
+                               ["Nadam", "92.00%", "Succeeded", "93.05% (its best)"],
+                               ["Ftrl", "—", "Failed (TrialFailed)", "—"]]
     assert set(optimizer.figures) == {"sweep_optimizer_objective.png", "sweep_optimizer_parallel.png"}
     assert activations.title == "Question 2B: activations per conv layer"
     assert activations.intro.startswith("With optimizer Nadam, filters 32,32,64,64 held fixed: 2 of 81 combinations")
@@ -251,6 +274,23 @@ def test_learning_curves_show_the_best_trials_that_recorded_a_history(tmp_path):
     assert drawn[0][2].endswith("(91.00%) — best")
     (section,) = sweep_sections({"activations": uri})
     assert "sweep_activations_curves.png" in section.figures
+
+
+def test_trials_of_one_epoch_get_no_learning_curves_and_the_section_says_why(tmp_path):
+    """One point per trial is no curve: the smoke profile's sweep trials drew a column of dots on an axis
+    zoomed to their spread. No picture, and the section says why there is none."""
+    import json
+
+    from components.report import figures
+    from components.report.document import sweep_sections
+
+    trials = [(("selu", "relu", "relu", "relu"), 0.77), (("elu", "elu", "elu", "elu"), 0.76)]
+    uri = _write_summary(tmp_path, "activations", trials, {**START, "optimizer": "Nadam"}, history=[0.77])
+    summary = json.loads((tmp_path / "activations" / "summary.json").read_text())
+    assert figures.top_trial_curves(summary, "B") is None
+    (section,) = sweep_sections({"activations": uri})
+    assert "sweep_activations_curves.png" not in section.figures
+    assert section.intro.endswith("Each trial trained 1 epoch: no learning curves to draw.")
 
 
 def test_parallel_coordinates_draw_one_line_per_trial_with_the_best_on_top(tmp_path):
