@@ -129,13 +129,14 @@ class Study:
 
         by_name = {t["name"]: t for t in tasks}
         packs = group_members([Member(t["name"], TrialConfig(**t["config"]), t["output"]) for t in tasks],
-                              self.args.pack_size)
+                              None if self.args.pack_slots else self.args.pack_size)
         self.log(f"  {len(tasks)} trials in {len(packs)} packs: {[len(p) for p in packs]}")
         return {pool.submit(run_pack_task, {"tasks": [by_name[m.name] for m in pack], "data": self.data,
                                             "no_checkpoints": self.args.no_checkpoints,
                                             "dtype_policy": self.args.dtype_policy,
                                             "lowering": self.args.pack_lowering,
-                                            "epoch_loop": self.args.epoch_loop}): pack[0].name
+                                            "epoch_loop": self.args.epoch_loop,
+                                            "slots": self.args.pack_slots}): pack[0].name
                 for pack in packs}
 
     def record(self, r: dict, done_results: list[dict]) -> None:
@@ -179,8 +180,8 @@ class Study:
         args = self.args
         self.results["settings"] = {
             "mode": args.mode or ("slice" if args.slice else "full"), "packed": args.packed,
-            "pack_size": args.pack_size, "pack_lowering": args.pack_lowering, "parallel": args.parallel,
-            "epoch_loop": args.epoch_loop, "epochs": self.epochs,
+            "pack_size": args.pack_size, "pack_slots": args.pack_slots, "pack_lowering": args.pack_lowering,
+            "parallel": args.parallel, "epoch_loop": args.epoch_loop, "epochs": self.epochs,
             "sample": args.sample if args.slice else None, "backend": os.environ.get("KERAS_BACKEND"),
             "dtype_policy": args.dtype_policy, "checkpoints": not args.no_checkpoints,
             "stages": args.stages, "q1a": not args.no_q1a,
@@ -292,6 +293,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train trials that share a shape and optimizer in one JAX program (components.cnn.packed); "
                         "the packs are spread over the --parallel workers")
     p.add_argument("--pack-size", type=int, default=None, help="packed mode: at most this many trials per pack")
+    p.add_argument("--pack-slots", type=int, default=None,
+                   help="packed mode: one pack per shape and optimizer, training at most this many trials at once; "
+                        "a row that frees (a trial finished or stopped early) takes the next waiting trial, so the "
+                        "program keeps its size (instead of --pack-size's packs one after another)")
     p.add_argument("--pack-lowering", default="auto", choices=("auto", "vmap", "unroll"),
                    help="packed mode: members batched by vmap (grouped convolutions) or unrolled in one program "
                         "(plain ones); auto: vmap on a GPU, unroll on the CPU (components/cnn/packed/program.py)")

@@ -52,7 +52,7 @@ rules = {name: StoppingRule(value=2.0, start_step=1, maximize=True) for name in 
 stop = lambda name, logs: name in rules and rules[name].should_stop(logs["val_accuracy"])
 results = run_packs(members, spec["data"], should_stop=stop, on_line=lambda n, l: print("LINE", n, l, flush=True),
                     log=lambda line: print(line, file=sys.stderr, flush=True), lowering=spec.get("lowering", "auto"),
-                    epoch_loop=spec.get("epoch_loop", "auto"))
+                    epoch_loop=spec.get("epoch_loop", "auto"), max_members=spec.get("max_members"))
 print("RESULTS", json.dumps([r.__dict__ for r in results]), flush=True)
 """
 
@@ -189,6 +189,28 @@ def test_early_stopping_removes_a_member_from_the_running_pack(stopped_pack):
     assert results["a"]["metrics"]["pack"]["sizes"] == [3, 2]  # b left after epoch 1; a and c went on
     assert results["b"]["metrics"]["pack"]["sizes"] == [3]
     assert "pack: 2 members go on" in proc.stderr
+
+
+def test_a_freed_row_takes_the_next_waiting_member_so_the_pack_keeps_its_size(stopped_pack, data, tmp_path):
+    """The stopped pack's members with two rows at most: c waits, takes b's row when b stops after
+    epoch 1, and trains beside a; the pack stays at two rows (one compiled size) until none waits.
+    Each member trains what it trained with all three side by side from the start."""
+    _, _, together = stopped_pack
+    spec = {"data": data, "stop": ["b"], "max_members": 2, "members": [
+        member("a", tmp_path, 2, 3), member("b", tmp_path, 2, 3, ["elu", "selu", "relu", "relu"]),
+        member("c", tmp_path, 2, 4, ["selu", "relu", "elu", "relu"])]}
+    proc = run_pack(spec)
+    refilled = results_of(proc)
+    assert "pack: c takes b's row" in proc.stderr
+    sizes = {name: r["metrics"]["pack"]["sizes"] for name, r in refilled.items()}
+    assert sizes == {"a": [2, 2], "b": [2], "c": [2, 1]}  # c's epoch 1 beside a's epoch 2, then alone
+    assert re.findall(r"pack: round \d+, (\d+) members trained", proc.stderr) == ["2", "2", "1"]
+    for name in ("a", "b", "c"):
+        assert refilled[name]["status"] == together[name]["status"]
+        ours, theirs = refilled[name]["metrics"]["history"], together[name]["metrics"]["history"]
+        for metric in ours:
+            assert ours[metric] == pytest.approx(theirs[metric], rel=1e-4), (name, metric)
+    assert lines_of(proc.stdout)["c"] == (tmp_path / "c" / "metrics.log").read_text().splitlines()
 
 
 def test_a_killed_pack_resumes_without_training_a_finished_epoch_again(data, tmp_path):

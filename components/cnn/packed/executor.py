@@ -6,12 +6,14 @@ then each member is evaluated, checkpointed and reported on its own. Members nee
 same epoch: after a kill some may have checkpointed an epoch that others had not, and the resumed
 pack trains each from its own last checkpoint, so no finished epoch is trained again.
 
-A member leaves the running pack (the pack shrinks and the rest go on) when it has run its
-epochs, when ``should_stop(name, logs)`` says so after an epoch (Katib's early stopping: e.g.
-medianstop's rule for that trial), or when its loss is not finite (``study train`` fails such a
-trial; here it is reported failed and nothing claims success). Each new pack size compiles the
-program once more; padding the pack with idle rows to a few fixed sizes would avoid that, at the
-price of the idle rows' FLOPs (not built).
+A member leaves the running pack when it has run its epochs, when ``should_stop(name, logs)`` says
+so after an epoch (Katib's early stopping: e.g. medianstop's rule for that trial), or when its loss is
+not finite (``study train`` fails such a trial; here it is reported failed and nothing claims success).
+A pack trains at most ``slots`` members at once; the others wait, and a row that frees takes the next
+waiting member (its own epoch 1, or where its checkpoint left it), so the pack keeps the device as
+full as before and its program keeps its one compiled size. Only when none waits does the pack
+shrink, and each new size compiles the program once more; padding with idle rows to a few fixed
+sizes would avoid that, at the price of the idle rows' FLOPs (not built).
 
 ``STUDY_FAULT`` points: ``pack.member-checkpointed`` (the N-th member checkpoint of the process)
 and ``pack.round-checkpointed@N`` (after round N's checkpoints).
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -32,6 +35,7 @@ from components.cnn.packed.program import PackProgram, require_jax_backend
 from components.cnn.packed.records import MemberFiles, Progress
 from components.cnn.train import data_identity, epoch_order, format_metrics_line
 from components.core.dataset import load_dataset
+from components.core.errors import UserError
 from components.core.faults import fault_point
 
 StopRule = Callable[[str, dict], bool]
@@ -75,39 +79,43 @@ def run_packs(members: Sequence[Member], data_uri: str, *, should_stop: StopRule
               checkpoints: bool = True, save_models: bool = True, max_members: int | None = None,
               on_line: LineSink | None = None, log: Callable[[str], None] = print,
               lowering: str = "auto", epoch_loop: str = "auto") -> list[MemberResult]:
-    """Group ``members`` into packs (``members.group_members``) and run them one after another."""
+    """Group ``members`` into packs (``members.group_members``) and run them one after another, each
+    training at most ``max_members`` at once (the rest take rows as they free)."""
     require_jax_backend()
     data = load_device_data(data_uri)
     results = []
-    for pack in group_members(members, max_members):
+    for pack in group_members(members):
         results += run_pack(pack, data, should_stop=should_stop, checkpoints=checkpoints,
                             save_models=save_models, on_line=on_line, log=log, lowering=lowering,
-                            epoch_loop=epoch_loop)
+                            epoch_loop=epoch_loop, slots=max_members)
     return results
 
 
 def run_pack(members: Sequence[Member], data: _DeviceData | str, *, should_stop: StopRule | None = None,
              checkpoints: bool = True, save_models: bool = True, on_line: LineSink | None = None,
              log: Callable[[str], None] = print, lowering: str = "auto",
-             epoch_loop: str = "auto") -> list[MemberResult]:
+             epoch_loop: str = "auto", slots: int | None = None) -> list[MemberResult]:
     """Train (or resume) one pack of members that share ``members.pack_key``; one result per member
-    (``lowering``, ``epoch_loop``: how they sit side by side and how an epoch loops, see ``program``)."""
+    (``lowering``, ``epoch_loop``: how they sit side by side and how an epoch loops, see ``program``;
+    ``slots``: how many train at once, None for all of them)."""
     require_jax_backend()
     members = [m.normalized() for m in members]
+    if slots is not None and slots < 1:
+        raise UserError(f"pack slots {slots}: expected a positive number of members training at once")
     if isinstance(data, str):
         data = load_device_data(data)
     files = [MemberFiles(m, data.data_id) for m in members]
     try:
         return _Pack(members, files, data, should_stop, checkpoints, save_models, on_line, log,
-                     (lowering, epoch_loop)).run()
+                     (lowering, epoch_loop), slots or len(members)).run()
     finally:
         for f in files:
             f.close()
 
 
 class _Pack:
-    def __init__(self, members, files, data, should_stop, checkpoints, save_models, on_line, log, layout):
-        self.members, self.files, self.data, self.layout = members, files, data, layout
+    def __init__(self, members, files, data, should_stop, checkpoints, save_models, on_line, log, layout, slots):
+        self.members, self.files, self.data, self.layout, self.slots = members, files, data, layout, slots
         self.should_stop, self.checkpoints, self.save_models = should_stop, checkpoints, save_models
         self.on_line, self.log = on_line, log
         self.results: dict[int, MemberResult] = {}
@@ -116,12 +124,13 @@ class _Pack:
         self.started = time.perf_counter()
 
     def run(self) -> list[MemberResult]:
+        # Every member's activations are known to the program from the start, so any of them can take a row.
         program = PackProgram([m.config for m in self.members], self.data.input_shape, self.data.num_classes,
                               *self.layout)
         self.program = program
         self.pack_info = {"key": _describe(self.members[0]), "members": len(self.members),
                           "lowering": program.lowering, "epoch_loop": program.epoch_loop}
-        rows, variables = [], []
+        self.waiting: deque[int] = deque()
         for i, (member, files) in enumerate(zip(self.members, self.files)):
             finished = files.finished()
             if finished is not None:  # the same settings (checked), so its epochs were run or it was stopped
@@ -129,6 +138,27 @@ class _Pack:
                 self.results[i] = MemberResult(member.name, "early_stopped" if finished.get("early_stopped")
                                                else "finished", finished)
                 continue
+            self.waiting.append(i)
+        rows, variables = [], []
+        while len(rows) < self.slots:
+            admitted = self._next_waiting()
+            if admitted is None:
+                break
+            rows.append(admitted[0])
+            variables.append(admitted[1])
+        if rows:
+            self.log(f"pack: {len(rows)} members ({self.pack_info['key']}), {program.params['total']:,} "
+                     f"parameters each" + (f"; {len(self.waiting)} wait for a row" if self.waiting else ""))
+            self._train(rows, program.stack(variables, rows))
+        return [self.results[i] for i in range(len(self.members))]
+
+    def _next_waiting(self):
+        """The next waiting member that still has epochs to train and its variables (its checkpoint's, or
+        its seed's initial ones), or None when none is left. One killed after its last checkpoint, before
+        its marker, is finished on the way: only its final files were left to write."""
+        while self.waiting:
+            i = self.waiting.popleft()
+            member, files = self.members[i], self.files[i]
             progress, saved = files.load() if self.checkpoints else (Progress(), None)
             if not self.checkpoints:
                 files.write_lines(progress)  # a fresh start: no lines of an earlier attempt stay
@@ -136,16 +166,10 @@ class _Pack:
                 self.log(f"pack: {member.name} resumes after epoch {progress.epoch} of {member.config.epochs}")
             self.progress[i], self.trained[i] = progress, 0
             if progress.epoch >= member.config.epochs or progress.early_stopped:
-                # Killed after its last checkpoint, before its marker: only the final files are left to write.
                 self._finish(i, saved, "early_stopped" if progress.early_stopped else "finished")
                 continue
-            rows.append(i)
-            variables.append(saved if saved is not None else program.initial_variables(member.config))
-        if rows:
-            self.log(f"pack: {len(rows)} members ({self.pack_info['key']}), {program.params['total']:,} "
-                     f"parameters each")
-            self._train(rows, program.stack(variables, rows))
-        return [self.results[i] for i in range(len(self.members))]
+            return i, saved if saved is not None else self.program.initial_variables(member.config)
+        return None
 
     def _train(self, rows: list[int], state) -> None:
         program, data = self.program, self.data
@@ -171,6 +195,13 @@ class _Pack:
             for row, i in enumerate(rows):
                 if i in leaving:
                     self._leave(i, row, state, *leaving[i])
+            rows = list(rows)
+            for row, i in enumerate(rows):
+                admitted = self._next_waiting() if i in leaving else None
+                if admitted is not None:  # the freed row trains the next waiting member: the same size
+                    self.log(f"pack: {self.members[admitted[0]].name} takes {self.members[i].name}'s row")
+                    state = state.replace(row, admitted[1], self.program.codes[admitted[0]])
+                    rows[row] = admitted[0]
             keep = [row for row, i in enumerate(rows) if i not in leaving]
             if len(keep) < len(rows):
                 state = state.keep(keep) if keep else None

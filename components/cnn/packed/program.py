@@ -122,6 +122,13 @@ class PackState:
         take = lambda leaves: [a[rows] for a in leaves]  # noqa: E731
         return PackState(take(self.trainable), take(self.non_trainable), take(self.optimizer), self.codes[rows])
 
+    def replace(self, row: int, variables: MemberVariables, codes: np.ndarray) -> PackState:
+        """The pack with ``row`` holding another member: its variables and activation codes."""
+        put = lambda leaves, values: [a.at[row].set(jnp.asarray(v, dtype=a.dtype))  # noqa: E731
+                                      for a, v in zip(leaves, values, strict=True)]
+        return PackState(put(self.trainable, variables.trainable), put(self.non_trainable, variables.non_trainable),
+                         put(self.optimizer, variables.optimizer), self.codes.at[row].set(jnp.asarray(codes)))
+
     def member(self, row: int) -> MemberVariables:
         host = lambda leaves: [np.asarray(a[row]) for a in leaves]  # noqa: E731
         return MemberVariables(host(self.trainable), host(self.non_trainable), host(self.optimizer))
