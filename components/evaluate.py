@@ -116,6 +116,7 @@ def plot_curves(history: dict[str, list[float]], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, metric in zip(axes, ("accuracy", "loss")):
@@ -124,6 +125,7 @@ def plot_curves(history: dict[str, list[float]], path: Path) -> None:
                 epochs = range(1, len(history[name]) + 1)
                 ax.plot(epochs, history[name], style, label=name)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs: no 1.5 on the axis
         ax.set_title(metric)
         ax.legend()
         ax.grid(alpha=0.3)

@@ -17,6 +17,7 @@ def plot_transfer_curves(history: Mapping[str, Mapping[str, list[float]]], path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     frozen = history.get("frozen", {})
     fine = history.get("fine_tune", {})
@@ -33,6 +34,7 @@ def plot_transfer_curves(history: Mapping[str, Mapping[str, list[float]]], path:
             ax.text(boundary + 0.5, 0.02, " fine-tuning starts", transform=ax.get_xaxis_transform(),
                     color="grey", fontsize=8, va="bottom")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs: no 1.5 on the axis
         ax.set_title(metric)
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)

@@ -325,3 +325,26 @@ def test_parallel_coordinates_draw_one_line_per_trial_with_the_best_on_top(tmp_p
     assert drawn[0][1] == [0.0, 0.0, 0.0, 0.0, 0.0]
     assert drawn[1][1] == [0.5, 1.0, 0.0, 0.5, 0.5]
     assert drawn[2][1] == [1.0, 0.5, 0.5, 0.5, 1.0] and drawn[2][2] == "tab:red"
+
+
+def test_the_training_curves_mark_whole_epochs_only(tmp_path, monkeypatch):
+    """The CNN's and the transfer runs' curves: five epochs read 1..5 on the axis, not 1.0, 1.5, ... 5.0."""
+    import matplotlib.pyplot as plt
+
+    from components.evaluate import plot_curves
+    from components.transfer.curves import plot_transfer_curves
+
+    drawn = []
+    real_close = plt.close
+    monkeypatch.setattr(plt, "close", lambda fig=None: (drawn.append(fig), real_close(fig)))
+    history = {"accuracy": [0.70, 0.80, 0.84, 0.86, 0.87], "val_accuracy": [0.78, 0.79, 0.84, 0.85, 0.88],
+               "loss": [0.8, 0.5, 0.45, 0.4, 0.35], "val_loss": [0.5, 0.6, 0.4, 0.4, 0.33]}
+    plot_curves(history, tmp_path / "cnn.png")
+    plot_transfer_curves({"frozen": {k: v[:3] for k, v in history.items()},
+                          "fine_tune": {k: v[3:] for k, v in history.items()}}, tmp_path / "transfer.png")
+    assert len(drawn) == 2 and (tmp_path / "cnn.png").exists() and (tmp_path / "transfer.png").exists()
+    for figure in drawn:
+        for axes in figure.axes:
+            low, high = axes.get_xlim()
+            ticks = [t for t in axes.get_xticks() if low <= t <= high]
+            assert ticks and all(float(t).is_integer() for t in ticks), ticks
