@@ -8,8 +8,11 @@ setting that changes the program's shapes or its update rule:
 * ``filters`` (the conv layers' shapes): sweep C's 81 grid points are 81 shapes, so 81 packs
   of one member. Padding every shape to the largest (64 filters each) with masked channels would
   pack them into one program, at the price of the padded FLOPs (up to ~4x on the conv layers of
-  the smallest shapes); running the 81 small programs side by side under MPS is the other way.
-  Neither is built here: grouping by shape is exact and simple.
+  the smallest shapes), and it would not train what ``study train`` trains: ``drop1`` and
+  ``drop2`` draw their masks over every channel, so a padded member's dropout stream (and with it
+  every step after the first) differs from its own model's. Running the 81 small programs side by
+  side (packs spread over worker processes, under MPS on a GPU) keeps each member exact; grouping
+  by shape is what is built.
 * the optimizer and its learning rate: each optimizer has its own variables and update rule
   (sweep A: one pack per optimizer). Members of one optimizer share one ``stateless_apply``.
 * ``batch_size`` (the step's shape) and ``bn_momentum`` (a constant of the program).
