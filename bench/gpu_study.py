@@ -136,7 +136,8 @@ class Study:
                                             "dtype_policy": self.args.dtype_policy,
                                             "lowering": self.args.pack_lowering,
                                             "epoch_loop": self.args.epoch_loop,
-                                            "slots": self.args.pack_slots}): pack[0].name
+                                            "slots": self.args.pack_slots,
+                                            "tail": self.args.pack_tail}): pack[0].name
                 for pack in packs}
 
     def record(self, r: dict, done_results: list[dict]) -> None:
@@ -180,7 +181,8 @@ class Study:
         args = self.args
         self.results["settings"] = {
             "mode": args.mode or ("slice" if args.slice else "full"), "packed": args.packed,
-            "pack_size": args.pack_size, "pack_slots": args.pack_slots, "pack_lowering": args.pack_lowering,
+            "pack_size": args.pack_size, "pack_slots": args.pack_slots, "pack_tail": args.pack_tail,
+            "pack_lowering": args.pack_lowering,
             "parallel": args.parallel, "epoch_loop": args.epoch_loop, "epochs": self.epochs,
             "sample": args.sample if args.slice else None, "backend": os.environ.get("KERAS_BACKEND"),
             "dtype_policy": args.dtype_policy, "checkpoints": not args.no_checkpoints,
@@ -297,6 +299,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="packed mode: one pack per shape and optimizer, training at most this many trials at once; "
                         "a row that frees (a trial finished or stopped early) takes the next waiting trial, so the "
                         "program keeps its size (instead of --pack-size's packs one after another)")
+    p.add_argument("--pack-tail", default="shrink", choices=("shrink", "pad"),
+                   help="packed mode: what a row freed with no trial waiting becomes: dropped (each smaller pack "
+                        "compiles again), or kept as an idle row so the pack's size is its live trials rounded up "
+                        "to a power of two (one compile per halving; components/cnn/packed/executor.py)")
     p.add_argument("--pack-lowering", default="auto", choices=("auto", "vmap", "unroll"),
                    help="packed mode: members batched by vmap (grouped convolutions) or unrolled in one program "
                         "(plain ones); auto: vmap on a GPU, unroll on the CPU (components/cnn/packed/program.py)")

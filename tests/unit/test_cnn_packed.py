@@ -52,7 +52,8 @@ rules = {name: StoppingRule(value=2.0, start_step=1, maximize=True) for name in 
 stop = lambda name, logs: name in rules and rules[name].should_stop(logs["val_accuracy"])
 results = run_packs(members, spec["data"], should_stop=stop, on_line=lambda n, l: print("LINE", n, l, flush=True),
                     log=lambda line: print(line, file=sys.stderr, flush=True), lowering=spec.get("lowering", "auto"),
-                    epoch_loop=spec.get("epoch_loop", "auto"), max_members=spec.get("max_members"))
+                    epoch_loop=spec.get("epoch_loop", "auto"), max_members=spec.get("max_members"),
+                    tail=spec.get("tail", "shrink"))
 print("RESULTS", json.dumps([r.__dict__ for r in results]), flush=True)
 """
 
@@ -211,6 +212,29 @@ def test_a_freed_row_takes_the_next_waiting_member_so_the_pack_keeps_its_size(st
         for metric in ours:
             assert ours[metric] == pytest.approx(theirs[metric], rel=1e-4), (name, metric)
     assert lines_of(proc.stdout)["c"] == (tmp_path / "c" / "metrics.log").read_text().splitlines()
+
+
+def test_a_padded_pack_keeps_its_size_with_an_idle_row_instead_of_compiling_a_smaller_one(
+        stopped_pack, data, tmp_path):
+    """tail="pad": when b stops and no member waits, its row stays as an idle row (trained, never recorded)
+    while the live members still need the pack's size rounded up to a power of two: 3 of 4 rows, so the
+    program keeps the one size it compiled. The live members train what they trained in the shrinking pack."""
+    _, _, shrunk = stopped_pack
+    spec = {"data": data, "stop": ["b"], "tail": "pad", "members": [
+        member("a", tmp_path, 2, 3), member("b", tmp_path, 2, 3, ["elu", "selu", "relu", "relu"]),
+        member("c", tmp_path, 2, 4, ["selu", "relu", "elu", "relu"]), member("d", tmp_path, 2, 5)]}
+    proc = run_pack(spec)
+    padded = results_of(proc)
+    assert re.findall(r"pack: round \d+, (\d+) members trained", proc.stderr) == ["4", "3"]
+    assert "3 members trained (1 idle row)" in proc.stderr and "members go on" not in proc.stderr
+    assert {name: r["metrics"]["pack"]["sizes"] for name, r in padded.items()} == {
+        "a": [4, 3], "b": [4], "c": [4, 3], "d": [4, 3]}  # the live members beside it, idle rows not counted
+    assert padded["b"]["status"] == "early_stopped" and padded["b"]["metrics"]["epochs"] == 1
+    assert [katib_parse(t)[0]["epoch"] for t in lines_of(proc.stdout)["b"]] == [1]  # nothing after it left
+    for name in ("a", "b", "c"):
+        ours, theirs = padded[name]["metrics"]["history"], shrunk[name]["metrics"]["history"]
+        for metric in ours:
+            assert ours[metric] == pytest.approx(theirs[metric], rel=1e-4), (name, metric)
 
 
 def test_a_killed_pack_resumes_without_training_a_finished_epoch_again(data, tmp_path):

@@ -11,9 +11,12 @@ so after an epoch (Katib's early stopping: e.g. medianstop's rule for that trial
 not finite (``study train`` fails such a trial; here it is reported failed and nothing claims success).
 A pack trains at most ``slots`` members at once; the others wait, and a row that frees takes the next
 waiting member (its own epoch 1, or where its checkpoint left it), so the pack keeps the device as
-full as before and its program keeps its one compiled size. Only when none waits does the pack
-shrink, and each new size compiles the program once more; padding with idle rows to a few fixed
-sizes would avoid that, at the price of the idle rows' FLOPs (not built).
+full as before and its program keeps its one compiled size. When none waits, ``tail`` says what a
+freed row becomes: ``shrink`` (the default) drops it, and each new size compiles the program once
+more; ``pad`` keeps it as an idle row (trained, never recorded) while the live members still need
+the pack's size rounded up to a power of two, so a pack compiles at most one size per halving, at
+the price of the idle rows' FLOPs. Which costs less is the device's question: on this project's CPU
+an idle row of a study-sized epoch costs minutes and a compile seconds; on a GPU it is to be measured.
 
 ``STUDY_FAULT`` points: ``pack.member-checkpointed`` (the N-th member checkpoint of the process)
 and ``pack.round-checkpointed@N`` (after round N's checkpoints).
@@ -38,6 +41,7 @@ from components.core.dataset import load_dataset
 from components.core.errors import UserError
 from components.core.faults import fault_point
 
+TAILS = ("shrink", "pad")
 StopRule = Callable[[str, dict], bool]
 LineSink = Callable[[str, str], None]
 
@@ -78,7 +82,7 @@ def load_device_data(data_uri: str) -> _DeviceData:
 def run_packs(members: Sequence[Member], data_uri: str, *, should_stop: StopRule | None = None,
               checkpoints: bool = True, save_models: bool = True, max_members: int | None = None,
               on_line: LineSink | None = None, log: Callable[[str], None] = print,
-              lowering: str = "auto", epoch_loop: str = "auto") -> list[MemberResult]:
+              lowering: str = "auto", epoch_loop: str = "auto", tail: str = "shrink") -> list[MemberResult]:
     """Group ``members`` into packs (``members.group_members``) and run them one after another, each
     training at most ``max_members`` at once (the rest take rows as they free)."""
     require_jax_backend()
@@ -87,35 +91,39 @@ def run_packs(members: Sequence[Member], data_uri: str, *, should_stop: StopRule
     for pack in group_members(members):
         results += run_pack(pack, data, should_stop=should_stop, checkpoints=checkpoints,
                             save_models=save_models, on_line=on_line, log=log, lowering=lowering,
-                            epoch_loop=epoch_loop, slots=max_members)
+                            epoch_loop=epoch_loop, slots=max_members, tail=tail)
     return results
 
 
 def run_pack(members: Sequence[Member], data: _DeviceData | str, *, should_stop: StopRule | None = None,
              checkpoints: bool = True, save_models: bool = True, on_line: LineSink | None = None,
              log: Callable[[str], None] = print, lowering: str = "auto",
-             epoch_loop: str = "auto", slots: int | None = None) -> list[MemberResult]:
+             epoch_loop: str = "auto", slots: int | None = None, tail: str = "shrink") -> list[MemberResult]:
     """Train (or resume) one pack of members that share ``members.pack_key``; one result per member
     (``lowering``, ``epoch_loop``: how they sit side by side and how an epoch loops, see ``program``;
-    ``slots``: how many train at once, None for all of them)."""
+    ``slots``: how many train at once, None for all of them; ``tail``: see the module docstring)."""
     require_jax_backend()
     members = [m.normalized() for m in members]
     if slots is not None and slots < 1:
         raise UserError(f"pack slots {slots}: expected a positive number of members training at once")
+    if tail not in TAILS:
+        raise UserError(f"pack tail {tail!r}: expected one of {', '.join(TAILS)}")
     if isinstance(data, str):
         data = load_device_data(data)
     files = [MemberFiles(m, data.data_id) for m in members]
     try:
         return _Pack(members, files, data, should_stop, checkpoints, save_models, on_line, log,
-                     (lowering, epoch_loop), slots or len(members)).run()
+                     (lowering, epoch_loop), slots or len(members), tail).run()
     finally:
         for f in files:
             f.close()
 
 
 class _Pack:
-    def __init__(self, members, files, data, should_stop, checkpoints, save_models, on_line, log, layout, slots):
+    def __init__(self, members, files, data, should_stop, checkpoints, save_models, on_line, log, layout, slots,
+                 tail):
         self.members, self.files, self.data, self.layout, self.slots = members, files, data, layout, slots
+        self.tail = tail
         self.should_stop, self.checkpoints, self.save_models = should_stop, checkpoints, save_models
         self.on_line, self.log = on_line, log
         self.results: dict[int, MemberResult] = {}
@@ -171,43 +179,66 @@ class _Pack:
             return i, saved if saved is not None else self.program.initial_variables(member.config)
         return None
 
-    def _train(self, rows: list[int], state) -> None:
+    def _train(self, rows: list[int | None], state) -> None:
+        """Rounds until no member is left; a row holds a member's index, or None where it is idle."""
         program, data = self.program, self.data
         round_number = 0
-        while rows:
+        while any(i is not None for i in rows):
             round_number += 1
-            orders = np.stack([epoch_order(self.members[i].config.seed, self.progress[i].epoch, data.n_train)
+            live = [i for i in rows if i is not None]
+            # An idle row trains on in plain order: its results are never read.
+            orders = np.stack([np.arange(data.n_train) if i is None else
+                               epoch_order(self.members[i].config.seed, self.progress[i].epoch, data.n_train)
                                for i in rows]).astype(np.int32)
             start = time.perf_counter()
             state, loss, accuracy = program.train_epoch(state, data.train_x, data.train_y, orders)
             seconds = time.perf_counter() - start  # the training part of the round (fit's epoch time too)
             val_loss, val_accuracy = program.evaluate(state, data.val_x, data.val_y)
-            self.log(f"pack: round {round_number}, {len(rows)} members trained in {seconds:.1f} s "
-                     f"({len(rows) * data.n_train / max(seconds, 1e-9):,.0f} images/s for the pack)")
+            idle = len(rows) - len(live)
+            self.log(f"pack: round {round_number}, {len(live)} members trained"
+                     + (f" ({_idle_rows(idle)})" if idle else "")
+                     + f" in {seconds:.1f} s ({len(live) * data.n_train / max(seconds, 1e-9):,.0f} images/s "
+                       "for the pack)")
             leaving: dict[int, tuple[str, str | None]] = {}
             for row, i in enumerate(rows):
+                if i is None:
+                    continue
                 logs = {"loss": float(loss[row]), "accuracy": float(accuracy[row]),
                         "val_loss": float(val_loss[row]), "val_accuracy": float(val_accuracy[row])}
-                outcome = self._record_epoch(i, row, logs, seconds, len(rows), state)
+                outcome = self._record_epoch(i, row, logs, seconds, len(live), state)
                 if outcome:
                     leaving[i] = outcome
             fault_point("pack.round-checkpointed", round_number)
             for row, i in enumerate(rows):
                 if i in leaving:
                     self._leave(i, row, state, *leaving[i])
-            rows = list(rows)
             for row, i in enumerate(rows):
-                admitted = self._next_waiting() if i in leaving else None
-                if admitted is not None:  # the freed row trains the next waiting member: the same size
-                    self.log(f"pack: {self.members[admitted[0]].name} takes {self.members[i].name}'s row")
-                    state = state.replace(row, admitted[1], self.program.codes[admitted[0]])
-                    rows[row] = admitted[0]
-            keep = [row for row, i in enumerate(rows) if i not in leaving]
+                if i not in leaving:
+                    continue
+                admitted = self._next_waiting()
+                if admitted is None:
+                    rows[row] = None  # nobody waits: the row is free
+                    continue
+                # The freed row trains the next waiting member: the same size.
+                self.log(f"pack: {self.members[admitted[0]].name} takes {self.members[i].name}'s row")
+                state = state.replace(row, admitted[1], self.program.codes[admitted[0]])
+                rows[row] = admitted[0]
+            keep = self._rows_kept(rows)
             if len(keep) < len(rows):
                 state = state.keep(keep) if keep else None
                 rows = [rows[row] for row in keep]
-                if rows:
-                    self.log(f"pack: {len(rows)} members go on")
+                going_on = sum(i is not None for i in rows)
+                if going_on:
+                    idle = len(rows) - going_on
+                    self.log(f"pack: {going_on} members go on" + (f" beside {_idle_rows(idle)}" if idle else ""))
+
+    def _rows_kept(self, rows: list[int | None]) -> list[int]:
+        """The rows the next round trains: every live one, and with ``tail="pad"`` as many free ones as
+        round the pack up to a power of two (never more than it has)."""
+        live = [row for row, i in enumerate(rows) if i is not None]
+        size = len(live) if self.tail == "shrink" or not live else min(1 << (len(live) - 1).bit_length(), len(rows))
+        free = [row for row, i in enumerate(rows) if i is None]
+        return sorted(live + free[:size - len(live)])
 
     def _record_epoch(self, i: int, row: int, logs: dict, seconds: float, size: int, state):
         """The member's epoch: its checkpoint, then its metrics line; why it leaves the pack, if it does."""
@@ -255,6 +286,10 @@ class _Pack:
         self.log(f"pack: {member.name} {status.replace('_', ' ')} after epoch {self.progress[i].epoch}: "
                  f"best val_accuracy {metrics['best']['val_accuracy']:.4f}")
         self.results[i] = MemberResult(member.name, status, metrics, epochs_trained=self.trained[i])
+
+
+def _idle_rows(n: int) -> str:
+    return f"{n} idle row" + ("s" if n > 1 else "")
 
 
 def _describe(member: Member) -> str:
