@@ -143,6 +143,24 @@ def test_a_packed_member_trains_what_study_train_trains(stopped_pack, plain_tria
         assert packed["history"][name][1] == pytest.approx(plain_trial["history"][name][1], rel=1e-4)
 
 
+def test_a_member_with_train_images_trains_study_trains_subset(data, tmp_path):
+    """``train_images`` (the smoke profile's sweeps train 2,700 of 5,400): the member trains the same
+    stratified subset, in the same order, as ``study train --train-images`` does, and says how many."""
+    spec = {"data": data, "members": [{**member("s", tmp_path, 1, 3), "config": {
+        **member("s", tmp_path, 1, 3)["config"], "train_images": 20}}]}
+    packed = results_of(run_pack(spec))["s"]["metrics"]
+    out = tmp_path / "plain"
+    proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "train", "--data", data, "--output", str(out),
+                           "--epochs", "1", "--batch-size", str(BATCH), "--seed", "3", "--train-images", "20"],
+                          cwd=REPO, capture_output=True, text=True, env=_jax_env(), timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    plain = json.loads((out / "metrics.json").read_text())
+    assert packed["training_images"] == plain["training_images"] == 20
+    # One step of 20 of the 32 images: the first step's loss, so the same 20 images and weights.
+    assert packed["history"]["loss"][0] == pytest.approx(plain["history"]["loss"][0], rel=1e-6)
+    assert packed["history"]["val_loss"][0] == pytest.approx(plain["history"]["val_loss"][0], rel=1e-5)
+
+
 def test_the_accelerators_layout_trains_what_the_cpus_trains(stopped_pack, data, tmp_path):
     """The module's pack ran with auto, which on this CPU is members unrolled and a host loop per step;
     the same pack again as on a GPU, members batched by vmap and the epoch one lax.scan, trains the same."""

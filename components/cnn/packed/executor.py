@@ -37,7 +37,7 @@ from components.cnn.packed.members import Member, group_members
 from components.cnn.packed.program import PackProgram, require_jax_backend
 from components.cnn.packed.records import MemberFiles, Progress
 from components.cnn.train import data_identity, epoch_order, format_metrics_line
-from components.core.dataset import load_dataset
+from components.core.dataset import load_dataset, stratified_subset
 from components.core.errors import UserError
 from components.core.faults import fault_point
 
@@ -61,6 +61,7 @@ class MemberResult:
 class _DeviceData:
     train_x: object
     train_y: object
+    labels: np.ndarray  # the training labels on the host, to draw a member's subset from
     val_x: object
     val_y: object
     n_train: int
@@ -73,10 +74,19 @@ def load_device_data(data_uri: str) -> _DeviceData:
     """The dataset on the device once, as ``study train`` feeds it (float32 in [0, 1], a channel axis)."""
     data = load_dataset(data_uri)
     train_x = data.images("train")
-    return _DeviceData(jnp.asarray(train_x), jnp.asarray(np.asarray(data.y["train"], dtype=np.int32)),
-                       jnp.asarray(data.images("val")), jnp.asarray(np.asarray(data.y["val"], dtype=np.int32)),
+    labels = np.asarray(data.y["train"], dtype=np.int32)
+    return _DeviceData(jnp.asarray(train_x), jnp.asarray(labels), labels, jnp.asarray(data.images("val")),
+                       jnp.asarray(np.asarray(data.y["val"], dtype=np.int32)),
                        len(train_x), tuple(train_x.shape[1:]), int(data.metadata["num_classes"]),
                        data_identity(data_uri))
+
+
+def training_subset(config, data: _DeviceData) -> np.ndarray:
+    """The member's training images, as ``study train`` draws them: all, or a stratified subset drawn
+    from its seed alone (``train_images``, part of the pack key, so a pack's members train as many)."""
+    if not config.train_images:
+        return np.arange(data.n_train)
+    return stratified_subset(data.labels, config.train_images, np.random.default_rng(config.seed))
 
 
 def run_packs(members: Sequence[Member], data_uri: str, *, should_stop: StopRule | None = None,
@@ -130,6 +140,16 @@ class _Pack:
         self.progress: dict[int, Progress] = {}
         self.trained: dict[int, int] = {}
         self.started = time.perf_counter()
+        self.subsets: dict[int, np.ndarray] = {}
+        # Members share train_images (the pack key), so every row trains this many images an epoch.
+        self.n_images = len(training_subset(members[0].config, data)) if members else 0
+
+    def _order(self, i: int) -> np.ndarray:
+        """Member ``i``'s image indices for its next epoch: ``study train``'s order over its own subset."""
+        if i not in self.subsets:
+            self.subsets[i] = training_subset(self.members[i].config, self.data)
+        subset = self.subsets[i]
+        return subset[epoch_order(self.members[i].config.seed, self.progress[i].epoch, len(subset))]
 
     def run(self) -> list[MemberResult]:
         # Every member's activations are known to the program from the start, so any of them can take a row.
@@ -187,8 +207,7 @@ class _Pack:
             round_number += 1
             live = [i for i in rows if i is not None]
             # An idle row trains on in plain order: its results are never read.
-            orders = np.stack([np.arange(data.n_train) if i is None else
-                               epoch_order(self.members[i].config.seed, self.progress[i].epoch, data.n_train)
+            orders = np.stack([np.arange(self.n_images) if i is None else self._order(i)
                                for i in rows]).astype(np.int32)
             start = time.perf_counter()
             state, loss, accuracy = program.train_epoch(state, data.train_x, data.train_y, orders)
@@ -197,7 +216,7 @@ class _Pack:
             idle = len(rows) - len(live)
             self.log(f"pack: round {round_number}, {len(live)} members trained"
                      + (f" ({_idle_rows(idle)})" if idle else "")
-                     + f" in {seconds:.1f} s ({len(live) * data.n_train / max(seconds, 1e-9):,.0f} images/s "
+                     + f" in {seconds:.1f} s ({len(live) * self.n_images / max(seconds, 1e-9):,.0f} images/s "
                        "for the pack)")
             leaving: dict[int, tuple[str, str | None]] = {}
             for row, i in enumerate(rows):
@@ -251,7 +270,7 @@ class _Pack:
         self.trained[i] += 1
         progress.train_seconds += seconds
         progress.epoch_seconds.append(seconds)
-        progress.images_seen += self.data.n_train
+        progress.images_seen += self.n_images
         progress.pack_sizes.append(size)
         for name, value in logs.items():
             progress.history.setdefault(name, []).append(value)
@@ -282,7 +301,7 @@ class _Pack:
         if self.save_models and variables is not None:
             model = self.program.assign(self.program.build_model(member.config), variables)
         metrics = self.files[i].finish(self.progress[i], model, self.program.params,
-                                       time.perf_counter() - self.started, self.pack_info)
+                                       time.perf_counter() - self.started, self.pack_info, self.n_images)
         self.log(f"pack: {member.name} {status.replace('_', ' ')} after epoch {self.progress[i].epoch}: "
                  f"best val_accuracy {metrics['best']['val_accuracy']:.4f}")
         self.results[i] = MemberResult(member.name, status, metrics, epochs_trained=self.trained[i])

@@ -15,7 +15,8 @@ setting that changes the program's shapes or its update rule:
   by shape is what is built.
 * the optimizer and its learning rate: each optimizer has its own variables and update rule
   (sweep A: one pack per optimizer). Members of one optimizer share one ``stateless_apply``.
-* ``batch_size`` (the step's shape) and ``bn_momentum`` (a constant of the program).
+* ``batch_size`` (the step's shape), ``bn_momentum`` (a constant of the program) and
+  ``train_images`` (the steps of an epoch: a round trains every member one epoch).
 
 Activations (sweep B) and the random seed may differ inside a pack: the activation is chosen per
 member inside the program (see ``program.py``), and each member has its own seed-derived weights
@@ -45,7 +46,7 @@ class Member:
 def pack_key(config: TrialConfig) -> tuple:
     """The settings every member of one pack shares (see the module docstring)."""
     return (tuple(config.filters), config.optimizer, config.learning_rate, config.batch_size,
-            config.bn_momentum)
+            config.bn_momentum, config.train_images)
 
 
 def group_members(members: Iterable[Member], max_members: int | None = None) -> list[list[Member]]:

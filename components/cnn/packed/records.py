@@ -138,14 +138,14 @@ class MemberFiles:
         self.ws.push(ARRAYS_FILE, STATE_FILE)
 
     def finish(self, progress: Progress, model: keras.Model | None, params: dict, wall_seconds: float,
-               pack: dict) -> dict:
+               pack: dict, training_images: int) -> dict:
         """The member's model, history and, last, ``metrics.json``; returns what ``metrics.json`` holds."""
         if model is not None:
             save_model(model, self.ws.path("model.keras"))
         self.ws.path("history.json").write_text(json.dumps(progress.history, indent=2))
         self.ws.push("model.keras", "history.json")
         metrics = summarize(self.member, progress, params, wall_seconds, pack)
-        metrics["data"] = self.data_id
+        metrics.update(data=self.data_id, training_images=training_images)
         text = json.dumps(metrics, indent=2)
         storage.write_text(storage.join(self.member.output, METRICS_FILE), text)
         if self.ws.remote:  # keep the local mirror complete too (a later resume reads it)
