@@ -36,7 +36,7 @@ def epoch_rate(members: int, images: int, lowering: str, epoch_loop: str, batch_
     x = jnp.asarray(rng.random((images, 28, 28, 1), dtype=np.float32))
     y = jnp.asarray(rng.integers(0, 10, images))
     orders = np.stack([rng.permutation(images) for _ in range(members)])
-    state = program.stack([program.initial_variables(c) for c in configs], range(members))
+    state = program.stack([program.initial_variables(c) for c in configs], configs)
     seconds = []
     for _ in range(2):  # the first epoch compiles
         started = time.perf_counter()

@@ -70,6 +70,9 @@ class SweepSettings:
     algorithm: str = ruled(one_of(SEARCH_ALGORITHMS), default="grid")
     pbt_population: int = ruled(PBT_POPULATION, default=8)  # pbt's n_population
     hyperband_eta: int = ruled(HYPERBAND_ETA, default=3)  # hyperband's eta
+    # On this machine, train the trials in packs (components/cnn/packed/server.py, JAX): this many
+    # members at once, and as many trials at once. None, or absent: one process trains each trial.
+    local_pack_slots: int | None = ruled(POSITIVE_INT.with_null("one process per trial"), default=None)
 
 
 def trial_flag(setting: str) -> str:

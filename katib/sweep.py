@@ -14,14 +14,16 @@ import hashlib
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from components.core import storage
+from components.core.config import from_mapping
 from components.core.errors import UserError
 from components.core.settings import K8S_NAMESPACE, OBJECTIVE_METRIC, TRAINER_GPU_IMAGE, TRAINER_IMAGE
-from components.sweeps import get_sweep, start_settings, swept_settings
+from components.sweeps import SweepSettings, get_sweep, start_settings, swept_settings
 from katib.access import ClusterAccess, durable_uri
 from katib.backends.base import SweepBackend, TrialRow
 from katib.experiments import ExperimentOptions, build_experiment, experiment_name, to_yaml
@@ -29,6 +31,7 @@ from katib.validate import check_experiment
 
 SUMMARY_FILE = "summary.json"
 EXPERIMENT_FILE = "experiment.yaml"
+PACK_LOG = "pack-server.log"  # the pack server's log, beside the stage's trials (sweeps.local_pack_slots)
 
 
 # Katib's validating webhook refuses longer Experiment names, because the Suggestion's Service is
@@ -101,14 +104,29 @@ def run_sweep_stage(stage: str, data_uri: str, out_dir: str | Path, sweep_settin
 
     out_dir = Path(out_dir)
     storage.check_writable(str(out_dir))
+    slots = from_mapping(SweepSettings, sweep_settings, section="sweeps").local_pack_slots
     experiment, fixed = stage_experiment(
         stage, data_uri, str(out_dir / "outputs"), sweep_settings, fixed,
-        parallel_trials=sweep_settings.get("local_parallel_trials") or sweep_settings["parallel_trials"])
-    # Each trial's metrics.json holds every epoch, also of a resumed trial: the observation's source.
-    backend = LocalBackend(out_dir, extra_env=trial_environment(),
-                           trial_metrics_file=str(out_dir / "outputs" / "${trialSpec.Name}" / "metrics.json"))
-    return run_stage(stage, backend, experiment, fixed, experiment_uri=str(out_dir / EXPERIMENT_FILE),
-                     summary_uri=str(out_dir / SUMMARY_FILE), trials_root=str(out_dir / "outputs"), log=log)
+        parallel_trials=slots or sweep_settings.get("local_parallel_trials") or sweep_settings["parallel_trials"])
+    with _packs(slots, out_dir) as pack_env:
+        # Each trial's metrics.json holds every epoch, also of a resumed trial: the observation's source.
+        backend = LocalBackend(out_dir, extra_env={**trial_environment(), **pack_env},
+                               trial_metrics_file=str(out_dir / "outputs" / "${trialSpec.Name}" / "metrics.json"))
+        return run_stage(stage, backend, experiment, fixed, experiment_uri=str(out_dir / EXPERIMENT_FILE),
+                         summary_uri=str(out_dir / SUMMARY_FILE), trials_root=str(out_dir / "outputs"), log=log)
+
+
+@contextmanager
+def _packs(slots: int | None, out_dir: Path) -> Iterator[dict[str, str]]:
+    """With ``sweeps.local_pack_slots``, a pack server for the stage's trials (its log: PACK_LOG)."""
+    if not slots:
+        yield {}
+        return
+    from components.cnn.packed.server import running_server
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with running_server(slots, out_dir / PACK_LOG) as env:
+        yield env
 
 
 @dataclass

@@ -80,12 +80,16 @@ def cmd_train(args) -> None:
                          activations=args.activations, filters=args.filters, epochs=args.epochs,
                          batch_size=args.batch_size, seed=args.seed, bn_momentum=args.bn_momentum,
                          train_images=args.train_images).normalized()  # before Keras loads
+    log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731 - stdout is for metrics
+    from components.cnn.packed.client import pack_server, run_in_pack
+
+    if pack_server():  # the sweep trains its trials in packs: this process hands the trial over (no Keras here)
+        return run_in_pack(pack_server(), config, args.data, args.output, args.warm_start, log)
     from components.core.keras_load import load_keras
 
     load_keras()
     from components.cnn.train import run_trial
 
-    log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731 - stdout is for metrics
     metrics = run_trial(config, args.data, args.output, log=log, warm_start=args.warm_start)
     # No "name=value" here: Katib's StdOut collector reads stderr too and its default filter
     # would record this line as one more observation (see settings.KATIB_DEFAULT_METRICS_FILTER).

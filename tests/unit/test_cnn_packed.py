@@ -223,7 +223,7 @@ def test_a_freed_row_takes_the_next_waiting_member_so_the_pack_keeps_its_size(st
     assert "pack: c takes b's row" in proc.stderr
     sizes = {name: r["metrics"]["pack"]["sizes"] for name, r in refilled.items()}
     assert sizes == {"a": [2, 2], "b": [2], "c": [2, 1]}  # c's epoch 1 beside a's epoch 2, then alone
-    assert re.findall(r"pack: round \d+, (\d+) members trained", proc.stderr) == ["2", "2", "1"]
+    assert re.findall(r"pack: round \d+, (\d+) members? trained", proc.stderr) == ["2", "2", "1"]
     for name in ("a", "b", "c"):
         assert refilled[name]["status"] == together[name]["status"]
         ours, theirs = refilled[name]["metrics"]["history"], together[name]["metrics"]["history"]
@@ -243,8 +243,9 @@ def test_a_padded_pack_keeps_its_size_with_an_idle_row_instead_of_compiling_a_sm
         member("c", tmp_path, 2, 4, ["selu", "relu", "elu", "relu"]), member("d", tmp_path, 2, 5)]}
     proc = run_pack(spec)
     padded = results_of(proc)
-    assert re.findall(r"pack: round \d+, (\d+) members trained", proc.stderr) == ["4", "3"]
-    assert "3 members trained (1 idle row)" in proc.stderr and "members go on" not in proc.stderr
+    assert re.findall(r"pack: round \d+, (\d+) members? trained", proc.stderr) == ["4", "3"]
+    assert "3 members trained (1 idle row)" in proc.stderr
+    assert not re.search(r"pack: \d+ members? goe?s? on", proc.stderr)  # no smaller pack
     assert {name: r["metrics"]["pack"]["sizes"] for name, r in padded.items()} == {
         "a": [4, 3], "b": [4], "c": [4, 3], "d": [4, 3]}  # the live members beside it, idle rows not counted
     assert padded["b"]["status"] == "early_stopped" and padded["b"]["metrics"]["epochs"] == 1

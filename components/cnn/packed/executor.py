@@ -18,6 +18,12 @@ the pack's size rounded up to a power of two, so a pack compiles at most one siz
 the price of the idle rows' FLOPs. Which costs less is the device's question: on this project's CPU
 an idle row of a study-sized epoch costs minutes and a compile seconds; on a GPU it is to be measured.
 
+A pack may also be fed (``PackFeed``: the pack server's, ``components.cnn.packed.server``): members
+then come while it trains (``intake``, at a round's end, when a row frees or one is free), and one
+whose trial is gone (``cancelled``: Katib stopped its process, or the sweep was interrupted) leaves at
+the round's end as a killed ``study train`` would: its last checkpoint stands and nothing claims it
+finished, so the trial run again resumes there.
+
 ``STUDY_FAULT`` points: ``pack.member-checkpointed`` (the N-th member checkpoint of the process)
 and ``pack.round-checkpointed@N`` (after round N's checkpoints).
 """
@@ -33,6 +39,7 @@ from dataclasses import dataclass
 import jax.numpy as jnp
 import numpy as np
 
+from components.cnn.hparams import TrialConfig
 from components.cnn.packed.members import Member, group_members
 from components.cnn.packed.program import PackProgram, require_jax_backend
 from components.cnn.packed.records import MemberFiles, Progress
@@ -48,13 +55,25 @@ LineSink = Callable[[str, str], None]
 
 @dataclass
 class MemberResult:
-    """How a member ended: ``finished``, ``early_stopped``, ``failed`` (``error`` says why)."""
+    """How a member ended: ``finished``, ``early_stopped``, ``failed`` (``error`` says why) or, in a fed
+    pack, ``cancelled`` (its trial is gone; its checkpoint stands)."""
 
     name: str
     status: str
     metrics: dict | None = None
     error: str | None = None
     epochs_trained: int = 0  # epochs this call trained (a resumed member: only the ones left)
+
+
+@dataclass
+class PackFeed:
+    """How a long-running pack meets members that come and go while it trains (see the module docstring)."""
+
+    intake: Callable[[int, Callable[[TrialConfig], bool], bool], list[Member]]  # (free rows, fits, may_wait)
+    cancelled: Callable[[str], bool]
+    on_result: Callable[[MemberResult], None]
+    activation_choices: Sequence[str] = ()  # what every conv layer can switch to, for members to come
+    resized: Callable[[int], None] = lambda rows: None  # the pack's rows now (it shrank)
 
 
 @dataclass
@@ -108,10 +127,13 @@ def run_packs(members: Sequence[Member], data_uri: str, *, should_stop: StopRule
 def run_pack(members: Sequence[Member], data: _DeviceData | str, *, should_stop: StopRule | None = None,
              checkpoints: bool = True, save_models: bool = True, on_line: LineSink | None = None,
              log: Callable[[str], None] = print, lowering: str = "auto",
-             epoch_loop: str = "auto", slots: int | None = None, tail: str = "shrink") -> list[MemberResult]:
+             epoch_loop: str = "auto", slots: int | None = None, tail: str = "shrink",
+             feed: PackFeed | None = None) -> list[MemberResult]:
     """Train (or resume) one pack of members that share ``members.pack_key``; one result per member
     (``lowering``, ``epoch_loop``: how they sit side by side and how an epoch loops, see ``program``;
-    ``slots``: how many train at once, None for all of them; ``tail``: see the module docstring)."""
+    ``slots``: how many train at once, None for all of them; ``tail``, ``feed``: see the module docstring).
+    A fed pack reports a member it cannot take (its output busy or another trial's) as failed; one not
+    fed refuses the whole pack."""
     require_jax_backend()
     members = [m.normalized() for m in members]
     if slots is not None and slots < 1:
@@ -120,20 +142,22 @@ def run_pack(members: Sequence[Member], data: _DeviceData | str, *, should_stop:
         raise UserError(f"pack tail {tail!r}: expected one of {', '.join(TAILS)}")
     if isinstance(data, str):
         data = load_device_data(data)
-    files = [MemberFiles(m, data.data_id) for m in members]
+    files = [] if feed else [MemberFiles(m, data.data_id) for m in members]
+    pack = _Pack(list(members), files, data, should_stop, checkpoints, save_models, on_line, log,
+                 (lowering, epoch_loop), slots or len(members), tail, feed)
     try:
-        return _Pack(members, files, data, should_stop, checkpoints, save_models, on_line, log,
-                     (lowering, epoch_loop), slots or len(members), tail).run()
+        return pack.run()
     finally:
-        for f in files:
-            f.close()
+        for f in pack.files:
+            if f is not None:
+                f.close()
 
 
 class _Pack:
     def __init__(self, members, files, data, should_stop, checkpoints, save_models, on_line, log, layout, slots,
-                 tail):
+                 tail, feed=None):
         self.members, self.files, self.data, self.layout, self.slots = members, files, data, layout, slots
-        self.tail = tail
+        self.tail, self.feed = tail, feed
         self.should_stop, self.checkpoints, self.save_models = should_stop, checkpoints, save_models
         self.on_line, self.log = on_line, log
         self.results: dict[int, MemberResult] = {}
@@ -152,21 +176,22 @@ class _Pack:
         return subset[epoch_order(self.members[i].config.seed, self.progress[i].epoch, len(subset))]
 
     def run(self) -> list[MemberResult]:
-        # Every member's activations are known to the program from the start, so any of them can take a row.
+        # Every member's activations are known to the program from the start, so any of them can take a row
+        # (and, fed, any member to come whose activations are among the choices).
         program = PackProgram([m.config for m in self.members], self.data.input_shape, self.data.num_classes,
-                              *self.layout)
+                              *self.layout, activation_choices=self.feed.activation_choices if self.feed else ())
         self.program = program
         self.pack_info = {"key": _describe(self.members[0]), "members": len(self.members),
                           "lowering": program.lowering, "epoch_loop": program.epoch_loop}
         self.waiting: deque[int] = deque()
-        for i, (member, files) in enumerate(zip(self.members, self.files)):
-            finished = files.finished()
-            if finished is not None:  # the same settings (checked), so its epochs were run or it was stopped
-                self.log(f"pack: {member.name} already finished")
-                self.results[i] = MemberResult(member.name, "early_stopped" if finished.get("early_stopped")
-                                               else "finished", finished)
-                continue
-            self.waiting.append(i)
+        members, self.members = self.members, []
+        if self.feed is None:
+            self.members = members
+        for i, member in enumerate(members):
+            if self.feed is None:
+                self._admit(i, self.files[i])
+            else:
+                self._add(member)
         rows, variables = [], []
         while len(rows) < self.slots:
             admitted = self._next_waiting()
@@ -175,18 +200,70 @@ class _Pack:
             rows.append(admitted[0])
             variables.append(admitted[1])
         if rows:
-            self.log(f"pack: {len(rows)} members ({self.pack_info['key']}), {program.params['total']:,} "
+            self.log(f"pack: {_members(len(rows))} ({self.pack_info['key']}), {program.params['total']:,} "
                      f"parameters each" + (f"; {len(self.waiting)} wait for a row" if self.waiting else ""))
-            self._train(rows, program.stack(variables, rows))
+            self._train(rows, program.stack(variables, [self.members[i].config for i in rows]))
         return [self.results[i] for i in range(len(self.members))]
 
-    def _next_waiting(self):
+    def _add(self, member: Member) -> None:
+        """A fed member: it waits for a row, or fails here if its output cannot be this trial's."""
+        member = member.normalized()
+        self.members.append(member)
+        i = len(self.members) - 1
+        try:
+            files = MemberFiles(member, self.data.data_id)
+        except UserError as error:
+            self.files.append(None)
+            self.progress[i], self.trained[i] = Progress(), 0
+            self._result(i, MemberResult(member.name, "failed", error=str(error)))
+            return
+        self.files.append(files)
+        try:
+            self._admit(i, files)
+        except UserError as error:  # it holds another trial's checkpoint or results
+            self._result(i, MemberResult(member.name, "failed", error=str(error)))
+
+    def _admit(self, i: int, files: MemberFiles) -> None:
+        """Member ``i`` waits for a row, unless an earlier attempt finished it."""
+        finished = files.finished()
+        if finished is not None:  # the same settings (checked), so its epochs were run or it was stopped
+            self.log(f"pack: {self.members[i].name} already finished")
+            self._result(i, MemberResult(self.members[i].name, "early_stopped" if finished.get("early_stopped")
+                                         else "finished", finished))
+            return
+        self.waiting.append(i)
+
+    def _result(self, i: int, result: MemberResult) -> None:
+        if self.files[i] is not None:  # its output is free for the trial's next attempt as soon as it ends
+            self.files[i].close()
+            self.files[i] = None
+        self.results[i] = result
+        if self.feed:
+            self.feed.on_result(result)
+
+    def _fed(self, free: int, may_wait: bool) -> None:
+        """Take members the feed has for ``free`` rows (waiting up to its own time when ``may_wait``)."""
+        if self.feed and free > 0:
+            for member in self.feed.intake(free, self.program.fits, may_wait):
+                self._add(member)
+
+    def _next_waiting(self, may_wait: bool = False):
         """The next waiting member that still has epochs to train and its variables (its checkpoint's, or
         its seed's initial ones), or None when none is left. One killed after its last checkpoint, before
-        its marker, is finished on the way: only its final files were left to write."""
-        while self.waiting:
+        its marker, is finished on the way: only its final files were left to write. A fed pack asks its
+        feed when none waits here."""
+        while True:
+            if not self.waiting:
+                self._fed(1, may_wait)
+            if not self.waiting:
+                return None
             i = self.waiting.popleft()
             member, files = self.members[i], self.files[i]
+            if self.feed and self.feed.cancelled(member.name):
+                self.progress.setdefault(i, Progress())
+                self.trained.setdefault(i, 0)
+                self._result(i, MemberResult(member.name, "cancelled"))
+                continue
             progress, saved = files.load() if self.checkpoints else (Progress(), None)
             if not self.checkpoints:
                 files.write_lines(progress)  # a fresh start: no lines of an earlier attempt stay
@@ -197,7 +274,6 @@ class _Pack:
                 self._finish(i, saved, "early_stopped" if progress.early_stopped else "finished")
                 continue
             return i, saved if saved is not None else self.program.initial_variables(member.config)
-        return None
 
     def _train(self, rows: list[int | None], state) -> None:
         """Rounds until no member is left; a row holds a member's index, or None where it is idle."""
@@ -214,7 +290,7 @@ class _Pack:
             seconds = time.perf_counter() - start  # the training part of the round (fit's epoch time too)
             val_loss, val_accuracy = program.evaluate(state, data.val_x, data.val_y)
             idle = len(rows) - len(live)
-            self.log(f"pack: round {round_number}, {len(live)} members trained"
+            self.log(f"pack: round {round_number}, {_members(len(live))} trained"
                      + (f" ({_idle_rows(idle)})" if idle else "")
                      + f" in {seconds:.1f} s ({len(live) * self.n_images / max(seconds, 1e-9):,.0f} images/s "
                        "for the pack)")
@@ -225,31 +301,40 @@ class _Pack:
                 logs = {"loss": float(loss[row]), "accuracy": float(accuracy[row]),
                         "val_loss": float(val_loss[row]), "val_accuracy": float(val_accuracy[row])}
                 outcome = self._record_epoch(i, row, logs, seconds, len(live), state)
+                if outcome is None and self.feed and self.feed.cancelled(self.members[i].name):
+                    outcome = "cancelled", None  # its trial is gone: this epoch's checkpoint stands
                 if outcome:
                     leaving[i] = outcome
             fault_point("pack.round-checkpointed", round_number)
             for row, i in enumerate(rows):
                 if i in leaving:
                     self._leave(i, row, state, *leaving[i])
-            for row, i in enumerate(rows):
-                if i not in leaving:
+            self._fed(sum(i is None or i in leaving for i in rows) - len(self.waiting), False)
+            may_wait = True  # a fed pack waits once a round for a member to take a freed row
+            for row, i in enumerate(list(rows)):
+                if i is not None and i not in leaving:
                     continue
-                admitted = self._next_waiting()
+                admitted = self._next_waiting(may_wait=may_wait and i is not None)
                 if admitted is None:
+                    may_wait = may_wait and i is None
                     rows[row] = None  # nobody waits: the row is free
                     continue
                 # The freed row trains the next waiting member: the same size.
-                self.log(f"pack: {self.members[admitted[0]].name} takes {self.members[i].name}'s row")
-                state = state.replace(row, admitted[1], self.program.codes[admitted[0]])
+                self.log(f"pack: {self.members[admitted[0]].name} takes "
+                         + (f"{self.members[i].name}'s row" if i is not None else "an idle row"))
+                state = state.replace(row, admitted[1], self.program.codes_for(self.members[admitted[0]].config))
                 rows[row] = admitted[0]
             keep = self._rows_kept(rows)
             if len(keep) < len(rows):
                 state = state.keep(keep) if keep else None
                 rows = [rows[row] for row in keep]
+                if self.feed:
+                    self.feed.resized(len(rows))
                 going_on = sum(i is not None for i in rows)
                 if going_on:
                     idle = len(rows) - going_on
-                    self.log(f"pack: {going_on} members go on" + (f" beside {_idle_rows(idle)}" if idle else ""))
+                    self.log(f"pack: {_members(going_on)} go" + ("es" if going_on == 1 else "") + " on"
+                             + (f" beside {_idle_rows(idle)}" if idle else ""))
 
     def _rows_kept(self, rows: list[int | None]) -> list[int]:
         """The rows the next round trains: every live one, and with ``tail="pad"`` as many free ones as
@@ -291,7 +376,11 @@ class _Pack:
         member = self.members[i]
         if status == "failed":
             self.log(f"pack: {member.name} FAILED: {error}")
-            self.results[i] = MemberResult(member.name, status, error=error, epochs_trained=self.trained[i])
+            self._result(i, MemberResult(member.name, status, error=error, epochs_trained=self.trained[i]))
+            return
+        if status == "cancelled":
+            self.log(f"pack: {member.name} leaves the pack after epoch {self.progress[i].epoch}: its trial is gone")
+            self._result(i, MemberResult(member.name, status, epochs_trained=self.trained[i]))
             return
         self._finish(i, state.member(row) if self.save_models else None, status)
 
@@ -304,7 +393,11 @@ class _Pack:
                                        time.perf_counter() - self.started, self.pack_info, self.n_images)
         self.log(f"pack: {member.name} {status.replace('_', ' ')} after epoch {self.progress[i].epoch}: "
                  f"best val_accuracy {metrics['best']['val_accuracy']:.4f}")
-        self.results[i] = MemberResult(member.name, status, metrics, epochs_trained=self.trained[i])
+        self._result(i, MemberResult(member.name, status, metrics, epochs_trained=self.trained[i]))
+
+
+def _members(n: int) -> str:
+    return f"{n} member" + ("s" if n != 1 else "")
 
 
 def _idle_rows(n: int) -> str:

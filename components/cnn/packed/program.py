@@ -150,7 +150,9 @@ class PackProgram:
     """The compiled train and evaluate functions of one pack (members share ``members.pack_key``)."""
 
     def __init__(self, configs: Sequence[TrialConfig], input_shape: tuple[int, ...], num_classes: int,
-                 lowering: str = "auto", epoch_loop: str = "auto"):
+                 lowering: str = "auto", epoch_loop: str = "auto", activation_choices: Sequence[str] = ()):
+        """``activation_choices``: activations every conv layer can switch to besides the members' own,
+        so members that join later (``fits``) can take a row; none: the members' own only."""
         require_jax_backend()
         self.lowering, self.epoch_loop = resolve_lowering(lowering), resolve_epoch_loop(epoch_loop)
         self._side_by_side = jax.vmap if self.lowering == "vmap" else _unrolled
@@ -163,20 +165,29 @@ class PackProgram:
         self.optimizer = make_optimizer(first.optimizer, first.learning_rate)
         self.optimizer.build(self.model.trainable_variables)
         self._switches: list[_SwitchedActivation] = []
-        codes = []
+        self._layer_choices: list[tuple[str, ...]] = []  # per conv layer: the activations it can run
         for position, layer_name in enumerate(CONV_ACTIVATION_LAYERS):
-            names = sorted({c.activations[position] for c in configs})
+            names = sorted({c.activations[position] for c in configs} | set(activation_choices))
+            self._layer_choices.append(tuple(names))
             if len(names) > 1:
                 switch = _SwitchedActivation(names)
                 self.model.get_layer(layer_name).activation = switch
                 self._switches.append(switch)
-                codes.append([names.index(c.activations[position]) for c in configs])
-        self.codes = np.asarray(codes, dtype=np.int32).T.reshape(len(configs), len(self._switches))
         self._train = jax.jit(self._train_steps, donate_argnums=(0, 1, 2))
         self._train_one = jax.jit(self._train_step, donate_argnums=(0, 1, 2))
         self._evaluate = jax.jit(self._evaluate_steps)
         self._evaluate_one = jax.jit(self._side_by_side(self._member_evaluate, in_axes=(0, 0, 0, None, None)))
         self._initial: dict[int, MemberVariables] = {}
+
+    def fits(self, config: TrialConfig) -> bool:
+        """Whether a member with ``config`` (of this pack's key) can train in this program: every conv
+        layer can run its activation."""
+        return all(a in names for a, names in zip(config.activations, self._layer_choices, strict=True))
+
+    def codes_for(self, config: TrialConfig) -> np.ndarray:
+        """The member's activation index in each switched layer."""
+        return np.asarray([names.index(a) for a, names in zip(config.activations, self._layer_choices, strict=True)
+                           if len(names) > 1], dtype=np.int32)
 
     # ------------------------------------------------------------ variables
 
@@ -200,11 +211,12 @@ class PackProgram:
                 [np.asarray(v.value) for v in self.optimizer.variables])  # zeros and the step count 0
         return self._initial[config.seed]
 
-    def stack(self, members: Sequence[MemberVariables], rows: Sequence[int]) -> PackState:
-        """Stack members' variables (and their activation codes, ``rows`` of ``self.codes``) on the device."""
+    def stack(self, members: Sequence[MemberVariables], configs: Sequence[TrialConfig]) -> PackState:
+        """Stack members' variables (and their activation codes, from their ``configs``) on the device."""
         stacked = lambda leaves: [jnp.asarray(np.stack(group)) for group in zip(*leaves)]  # noqa: E731
+        codes = np.stack([self.codes_for(c) for c in configs]).reshape(len(configs), len(self._switches))
         return PackState(stacked([m.trainable for m in members]), stacked([m.non_trainable for m in members]),
-                         stacked([m.optimizer for m in members]), jnp.asarray(self.codes[list(rows)]))
+                         stacked([m.optimizer for m in members]), jnp.asarray(codes))
 
     def assign(self, model: keras.Model, variables: MemberVariables) -> keras.Model:
         """Load a member's weights into a Keras model of its own (for its ``model.keras``)."""

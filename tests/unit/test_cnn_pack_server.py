@@ -1,0 +1,219 @@
+"""The pack server (components/cnn/packed/server.py): a sweep's trials trained in packs by the local
+Katib backend, each trial still its own process with its own lines, record and end.
+
+As in test_cnn_packed.py, Keras cannot switch backends in a process, so whatever trains runs in a
+subprocess with ``KERAS_BACKEND=jax``: the server always does, and the sweeps here run in a driver
+process whose trials inherit it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from components.core.settings import KATIB_DEFAULT_METRICS_FILTER
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = [
+    pytest.mark.slow,  # each pack compiles its program (tens of seconds on a small CPU)
+    pytest.mark.skipif(importlib.util.find_spec("jax") is None,
+                       reason="jax is not installed: packed trials need Keras' JAX backend"),
+]
+BATCH = 32
+
+# Runs one sweep stage on the local Katib backend and prints its summary.
+SWEEP = """
+import json, sys
+from components.core.profiles import read_profile
+from katib.sweep import run_sweep_stage
+
+data, out, slots = sys.argv[1], sys.argv[2], int(sys.argv[3])
+settings = {**read_profile("smoke")["sweeps"], "epochs": 2, "batch_size": 32, "train_images": None,
+            "local_parallel_trials": 3, "max_trials": {"optimizer": 1, "activations": 3, "filters": 1},
+            "local_pack_slots": slots or None}
+print("SUMMARY", json.dumps(run_sweep_stage("activations", data, out, settings)), flush=True)
+"""
+
+
+def _jax_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("STUDY_FAULT", "STUDY_PACK_SERVER")}
+    return {**env, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def katib_parse(text: str) -> list[dict[str, float]]:
+    """What Katib's StdOut collector reads from each line, with its default filter."""
+    pattern = re.compile(KATIB_DEFAULT_METRICS_FILTER)
+    parsed = [{m.group(1): float(m.group(2)) for m in pattern.finditer(li)} for li in text.splitlines()]
+    return [p for p in parsed if p]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> str:
+    from components.core.dataset import write_dataset
+
+    rng = np.random.default_rng(0)
+
+    def split(n):
+        return rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), (np.arange(n) % 10).astype(np.uint8)
+
+    out = tmp_path_factory.mktemp("server") / "data"
+    write_dataset({"train": split(2 * BATCH), "val": split(40), "test": split(10)},
+                  {"num_classes": 10, "image_shape": [28, 28]}, str(out))
+    return str(out)
+
+
+def run_sweep(data: str, out: Path, slots: int) -> dict:
+    proc = subprocess.run([sys.executable, "-c", SWEEP, data, str(out), str(slots)], cwd=REPO, capture_output=True,
+                          text=True, env=_jax_env(), timeout=900)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    line = next(li for li in proc.stdout.splitlines() if li.startswith("SUMMARY "))
+    return json.loads(line.removeprefix("SUMMARY "))
+
+
+@pytest.fixture(scope="module")
+def sweeps(data, tmp_path_factory) -> dict[str, tuple[Path, dict]]:
+    """Sweep B's first three grid points, three trials at once: in one pack, and one process each."""
+    root = tmp_path_factory.mktemp("sweeps")
+    return {"packed": (root / "packed", run_sweep(data, root / "packed", 3)),
+            "plain": (root / "plain", run_sweep(data, root / "plain", 0))}
+
+
+def test_a_packed_sweeps_trials_are_katib_trials_each_with_its_own_lines_and_record(sweeps):
+    out, summary = sweeps["packed"]
+    log = (out / "pack-server.log").read_text()
+    assert "pack: 3 members (filters" in log  # the three trials trained side by side in one program
+    assert summary["condition"] == "Succeeded" and len(summary["trials"]) == 3
+    records = {r["name"]: r for r in json.loads((out / "trials.json").read_text())}  # the local Katib records
+    for row in summary["trials"]:
+        name = row["name"]
+        assert row["state"] == "Succeeded"
+        metrics = json.loads((out / "outputs" / name / "metrics.json").read_text())
+        assert metrics["epochs"] == 2 and metrics["pack"]["sizes"] == [3, 3]
+        # The trial's own process printed its member's lines, which Katib's collector read from it ...
+        printed = katib_parse((out / "trials" / name / "stdout.log").read_text())
+        assert [p["epoch"] for p in printed] == [1, 2]
+        assert (out / "outputs" / name / "metrics.log").read_text().splitlines() == [
+            li for li in (out / "trials" / name / "stdout.log").read_text().splitlines() if li.startswith("epoch=")]
+        for i, line in enumerate(printed):
+            assert line["val_accuracy"] == pytest.approx(metrics["history"]["val_accuracy"][i], rel=1e-6)
+        # ... and its record holds that trial's observation: its own epochs, its process' exit status.
+        record = records[name]
+        assert record["state"] == "Succeeded" and record["exit_code"] == 0 and record["attempts"] == 1
+        assert record["objective_history"] == pytest.approx(metrics["history"]["val_accuracy"])
+        observed = {m["name"]: m for m in record["metrics"]}
+        assert float(observed["loss"]["latest"]) == pytest.approx(metrics["history"]["loss"][-1], rel=1e-6)
+        assert row["val_accuracy"] == pytest.approx(max(metrics["history"]["val_accuracy"]))
+        assert row["training_images"] == metrics["training_images"] == 2 * BATCH
+    assert len({r["pid"] for r in records.values()}) == 3  # three trial processes, one pack
+
+
+def test_a_packed_sweep_trains_what_one_process_per_trial_trains(sweeps):
+    """The same three trials, each ``study train`` in its own process (JAX too): the same grid points,
+    the same ends, and each epoch's losses to float tolerance."""
+    (packed_out, packed), (plain_out, plain) = sweeps["packed"], sweeps["plain"]
+    assert not (plain_out / "pack-server.log").exists()
+    assert [(r["name"], r["combination"], r["state"]) for r in packed["trials"]] == [
+        (r["name"], r["combination"], r["state"]) for r in plain["trials"]]
+    for row in plain["trials"]:
+        ours = json.loads((packed_out / "outputs" / row["name"] / "metrics.json").read_text())["history"]
+        theirs = json.loads((plain_out / "outputs" / row["name"] / "metrics.json").read_text())["history"]
+        for metric in ("loss", "val_loss"):
+            assert ours[metric] == pytest.approx(theirs[metric], rel=1e-4), (row["name"], metric)
+
+
+class _Client:
+    """A trial's process as ``client.train_in_pack`` is, speaking the protocol by hand."""
+
+    def __init__(self, path: str, data: str, output: Path, epochs: int, seed: int):
+        self.conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.conn.connect(path)
+        self.conn.settimeout(600)
+        self.reader = self.conn.makefile("r", encoding="utf-8")
+        request = {"name": output.name, "data": data, "output": str(output),
+                   "config": {"epochs": epochs, "batch_size": BATCH, "seed": seed}}
+        self.conn.sendall((json.dumps(request) + "\n").encode())
+
+    def next(self) -> dict:
+        return json.loads(self.reader.readline())
+
+    def until_end(self) -> tuple[list[int], dict]:
+        epochs = []
+        while "line" in (message := self.next()):
+            epochs.append(int(katib_parse(message["line"])[0]["epoch"]))
+        return epochs, message
+
+    def close(self) -> None:
+        self.reader.close()
+        self.conn.close()
+
+
+def test_a_trial_whose_process_ends_leaves_its_pack_and_its_rerun_resumes_there(data, tmp_path):
+    """Katib's early stopping (and an interrupted sweep) end a trial's process: its member leaves the
+    running pack at the round's end while the others go on, and the trial run again resumes after its
+    last checkpointed epoch, training none of its finished epochs again."""
+    from components.cnn.packed.server import running_server
+
+    log = tmp_path / "server.log"
+    with running_server(2, log) as env:
+        path = env["STUDY_PACK_SERVER"]
+        a = _Client(path, data, tmp_path / "a", 5, 3)
+        b = _Client(path, data, tmp_path / "b", 5, 4)
+        first = a.next()
+        assert katib_parse(first["line"])[0]["epoch"] == 1
+        a.close()  # a's process is ended after its first line, as Katib's early stopping would end it
+        b_epochs, b_end = b.until_end()
+        b.close()
+        assert b_epochs == [1, 2, 3, 4, 5] and b_end["end"] == "finished"
+        left = re.search(r"pack: a leaves the pack after epoch (\d): its trial is gone", log.read_text())
+        assert left, log.read_text()[-3000:]
+        kept = int(left.group(1))
+        assert 1 <= kept < 5  # it left before its epochs ran out ...
+        assert not (tmp_path / "a" / "metrics.json").exists()  # ... and nothing claims it finished
+        assert json.loads((tmp_path / "a" / "checkpoint" / "pack-state.json").read_text())["epoch"] == kept
+        sizes = b_end["metrics"]["pack"]["sizes"]
+        assert sizes == [2] * kept + [1] * (5 - kept)  # b trained beside a, then alone
+
+        again = _Client(path, data, tmp_path / "a", 5, 3)  # the trial run again
+        a_epochs, a_end = again.until_end()
+        again.close()
+    assert a_epochs == list(range(kept + 1, 6)) and a_end["end"] == "finished"
+    assert f"a resumes after epoch {kept} of 5" in log.read_text()
+    assert a_end["metrics"]["epochs"] == 5 and len(a_end["metrics"]["history"]["loss"]) == 5
+    logged = katib_parse((tmp_path / "a" / "metrics.log").read_text())
+    assert [p["epoch"] for p in logged] == [1, 2, 3, 4, 5]  # each epoch's line once
+
+
+def test_study_train_hands_its_trial_to_the_pack_server_and_exits_as_it_ended(data, tmp_path):
+    """The trial's real command under STUDY_PACK_SERVER: its lines on stdout, status 0; a server that is
+    not there, or a pbt trial (warm-started), is one clear line and status 2, with nothing written."""
+    from components.cnn.packed.server import running_server
+
+    command = [sys.executable, "-m", "pipelines.cli", "train", "--data", data, "--epochs", "1",
+               "--batch-size", str(BATCH), "--seed", "5"]
+    with running_server(1, tmp_path / "server.log") as env:
+        proc = subprocess.run([*command, "--output", str(tmp_path / "t")], cwd=REPO, capture_output=True,
+                              text=True, env={**_jax_env(), **env}, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [p["epoch"] for p in katib_parse(proc.stdout)] == [1]
+    assert json.loads((tmp_path / "t" / "metrics.json").read_text())["pack"]["sizes"] == [1]
+
+    gone = subprocess.run([*command, "--output", str(tmp_path / "u")], cwd=REPO, capture_output=True, text=True,
+                          env={**_jax_env(), "STUDY_PACK_SERVER": str(tmp_path / "none.sock")}, timeout=600)
+    assert gone.returncode == 2 and gone.stdout == ""
+    assert gone.stderr.strip().splitlines()[-1].startswith("error: STUDY_PACK_SERVER=")
+    assert "Traceback" not in gone.stderr and not (tmp_path / "u").exists()
+
+    warm = subprocess.run([*command, "--output", str(tmp_path / "w"), "--warm-start", str(tmp_path / "pbt")],
+                          cwd=REPO, capture_output=True, text=True,
+                          env={**_jax_env(), "STUDY_PACK_SERVER": str(tmp_path / "none.sock")}, timeout=600)
+    assert warm.returncode == 2 and "--warm-start (pbt's trials) does not train in a pack" in warm.stderr
+    assert len(warm.stderr.strip().splitlines()) == 1 and not (tmp_path / "w").exists()
