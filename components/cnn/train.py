@@ -125,8 +125,7 @@ def run_trial(config: TrialConfig, data_uri: str, output_uri: str,
 
     tb = SummaryLog(run.ws.path("tensorboard"))
     if run.progress.epoch == 0:
-        tb.hparams({k: (",".join(map(str, v)) if isinstance(v, list) else v)
-                    for k, v in config.as_dict().items()})
+        tb.hparams(hparams_record(config))
 
     def report(end: EpochEnd) -> None:
         """The Katib metrics line, a log line, TensorBoard scalars."""
@@ -154,6 +153,11 @@ def run_trial(config: TrialConfig, data_uri: str, output_uri: str,
         warm.leave_weights(model, warm_start, config, data_id, start, output_uri)
     run.complete(metrics, run.progress.history[PHASE], "model.keras", "tensorboard")
     return metrics
+
+
+def hparams_record(config: TrialConfig) -> dict:
+    """The trial's settings as its TensorBoard HParams record holds them (lists as comma lists)."""
+    return {k: (",".join(map(str, v)) if isinstance(v, list) else v) for k, v in config.as_dict().items()}
 
 
 def _steady_rate(progress: Progress) -> float | None:

@@ -89,6 +89,22 @@ def katib_parse(text: str) -> list[dict[str, float]]:
     return [{m.group(1): float(m.group(2)) for m in pattern.finditer(li)} for li in text.splitlines() if li]
 
 
+def tensorboard_of(folder: Path) -> tuple[dict[str, list[tuple[int, float]]], bool]:
+    """The (step, value) scalars of a trial's ``tensorboard`` folder, every event file of it, and
+    whether it holds an HParams record, as TensorBoard itself reads them."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    scalars: dict[str, list[tuple[int, float]]] = {}
+    hparams = False
+    for events in sorted(folder.glob("events.out.tfevents.*")):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        for tag in accumulator.Tags()["scalars"]:
+            scalars.setdefault(tag, []).extend((e.step, e.value) for e in accumulator.Scalars(tag))
+        hparams = hparams or "_hparams_/session_start_info" in accumulator.PluginTagToContent("hparams")
+    return {tag: sorted(values) for tag, values in scalars.items()}, hparams
+
+
 def member(name: str, root: Path, epochs: int, seed: int, activations=RELU) -> dict:
     return {"name": name, "output": str(root / name),
             "config": {"epochs": epochs, "batch_size": BATCH, "seed": seed, "activations": activations}}
@@ -195,6 +211,11 @@ def test_each_member_writes_its_own_katib_lines_and_records(stopped_pack):
             for key in ("accuracy", "loss", "val_accuracy", "val_loss"):
                 assert line[key] == pytest.approx(metrics["history"][key][i], rel=1e-5)
         assert json.loads((root / name / "history.json").read_text()) == metrics["history"]
+        scalars, hparams = tensorboard_of(root / name / "tensorboard")  # as study train writes its own
+        assert hparams and set(scalars) == {"accuracy", "loss", "val_accuracy", "val_loss"}
+        for key, values in scalars.items():
+            assert [step for step, _ in values] == list(range(1, epochs + 1))
+            assert [v for _, v in values] == pytest.approx(metrics["history"][key], rel=1e-6)
         assert (root / name / "model.keras").stat().st_size > 1_000_000
         assert (root / name / "checkpoint" / "pack-member.npz").exists()
     assert results["c"]["metrics"]["config"]["activations"] == ["selu", "relu", "elu", "relu"]
@@ -281,6 +302,8 @@ def test_a_killed_pack_resumes_without_training_a_finished_epoch_again(data, tmp
         logged = (tmp_path / name / "metrics.log").read_text().splitlines()
         assert [line["epoch"] for line in katib_parse("\n".join(logged))] == [1, 2, 3]
         assert logged[:1] == before[name] and logged[-len(after[name]):] == after[name]
+        scalars, _ = tensorboard_of(tmp_path / name / "tensorboard")  # over both attempts' event files
+        assert [step for step, _ in scalars["val_accuracy"]] == [1, 2, 3]
     assert results["x"]["metrics"]["pack"]["sizes"] == [2, 2, 2]
     assert results["y"]["metrics"]["pack"]["sizes"] == [2, 2, 1]  # x left after its epoch 3
 

@@ -361,6 +361,7 @@ class _Pack:
             progress.history.setdefault(name, []).append(value)
         stop = progress.epoch < member.config.epochs and bool(self.should_stop and self.should_stop(member.name, logs))
         progress.early_stopped = stop
+        files.tensorboard(progress, logs)
         if self.checkpoints:
             files.save_checkpoint(progress, state.member(row))
             fault_point("pack.member-checkpointed")

@@ -11,6 +11,8 @@
   always describes a complete array file. The names differ from ``study train``'s
   ``checkpoint/model.keras`` + ``state.json``, so neither runner mistakes the other's checkpoint
   for its own.
+* ``tensorboard/``: as ``study train``'s, the member's HParams record (at its first epoch) and each
+  epoch's scalars, pushed with the checkpoint.
 * ``model.keras`` (the member's own Keras model with its weights), ``history.json``, and
   ``metrics.json`` last: the completion marker, with the fields ``study train`` writes.
 """
@@ -28,16 +30,18 @@ import numpy as np
 
 from components.cnn.packed.members import Member
 from components.cnn.packed.program import MemberVariables
-from components.cnn.train import format_metrics_line
+from components.cnn.train import format_metrics_line, hparams_record
 from components.core import storage
 from components.core.errors import UserError
 from components.core.settings import OBJECTIVE_METRIC
+from components.core.tblog import SummaryLog
 from components.core.training import CHECKPOINT_DIR, METRICS_FILE, save_model
 
 LINES_FILE = "metrics.log"
 ARRAYS_FILE = f"{CHECKPOINT_DIR}/pack-member.npz"
 STATE_FILE = f"{CHECKPOINT_DIR}/pack-state.json"
 LOCK_FILE = ".pack.lock"
+TENSORBOARD_DIR = "tensorboard"
 _GROUPS = ("trainable", "non_trainable", "optimizer")
 
 
@@ -68,8 +72,11 @@ class MemberFiles:
             raise UserError(f"{member.output}: another process is writing this trial; "
                             "wait for it or use a new output location") from None
         self.ws.pull()
+        self._tb: SummaryLog | None = None
 
     def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
         self._lock.close()  # releases the lock
         self.ws.close()
 
@@ -121,6 +128,14 @@ class MemberFiles:
             f.write(line + "\n")
         self.ws.push(LINES_FILE)
 
+    def tensorboard(self, progress: Progress, logs: dict[str, float]) -> None:
+        """The epoch's scalars (and, at the first epoch, the HParams record) as ``study train`` writes them."""
+        if self._tb is None:
+            self._tb = SummaryLog(self.ws.path(TENSORBOARD_DIR))
+        if progress.epoch == 1:
+            self._tb.hparams(hparams_record(self.member.config))
+        self._tb.scalars(logs, step=progress.epoch)
+
     def save_checkpoint(self, progress: Progress, variables: MemberVariables) -> None:
         self.ws.path(CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
         arrays = {}
@@ -135,7 +150,7 @@ class MemberFiles:
         record = {"config": self.member.config.as_dict(), "data": self.data_id, **dataclasses.asdict(progress)}
         with storage.atomic_local_path(self.ws.path(STATE_FILE)) as tmp:
             tmp.write_text(json.dumps(record))
-        self.ws.push(ARRAYS_FILE, STATE_FILE)
+        self.ws.push(ARRAYS_FILE, STATE_FILE, TENSORBOARD_DIR)
 
     def finish(self, progress: Progress, model: keras.Model | None, params: dict, wall_seconds: float,
                pack: dict, training_images: int) -> dict:
