@@ -185,7 +185,8 @@ class Study:
             "pack_lowering": args.pack_lowering,
             "parallel": args.parallel, "epoch_loop": args.epoch_loop, "epochs": self.epochs,
             "sample": args.sample if args.slice else None, "backend": os.environ.get("KERAS_BACKEND"),
-            "dtype_policy": args.dtype_policy, "checkpoints": not args.no_checkpoints,
+            "dtype_policy": args.dtype_policy, "matmul_precision": args.matmul_precision,
+            "checkpoints": not args.no_checkpoints,
             "stages": args.stages, "q1a": not args.no_q1a,
             # gpu_study.sh --mps exports the daemon's pipe folder to the workers once it answers.
             "mps": bool(os.environ.get("CUDA_MPS_PIPE_DIRECTORY")),
@@ -193,6 +194,8 @@ class Study:
         self.results["machine"] = machine_info()
         self.prepare_data()
         env = worker_environment(args.parallel)
+        if args.matmul_precision:  # JAX reads its config from the environment (TF32 or full fp32 on a GPU)
+            env["JAX_DEFAULT_MATMUL_PRECISION"] = args.matmul_precision
         self.results["worker_env"] = env
         ctx = get_context("spawn")  # a fresh interpreter per worker: the backend is chosen by its env
         with ProcessPoolExecutor(max_workers=args.parallel, mp_context=ctx, initializer=_worker_init,
@@ -291,6 +294,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-checkpoints", action="store_true",
                    help="skip the trial's per-epoch checkpoint (faster; a killed trial then restarts from epoch 1)")
     p.add_argument("--dtype-policy", default="float32", help="Keras dtype policy, e.g. mixed_bfloat16")
+    p.add_argument("--matmul-precision", default=None, choices=("highest", "float32", "high", "tensorfloat32", "default", "bfloat16"),
+                   help="JAX backend: jax_default_matmul_precision for fp32 convolutions and matmuls "
+                        "(tensorfloat32 or default: TF32 on an Ampere or newer GPU; highest: full fp32); "
+                        "default: JAX's own")
     p.add_argument("--packed", action="store_true",
                    help="train trials that share a shape and optimizer in one JAX program (components.cnn.packed); "
                         "the packs are spread over the --parallel workers")

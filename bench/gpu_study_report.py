@@ -18,6 +18,7 @@ def render_markdown(res: dict) -> str:
     out = ["# The study on one GPU", "",
            f"- mode: **{s.get('mode')}**, {s.get('parallel')} trials at once, {s.get('epochs')} epochs, backend "
            f"{s.get('backend')}, dtype policy {s.get('dtype_policy')}, "
+           f"matmul precision {s.get('matmul_precision') or 'JAX default'}, "
            f"checkpoints {'on' if s.get('checkpoints') else 'off'}, "
            f"GPU shared {sharing}",
            f"- machine: {', '.join(m.get('gpus') or []) or 'no GPU'}; CPU {m.get('cpu', {}).get('model')} × "

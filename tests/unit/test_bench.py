@@ -252,6 +252,9 @@ def test_gpu_study_report_of_the_committed_h200_slice():
     assert "GPU shared through MPS" in gpu_study.render_markdown(results)
     results["settings"]["mps"] = False
     assert "GPU shared by time slices (no MPS)" in gpu_study.render_markdown(results)
+    assert "matmul precision JAX default" in text  # run before --matmul-precision existed
+    results["settings"]["matmul_precision"] = "tensorfloat32"
+    assert "matmul precision tensorfloat32" in gpu_study.render_markdown(results)
 
 
 def test_gpu_study_report_of_the_committed_tiny_packed_cpu_run():
