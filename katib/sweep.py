@@ -104,7 +104,7 @@ def run_sweep_stage(stage: str, data_uri: str, out_dir: str | Path, sweep_settin
 
     out_dir = Path(out_dir)
     storage.check_writable(str(out_dir))
-    slots = from_mapping(SweepSettings, sweep_settings, section="sweeps").local_pack_slots
+    slots = stage_pack_slots(stage, from_mapping(SweepSettings, sweep_settings, section="sweeps"), log)
     experiment, fixed = stage_experiment(
         stage, data_uri, str(out_dir / "outputs"), sweep_settings, fixed,
         parallel_trials=slots or sweep_settings.get("local_parallel_trials") or sweep_settings["parallel_trials"])
@@ -114,6 +114,22 @@ def run_sweep_stage(stage: str, data_uri: str, out_dir: str | Path, sweep_settin
                                trial_metrics_file=str(out_dir / "outputs" / "${trialSpec.Name}" / "metrics.json"))
         return run_stage(stage, backend, experiment, fixed, experiment_uri=str(out_dir / EXPERIMENT_FILE),
                          summary_uri=str(out_dir / SUMMARY_FILE), trials_root=str(out_dir / "outputs"), log=log)
+
+
+def stage_pack_slots(stage: str, settings: SweepSettings, log: Callable[[str], None] = print) -> int | None:
+    """How many trials of the stage train in packs at once (``sweeps.local_pack_slots``), or None: one
+    process per trial. A stage whose trials differ in a setting packs do not share (sweep A's optimizer,
+    C's filters) would make a pack of one per trial: a JAX process training them side by side, no
+    program shared, which on this project's CPU ran sweep A in 168 s against 63 s as TensorFlow trials
+    (bench/results/2026-12-07-amd-epyc-2c-local-packs.md)."""
+    from components.cnn.packed.members import PACK_KEY_SETTINGS
+
+    setting = get_sweep(stage).setting
+    if settings.local_pack_slots and setting in PACK_KEY_SETTINGS:
+        log(f"sweep {stage}: its trials differ in {setting}, which a pack's members share; "
+            "one process per trial (sweeps.local_pack_slots packs a sweep whose trials share one program)")
+        return None
+    return settings.local_pack_slots
 
 
 @contextmanager

@@ -30,3 +30,33 @@ def test_sweep_a_packs_by_optimizer_and_seeds_and_epochs_may_differ():
 def test_a_pack_has_at_most_max_members():
     members = [_member(f"m{i}", seed=i) for i in range(5)]
     assert [len(p) for p in group_members(members, max_members=2)] == [2, 2, 1]
+
+
+def test_the_pack_key_is_named_trial_settings_and_train_images_is_one():
+    from dataclasses import fields
+
+    from components.cnn.packed.members import PACK_KEY_SETTINGS
+
+    assert set(PACK_KEY_SETTINGS) <= {f.name for f in fields(TrialConfig)}
+    # A pack trains every member one epoch a round: members of other training-set sizes cannot share it.
+    assert pack_key(TrialConfig(train_images=2700)) != pack_key(TrialConfig())
+    assert pack_key(TrialConfig(seed=2, epochs=3, activations=("elu",) * 4)) == pack_key(TrialConfig())
+
+
+def test_only_a_sweep_whose_trials_share_one_program_trains_in_packs():
+    """sweeps.local_pack_slots packs sweep B (activations vary inside a pack); sweep A's optimizers and
+    C's filters are pack keys, so each trial would be a pack of one: those run one process per trial."""
+    from components.core.config import from_mapping
+    from components.core.profiles import read_profile
+    from components.sweeps import SweepSettings
+    from katib.sweep import stage_pack_slots
+
+    def settings(**extra):
+        return from_mapping(SweepSettings, {**read_profile("smoke")["sweeps"], **extra}, section="sweeps")
+
+    said: list[str] = []
+    assert stage_pack_slots("activations", settings(local_pack_slots=4), said.append) == 4 and said == []
+    assert stage_pack_slots("optimizer", settings(local_pack_slots=4), said.append) is None
+    assert stage_pack_slots("filters", settings(local_pack_slots=4), said.append) is None
+    assert "its trials differ in optimizer" in said[0] and "its trials differ in filters" in said[1]
+    assert stage_pack_slots("activations", settings(), said.append) is None and len(said) == 2

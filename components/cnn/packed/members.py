@@ -43,10 +43,14 @@ class Member:
         return Member(self.name, self.config.normalized(), self.output)
 
 
+# The TrialConfig fields every member of one pack shares (see the module docstring).
+PACK_KEY_SETTINGS = ("filters", "optimizer", "learning_rate", "batch_size", "bn_momentum", "train_images")
+
+
 def pack_key(config: TrialConfig) -> tuple:
     """The settings every member of one pack shares (see the module docstring)."""
-    return (tuple(config.filters), config.optimizer, config.learning_rate, config.batch_size,
-            config.bn_momentum, config.train_images)
+    return tuple(tuple(v) if isinstance(v, list | tuple) else v
+                 for v in (getattr(config, name) for name in PACK_KEY_SETTINGS))
 
 
 def group_members(members: Iterable[Member], max_members: int | None = None) -> list[list[Member]]:
