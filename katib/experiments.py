@@ -132,6 +132,10 @@ def _trial_job(sweep: Sweep, opts: ExperimentOptions) -> dict:
         name=PRIMARY_CONTAINER,
         image=opts.gpu_image if opts.gpu else opts.image,
         command=_trial_command(sweep, opts),
+        # A GPU shared by several trials (k8s/gpu-sharing: the device plugin's time-slicing or MPS):
+        # TensorFlow would otherwise map nearly all of the GPU's memory at start, and the next trial
+        # on that GPU could not start (TensorFlow's GPU guide, "Limiting GPU memory growth").
+        env=[k8s.V1EnvVar(name="TF_FORCE_GPU_ALLOW_GROWTH", value="true")] if opts.gpu else None,
         resources=k8s.V1ResourceRequirements(requests={"cpu": opts.cpu, "memory": opts.memory}, limits=limits),
         security_context=k8s.V1SecurityContext(allow_privilege_escalation=False,
                                                capabilities=k8s.V1Capabilities(drop=["ALL"])),
