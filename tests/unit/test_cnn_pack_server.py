@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import re
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from components.core.settings import KATIB_DEFAULT_METRICS_FILTER
+from tests.fixtures.packed import jax_env, katib_parse, tiny_dataset
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = [
@@ -44,36 +42,19 @@ print("SUMMARY", json.dumps(run_sweep_stage("activations", data, out, settings))
 """
 
 
-def _jax_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("STUDY_FAULT", "STUDY_PACK_SERVER")}
-    return {**env, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2"}
-
-
-def katib_parse(text: str) -> list[dict[str, float]]:
-    """What Katib's StdOut collector reads from each line, with its default filter."""
-    pattern = re.compile(KATIB_DEFAULT_METRICS_FILTER)
-    parsed = [{m.group(1): float(m.group(2)) for m in pattern.finditer(li)} for li in text.splitlines()]
-    return [p for p in parsed if p]
+def katib_lines(text: str) -> list[dict[str, float]]:
+    """Katib's reading of the lines that hold metrics (a trial's log also has its process' own lines)."""
+    return [parsed for parsed in katib_parse(text) if parsed]
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> str:
-    from components.core.dataset import write_dataset
-
-    rng = np.random.default_rng(0)
-
-    def split(n):
-        return rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), (np.arange(n) % 10).astype(np.uint8)
-
-    out = tmp_path_factory.mktemp("server") / "data"
-    write_dataset({"train": split(2 * BATCH), "val": split(40), "test": split(10)},
-                  {"num_classes": 10, "image_shape": [28, 28]}, str(out))
-    return str(out)
+    return tiny_dataset(tmp_path_factory.mktemp("server") / "data", 2 * BATCH)
 
 
 def run_sweep(data: str, out: Path, slots: int) -> dict:
     proc = subprocess.run([sys.executable, "-c", SWEEP, data, str(out), str(slots)], cwd=REPO, capture_output=True,
-                          text=True, env=_jax_env(), timeout=900)
+                          text=True, env=jax_env(), timeout=900)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     line = next(li for li in proc.stdout.splitlines() if li.startswith("SUMMARY "))
     return json.loads(line.removeprefix("SUMMARY "))
@@ -99,7 +80,7 @@ def test_a_packed_sweeps_trials_are_katib_trials_each_with_its_own_lines_and_rec
         metrics = json.loads((out / "outputs" / name / "metrics.json").read_text())
         assert metrics["epochs"] == 2 and metrics["pack"]["sizes"] == [3, 3]
         # The trial's own process printed its member's lines, which Katib's collector read from it ...
-        printed = katib_parse((out / "trials" / name / "stdout.log").read_text())
+        printed = katib_lines((out / "trials" / name / "stdout.log").read_text())
         assert [p["epoch"] for p in printed] == [1, 2]
         assert (out / "outputs" / name / "metrics.log").read_text().splitlines() == [
             li for li in (out / "trials" / name / "stdout.log").read_text().splitlines() if li.startswith("epoch=")]
@@ -201,19 +182,20 @@ def test_study_train_hands_its_trial_to_the_pack_server_and_exits_as_it_ended(da
                "--batch-size", str(BATCH), "--seed", "5"]
     with running_server(1, tmp_path / "server.log") as env:
         proc = subprocess.run([*command, "--output", str(tmp_path / "t")], cwd=REPO, capture_output=True,
-                              text=True, env={**_jax_env(), **env}, timeout=600)
+                              text=True, env={**jax_env(), **env}, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert [p["epoch"] for p in katib_parse(proc.stdout)] == [1]
+    assert [p["epoch"] for p in katib_lines(proc.stdout)] == [1]
     assert json.loads((tmp_path / "t" / "metrics.json").read_text())["pack"]["sizes"] == [1]
 
     gone = subprocess.run([*command, "--output", str(tmp_path / "u")], cwd=REPO, capture_output=True, text=True,
-                          env={**_jax_env(), "STUDY_PACK_SERVER": str(tmp_path / "none.sock")}, timeout=600)
+                          env={**jax_env(), "STUDY_PACK_SERVER": str(tmp_path / "none.sock")}, timeout=600)
     assert gone.returncode == 2 and gone.stdout == ""
     assert gone.stderr.strip().splitlines()[-1].startswith("error: STUDY_PACK_SERVER=")
     assert "Traceback" not in gone.stderr and not (tmp_path / "u").exists()
 
     warm = subprocess.run([*command, "--output", str(tmp_path / "w"), "--warm-start", str(tmp_path / "pbt")],
                           cwd=REPO, capture_output=True, text=True,
-                          env={**_jax_env(), "STUDY_PACK_SERVER": str(tmp_path / "none.sock")}, timeout=600)
+                          env={**jax_env(), "STUDY_PACK_SERVER": str(tmp_path / "none.sock")}, timeout=600)
     assert warm.returncode == 2 and "--warm-start (pbt's trials) does not train in a pack" in warm.stderr
     assert len(warm.stderr.strip().splitlines()) == 1 and not (tmp_path / "w").exists()
+

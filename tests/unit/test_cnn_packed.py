@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from components.core.settings import KATIB_DEFAULT_METRICS_FILTER
+from tests.fixtures.packed import jax_env, katib_parse, tiny_dataset
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = [
@@ -58,14 +56,9 @@ print("RESULTS", json.dumps([r.__dict__ for r in results]), flush=True)
 """
 
 
-def _jax_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "STUDY_FAULT"}
-    return {**env, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2", **extra}
-
-
 def run_pack(spec: dict, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", DRIVER, json.dumps(spec)], cwd=REPO, capture_output=True,
-                          text=True, env=_jax_env(**env), timeout=900)
+                          text=True, env=jax_env(**env), timeout=900)
 
 
 def lines_of(stdout: str) -> dict[str, list[str]]:
@@ -81,12 +74,6 @@ def results_of(proc: subprocess.CompletedProcess) -> dict[str, dict]:
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = next(li for li in proc.stdout.splitlines() if li.startswith("RESULTS "))
     return {r["name"]: r for r in json.loads(line.removeprefix("RESULTS "))}
-
-
-def katib_parse(text: str) -> list[dict[str, float]]:
-    """What Katib's StdOut collector reads from each line, with its default filter."""
-    pattern = re.compile(KATIB_DEFAULT_METRICS_FILTER)
-    return [{m.group(1): float(m.group(2)) for m in pattern.finditer(li)} for li in text.splitlines() if li]
 
 
 def tensorboard_of(folder: Path) -> tuple[dict[str, list[tuple[int, float]]], bool]:
@@ -113,17 +100,7 @@ def member(name: str, root: Path, epochs: int, seed: int, activations=RELU) -> d
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> str:
     """One batch of training images (so epoch 1 is one step), a validation set with a partial last batch."""
-    from components.core.dataset import write_dataset
-
-    rng = np.random.default_rng(0)
-
-    def split(n):
-        return rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), (np.arange(n) % 10).astype(np.uint8)
-
-    out = tmp_path_factory.mktemp("packed") / "data"
-    write_dataset({"train": split(BATCH), "val": split(40), "test": split(10)},
-                  {"num_classes": 10, "image_shape": [28, 28]}, str(out))
-    return str(out)
+    return tiny_dataset(tmp_path_factory.mktemp("packed") / "data", BATCH)
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +119,7 @@ def plain_trial(data, tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("plain") / "trial"
     proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "train", "--data", data, "--output", str(out),
                            "--epochs", "2", "--batch-size", str(BATCH), "--seed", "3", "--optimizer", "adam"],
-                          cwd=REPO, capture_output=True, text=True, env=_jax_env(), timeout=900)
+                          cwd=REPO, capture_output=True, text=True, env=jax_env(), timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads((out / "metrics.json").read_text())
 
@@ -168,7 +145,7 @@ def test_a_member_with_train_images_trains_study_trains_subset(data, tmp_path):
     out = tmp_path / "plain"
     proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "train", "--data", data, "--output", str(out),
                            "--epochs", "1", "--batch-size", str(BATCH), "--seed", "3", "--train-images", "20"],
-                          cwd=REPO, capture_output=True, text=True, env=_jax_env(), timeout=900)
+                          cwd=REPO, capture_output=True, text=True, env=jax_env(), timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     plain = json.loads((out / "metrics.json").read_text())
     assert packed["training_images"] == plain["training_images"] == 20
