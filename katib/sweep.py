@@ -108,10 +108,11 @@ def run_sweep_stage(stage: str, data_uri: str, out_dir: str | Path, sweep_settin
     experiment, fixed = stage_experiment(
         stage, data_uri, str(out_dir / "outputs"), sweep_settings, fixed,
         parallel_trials=slots or sweep_settings.get("local_parallel_trials") or sweep_settings["parallel_trials"])
-    with _packs(slots, out_dir) as pack_env:
-        # Each trial's metrics.json holds every epoch, also of a resumed trial: the observation's source.
-        backend = LocalBackend(out_dir, extra_env={**trial_environment(), **pack_env},
-                               trial_metrics_file=str(out_dir / "outputs" / "${trialSpec.Name}" / "metrics.json"))
+    # Each trial's metrics.json holds every epoch, also of a resumed trial: the observation's source.
+    backend = LocalBackend(out_dir, extra_env=trial_environment(),
+                           trial_metrics_file=str(out_dir / "outputs" / "${trialSpec.Name}" / "metrics.json"))
+    with backend.claim(), _packs(slots, out_dir) as pack_env:  # the folder's one writer, then its pack server
+        backend.extra_env.update(pack_env)
         return run_stage(stage, backend, experiment, fixed, experiment_uri=str(out_dir / EXPERIMENT_FILE),
                          summary_uri=str(out_dir / SUMMARY_FILE), trials_root=str(out_dir / "outputs"), log=log)
 
@@ -140,7 +141,6 @@ def _packs(slots: int | None, out_dir: Path) -> Iterator[dict[str, str]]:
         return
     from components.cnn.packed.server import running_server
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     with running_server(slots, out_dir / PACK_LOG) as env:
         yield env
 

@@ -199,3 +199,25 @@ def test_study_train_hands_its_trial_to_the_pack_server_and_exits_as_it_ended(da
     assert warm.returncode == 2 and "--warm-start (pbt's trials) does not train in a pack" in warm.stderr
     assert len(warm.stderr.strip().splitlines()) == 1 and not (tmp_path / "w").exists()
 
+
+def test_a_second_sweep_on_a_held_folder_is_refused_before_it_starts_a_pack_server(data, tmp_path):
+    """One writer per location: the run folder's claim comes first, so a sweep refused there has started
+    no server and written nothing (its pack-server.log would be the first write)."""
+    from components.core.errors import UserError
+    from components.core.profiles import read_profile
+    from katib.sweep import run_sweep_stage
+
+    out = tmp_path / "sweep"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys\nfrom katib.backends.local import RunFolderLock\n"
+         f"with RunFolderLock({str(out)!r}):\n    print('held', flush=True)\n    sys.stdin.read()"],
+        cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        settings = {**read_profile("smoke")["sweeps"], "local_pack_slots": 2}
+        with pytest.raises(UserError, match="is in use by another sweep"):
+            run_sweep_stage("activations", data, out, settings, log=lambda line: None)
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    assert not (out / "pack-server.log").exists()
