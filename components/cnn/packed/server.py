@@ -126,6 +126,8 @@ class PackServer:
         except OSError:
             pass
         trial.gone.set()
+        reader.close()
+        conn.close()
         with self.cond:
             self.cond.notify_all()
 
@@ -169,7 +171,7 @@ class PackServer:
             else:
                 self.cond.wait()
 
-    def _intake(self, key: tuple, free: int, fits: Callable[[TrialConfig], bool], may_wait: bool) -> list[Member]:
+    def _intake(self, key: tuple, free: int, fits: Callable[[TrialConfig], bool], may_wait: bool) -> list[_Trial]:
         """Waiting trials of ``key`` that fit the pack's program, for its ``free`` rows."""
         deadline = time.monotonic() + (self.gather_s if may_wait else 0.0)
         with self.cond:
@@ -181,7 +183,7 @@ class PackServer:
                 self.cond.wait(remaining)
             for trial in chosen:
                 self.waiting.remove(trial)
-        return [t.member for t in chosen]
+        return chosen
 
     def _ended(self, trial: _Trial, message: dict) -> None:
         """(Under the lock, or for a trial no other thread holds.) Send the trial's end and forget it."""
@@ -204,10 +206,9 @@ class PackServer:
         by_name = {t.member.name: t for t in trials}
 
         def intake(free, fits, may_wait):
-            members = self._intake(key, free, fits, may_wait)
-            with self.cond:
-                by_name.update({m.name: self.trials[m.output] for m in members})
-            return members
+            taken = self._intake(key, free, fits, may_wait)
+            by_name.update({t.member.name: t for t in taken})
+            return [t.member for t in taken]
 
         def on_result(result) -> None:
             trial = by_name[result.name]
