@@ -65,11 +65,16 @@ def data_identity(data_uri: str) -> str:
         raise UserError(f"{data_uri}: not a dataset artifact (no {METADATA}; was the data step finished?)") from None
 
 
+def metrics_lines(metrics: dict) -> list[str]:
+    """A finished trial's metrics lines, one per epoch, from its ``metrics.json``."""
+    history = metrics["history"]
+    return [format_metrics_line(i + 1, {k: v[i] for k, v in history.items()}) for i in range(metrics["epochs"])]
+
+
 def _replay(metrics: dict) -> None:
     """A finished trial started again prints its lines again, so a collector still sees them."""
-    history = metrics["history"]
-    for i in range(metrics["epochs"]):
-        print(format_metrics_line(i + 1, {k: v[i] for k, v in history.items()}), flush=True)
+    for line in metrics_lines(metrics):
+        print(line, flush=True)
 
 
 def _trial_run(config: TrialConfig, data_id: str, output_uri: str) -> TrainingRun:

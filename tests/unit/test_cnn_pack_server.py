@@ -173,6 +173,26 @@ def test_a_trial_whose_process_ends_leaves_its_pack_and_its_rerun_resumes_there(
     assert [p["epoch"] for p in logged] == [1, 2, 3, 4, 5]  # each epoch's line once
 
 
+def test_a_finished_trial_run_again_prints_its_lines_again_as_study_train_does(data, tmp_path):
+    """A sweep killed after a trial's pack finished it, before the sweep recorded it, runs the trial
+    again: like study train, whose finished trial prints its metrics lines again, the trial's process
+    gets every epoch's line (Katib's collector reads that process) and nothing is trained."""
+    from components.cnn.packed.server import running_server
+
+    log = tmp_path / "server.log"
+    with running_server(1, log) as env:
+        first = _Client(env["STUDY_PACK_SERVER"], data, tmp_path / "f", 2, 3)
+        epochs, end = first.until_end()
+        first.close()
+        again = _Client(env["STUDY_PACK_SERVER"], data, tmp_path / "f", 2, 3)
+        replayed, end_again = again.until_end()
+        again.close()
+    assert epochs == replayed == [1, 2] and end["end"] == end_again["end"] == "finished"
+    assert end_again["metrics"] == end["metrics"]
+    assert "pack: f already finished" in log.read_text()
+    assert len(re.findall(r"pack: round \d+", log.read_text())) == 2  # the first attempt's two epochs only
+
+
 def test_study_train_hands_its_trial_to_the_pack_server_and_exits_as_it_ended(data, tmp_path):
     """The trial's real command under STUDY_PACK_SERVER: its lines on stdout, status 0; a server that is
     not there, or a pbt trial (warm-started), is one clear line and status 2, with nothing written."""

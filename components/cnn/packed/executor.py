@@ -22,7 +22,8 @@ A pack may also be fed (``PackFeed``: the pack server's, ``components.cnn.packed
 then come while it trains (``intake``, at a round's end, when a row frees or one is free), and one
 whose trial is gone (``cancelled``: Katib stopped its process, or the sweep was interrupted) leaves at
 the round's end as a killed ``study train`` would: its last checkpoint stands and nothing claims it
-finished, so the trial run again resumes there.
+finished, so the trial run again resumes there. A fed member an earlier attempt finished sends its
+metrics lines again (``on_line``), as ``study train`` prints a finished trial's lines again.
 
 ``STUDY_FAULT`` points: ``pack.member-checkpointed`` (the N-th member checkpoint of the process)
 and ``pack.round-checkpointed@N`` (after round N's checkpoints).
@@ -43,7 +44,7 @@ from components.cnn.hparams import TrialConfig
 from components.cnn.packed.members import Member, group_members
 from components.cnn.packed.program import PackProgram, require_jax_backend
 from components.cnn.packed.records import MemberFiles, Progress
-from components.cnn.train import data_identity, epoch_order, format_metrics_line
+from components.cnn.train import data_identity, epoch_order, format_metrics_line, metrics_lines
 from components.core.dataset import load_dataset, stratified_subset
 from components.core.errors import UserError
 from components.core.faults import fault_point
@@ -228,6 +229,9 @@ class _Pack:
         finished = files.finished()
         if finished is not None:  # the same settings (checked), so its epochs were run or it was stopped
             self.log(f"pack: {self.members[i].name} already finished")
+            if self.feed and self.on_line:  # its trial's process prints its lines again, as study train's
+                for line in metrics_lines(finished):
+                    self.on_line(self.members[i].name, line)
             self._result(i, MemberResult(self.members[i].name, "early_stopped" if finished.get("early_stopped")
                                          else "finished", finished))
             return
