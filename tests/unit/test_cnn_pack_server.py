@@ -52,9 +52,13 @@ def data(tmp_path_factory) -> str:
     return tiny_dataset(tmp_path_factory.mktemp("server") / "data", 2 * BATCH)
 
 
+def sweep_process(data: str, out: Path, slots: int, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", SWEEP, data, str(out), str(slots)], cwd=REPO, capture_output=True,
+                          text=True, env=jax_env(**env), timeout=900)
+
+
 def run_sweep(data: str, out: Path, slots: int) -> dict:
-    proc = subprocess.run([sys.executable, "-c", SWEEP, data, str(out), str(slots)], cwd=REPO, capture_output=True,
-                          text=True, env=jax_env(), timeout=900)
+    proc = sweep_process(data, out, slots)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     line = next(li for li in proc.stdout.splitlines() if li.startswith("SUMMARY "))
     return json.loads(line.removeprefix("SUMMARY "))
@@ -109,6 +113,46 @@ def test_a_packed_sweep_trains_what_one_process_per_trial_trains(sweeps):
         theirs = json.loads((plain_out / "outputs" / row["name"] / "metrics.json").read_text())["history"]
         for metric in ("loss", "val_loss"):
             assert ours[metric] == pytest.approx(theirs[metric], rel=1e-4), (row["name"], metric)
+
+
+def test_a_packed_sweep_killed_after_its_first_record_resumes_to_the_uninterrupted_sweeps_records(
+        sweeps, data, tmp_path):
+    """The sweep's process is killed (SIGKILL) right after it recorded its first trial, when the pack
+    had finished two trials and the sweep had recorded one. Its pack server goes with it. Run again on
+    the same folder, the sweep ends as the uninterrupted one did: every trial succeeded, each epoch's
+    line once, the same losses; the new server trains only the trial that had not started (2 rounds of
+    one member), and the finished ones' epochs are not trained again."""
+    out = tmp_path / "sweep"
+    killed = sweep_process(data, out, 2, STUDY_TEST_KILL_AT="recorded@1")
+    assert killed.returncode == -9, (killed.stdout + killed.stderr)[-3000:]
+    records = {p.parent.name: json.loads(p.read_text()) for p in (out / "trials").glob("*/trial.json")}
+    states = {name: r["state"] for name, r in records.items()}
+    assert sorted(states.values()) == ["Running", "Succeeded"]  # one recorded, one not; the third not created
+    unrecorded = next(name for name, state in states.items() if state == "Running")
+    had_marker = (out / "outputs" / unrecorded / "metrics.json").exists()  # or only its epoch-2 checkpoint
+
+    first_log = (out / "pack-server.log").read_text()
+    summary = run_sweep(data, out, 2)
+    resumed_log = (out / "pack-server.log").read_text()[len(first_log):]
+    assert summary["condition"] == "Succeeded" and [r["state"] for r in summary["trials"]] == ["Succeeded"] * 3
+    assert re.findall(r"pack: round \d+, (\d+) members? trained", resumed_log) == ["1", "1"]
+    _, uninterrupted = sweeps["packed"]
+    assert [(r["name"], r["combination"]) for r in summary["trials"]] == [
+        (r["name"], r["combination"]) for r in uninterrupted["trials"]]
+    packed_out = sweeps["packed"][0]
+    for row in summary["trials"]:
+        name = row["name"]
+        assert [p["epoch"] for p in katib_parse((out / "outputs" / name / "metrics.log").read_text())] == [1, 2]
+        ours = json.loads((out / "outputs" / name / "metrics.json").read_text())["history"]
+        theirs = json.loads((packed_out / "outputs" / name / "metrics.json").read_text())["history"]
+        for metric in ("loss", "val_loss"):
+            assert ours[metric] == pytest.approx(theirs[metric], rel=1e-4), (name, metric)
+    record = next(r for r in json.loads((out / "trials.json").read_text()) if r["name"] == unrecorded)
+    if record["attempts"] == 2 and had_marker:  # run again after its pack finished it: its lines again
+        assert f"{unrecorded} already finished" in resumed_log
+        assert [p["epoch"] for p in katib_lines((out / "trials" / unrecorded / "stdout.log").read_text())] == [1, 2]
+    elif record["attempts"] == 2:  # killed after its last checkpoint, before its marker: finished on the way
+        assert f"{unrecorded} finished after epoch 2" in resumed_log
 
 
 class _Client:
