@@ -294,7 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-checkpoints", action="store_true",
                    help="skip the trial's per-epoch checkpoint (faster; a killed trial then restarts from epoch 1)")
     p.add_argument("--dtype-policy", default="float32", help="Keras dtype policy, e.g. mixed_bfloat16")
-    p.add_argument("--matmul-precision", default=None, choices=("highest", "float32", "high", "tensorfloat32", "default", "bfloat16"),
+    p.add_argument("--matmul-precision", default=None,
+                   choices=("highest", "float32", "high", "tensorfloat32", "default", "bfloat16"),
                    help="JAX backend: jax_default_matmul_precision for fp32 convolutions and matmuls "
                         "(tensorfloat32 or default: TF32 on an Ampere or newer GPU; highest: full fp32); "
                         "default: JAX's own")

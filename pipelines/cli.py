@@ -73,7 +73,7 @@ def cmd_data(args) -> None:
     print(f"data: {meta['counts']} from {meta['source']} -> {args.out}")
 
 
-def cmd_train(args) -> None:
+def cmd_train(args) -> int | None:
     from components.cnn.hparams import TrialConfig
 
     config = TrialConfig(optimizer=args.optimizer, learning_rate=args.learning_rate,
@@ -83,8 +83,9 @@ def cmd_train(args) -> None:
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731 - stdout is for metrics
     from components.cnn.packed.client import pack_server, run_in_pack
 
-    if pack_server():  # the sweep trains its trials in packs: this process hands the trial over (no Keras here)
-        return run_in_pack(pack_server(), config, args.data, args.output, args.warm_start, log)
+    server = pack_server()
+    if server:  # the sweep trains its trials in packs: this process hands the trial over (no Keras here)
+        return run_in_pack(server, config, args.data, args.output, args.warm_start, log)
     from components.core.keras_load import load_keras
 
     load_keras()
