@@ -192,6 +192,8 @@ class Study:
             "mps": bool(os.environ.get("CUDA_MPS_PIPE_DIRECTORY")),
         }
         self.results["machine"] = machine_info()
+        if not args.no_gemm:
+            self.results["gemm"] = self.measure_gemm()
         self.prepare_data()
         env = worker_environment(args.parallel)
         if args.matmul_precision:  # JAX reads its config from the environment (TF32 or full fp32 on a GPU)
@@ -232,6 +234,23 @@ class Study:
             self.results["projection"] = self.projection()
         self.save()
         return self.results
+
+    def measure_gemm(self) -> dict:
+        """The chip's measured ceilings (``bench.gpu_peaks``), before any worker holds the device."""
+        from bench.probe import ProbeFailed, run_probe
+
+        if os.environ.get("KERAS_BACKEND", "jax") != "jax":
+            return {"error": "measured through JAX only"}
+        try:
+            result = run_probe({"kind": "gemm_rates", "n": self.args.gemm_n}, timeout=600,
+                               env={"XLA_PYTHON_CLIENT_PREALLOCATE": "false"},
+                               log_path=self.out / "logs" / "gemm.log")
+        except (ProbeFailed, OSError) as e:
+            self.log(f"gemm: not measured ({e})")
+            return {"error": str(e)}
+        self.log("gemm: " + ", ".join(f"{p} {r['tflops']:,.1f} TFLOP/s" if "tflops" in r else f"{p} {r['error']}"
+                                      for p, r in result["rates"].items()) + f" (n = {result['n']})")
+        return result
 
     def throughput(self) -> dict:
         """Training images and FLOPs of every trial that ran, over the whole run's wall time."""
@@ -317,6 +336,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epoch-loop", default="auto", choices=("auto", "scan", "host"),
                    help="packed mode: an epoch as one lax.scan on the device, or a host loop of one dispatch "
                         "per step; auto: scan on a GPU, host on the CPU")
+    p.add_argument("--no-gemm", action="store_true",
+                   help="skip measuring the chip's fp32, TF32 and bf16 GEMM rates (the report's ceilings)")
+    p.add_argument("--gemm-n", type=int, default=None,
+                   help="the measured GEMM's size n (default 8192 on a GPU, 2048 on the CPU)")
     p.add_argument("--mode", default=None, help="the run's label in study.json (default: full, or slice)")
     return p
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 
+from bench.gpu_peaks import ceiling_rows, datasheet_peaks
 from bench.gpu_study_helpers import ACCURACY_TOLERANCE_PP, STAGE_LABELS
 from bench.report import md_table
 
@@ -31,6 +32,7 @@ def render_markdown(res: dict) -> str:
         out.insert(3, "- **packed trials** (`components.cnn.packed`): trials of one shape and optimizer trained in one "
                       "JAX program (vmap over members, an epoch per `lax.scan`), packs spread over the workers")
     out += throughput_lines(res.get("throughput"))
+    out += ceiling_lines(res)
     out += ["## Stages", ""]
     rows = []
     for stage, st in res.get("stages", {}).items():
@@ -95,3 +97,20 @@ def throughput_lines(t: dict | None) -> list[str]:
     return [f"- throughput: {t['images']:,} training images in {t['wall_s']:,.0f} s wall = "
             f"{t['images_per_second']:,.0f} images/s, **{t['tflops']:.3g} TFLOP/s** achieved "
             f"({t['pflop']:.3g} PFLOP of training)", ""]
+
+
+def ceiling_lines(res: dict) -> list[str]:
+    """The achieved TFLOP/s against the chip's dense datasheet peak and its measured GEMM rate, per precision."""
+    t = res.get("throughput")
+    if not t:
+        return []
+    gpus = (res.get("machine") or {}).get("gpus") or []
+    gemm = res.get("gemm")
+    peaks = datasheet_peaks(gpus[0]) if gpus else None
+    head = (f"Against the chip ({peaks['label']}: NVIDIA's datasheet peak without sparsity" if peaks else
+            f"Against the chip ({gpus[0] if gpus else 'no GPU'}: no datasheet peak known")
+    head += (f"; GEMM measured here, n = {gemm['n']}, on {gemm['device']}):" if gemm and "rates" in gemm else
+             f"; GEMM not measured{': ' + gemm['error'] if gemm and gemm.get('error') else ''}):")
+    rows = ceiling_rows(t["tflops"], gemm, gpus, res.get("settings", {}))
+    return [head, "", md_table(["precision", "datasheet peak TFLOP/s", "measured GEMM TFLOP/s",
+                                "achieved / peak", "achieved / GEMM"], rows), ""]

@@ -8,6 +8,8 @@ one ``BENCH_RESULT {json}`` line.
 Kinds:
 
 * ``gemm`` — the rate of an n×n matrix multiply through the backend (the ceiling).
+* ``gemm_rates`` — the same through JAX in each of fp32, TF32 and bf16 (``bench.gpu_peaks``): the
+  GPU study's measured ceilings; a precision the device lacks (TF32 on a CPU) is recorded as such.
 * ``train`` — the hand-written CNN built and compiled as ``components.cnn.train`` does,
   trained with ``model.fit`` on the .npy artifact; epoch times with the first
   (compile) epoch left out; optionally the input-pipeline split and test accuracy.
@@ -85,6 +87,39 @@ def gemm_probe(spec: dict) -> dict:
     median = seconds[len(seconds) // 2]
     return {"n": n, "dtype": dtype, "seconds": seconds, "flops": 2 * n**3,
             "flops_per_second": 2 * n**3 / median}
+
+
+def gemm_rates_probe(spec: dict) -> dict:
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    on_gpu = jax.default_backend() == "gpu"
+    n = int(spec.get("n") or (8192 if on_gpu else 2048))
+    repeats = int(spec.get("repeats", 10))
+    presets = {"float32": ("F32_F32_F32", jnp.float32), "tensorfloat32": ("TF32_TF32_F32", jnp.float32),
+               "bfloat16": ("BF16_BF16_F32", jnp.bfloat16)}
+    rng = np.random.default_rng(0)
+    host = rng.standard_normal((2, n, n), dtype=np.float32)
+    rates = {}
+    for name, (preset, dtype) in presets.items():
+        algorithm = getattr(jax.lax.DotAlgorithmPreset, preset)
+        a, b = (jnp.asarray(m, dtype=dtype) for m in host)
+        matmul = jax.jit(lambda x, y, algorithm=algorithm: jnp.matmul(x, y, precision=algorithm))
+        try:
+            for _ in range(2):  # compile, then warm
+                matmul(a, b).block_until_ready()
+        except Exception as e:  # noqa: BLE001 - the backend refuses the precision (TF32 on a CPU)
+            rates[name] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:100]}"}
+            continue
+        seconds = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            matmul(a, b).block_until_ready()
+            seconds.append(time.perf_counter() - t0)
+        seconds.sort()
+        rates[name] = {"seconds": seconds, "tflops": 2 * n**3 / seconds[len(seconds) // 2] / 1e12}
+    return {"n": n, "device": str(jax.devices()[0]), "backend": jax.default_backend(), "rates": rates}
 
 
 def _epoch_timer():
@@ -228,7 +263,7 @@ def _pipeline_split(model, x, y, batch_size: int, fit_step_s: float, repeats: in
     }
 
 
-PROBES = {"gemm": gemm_probe, "train": train_probe}
+PROBES = {"gemm": gemm_probe, "gemm_rates": gemm_rates_probe, "train": train_probe}
 
 
 def main(argv: list[str]) -> int:

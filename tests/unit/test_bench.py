@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from bench import flops, gpu_study, gpu_study_report, report, run, stats, timeline
+from bench import flops, gpu_peaks, gpu_study, gpu_study_report, report, run, stats, timeline
 from bench.machine import cpu_info, machine_slug, source_commit
+from bench.probe import run_probe
 
 REPO = Path(__file__).resolve().parents[2]
 SEED_FORWARD_FLOPS = 70_552_576  # 2 × multiply-adds of conv1..4 and dense1..3, by hand
@@ -270,6 +271,61 @@ def test_gpu_study_report_of_the_committed_tiny_packed_cpu_run():
                                               "pflop": 0.0343, "tflops": 17.1})
     assert lines[0] == ("- throughput: 54,000 training images in 2 s wall = 27,000 images/s, **17.1 TFLOP/s** "
                         "achieved (0.0343 PFLOP of training)")
+
+
+@pytest.mark.parametrize("name, label, tf32_dense", [
+    ("NVIDIA H200, 143771 MiB", "H200 SXM", 494.5),  # as the committed H200 run's machine record names it
+    ("NVIDIA H200 NVL, 143771 MiB", "H200 NVL", 417.5),
+    ("NVIDIA H100 80GB HBM3, 81559 MiB", "H100 SXM", 494.5),
+    ("NVIDIA H100 PCIe, 81559 MiB", "H100 PCIe", 378.0),
+    ("NVIDIA H100 NVL, 95830 MiB", "H100 NVL", 417.5),
+    ("NVIDIA A100-SXM4-80GB, 81920 MiB", "A100", 156.0),
+])
+def test_datasheet_peaks_are_dense_halves_of_the_sparse_figures(name, label, tf32_dense):
+    peaks = gpu_peaks.datasheet_peaks(name)
+    assert peaks["label"] == label and peaks["tensorfloat32"] == tf32_dense
+    assert peaks["bfloat16"] == pytest.approx(2 * tf32_dense, rel=0.002)  # bf16 tensor cores: twice TF32's rate
+    assert peaks["float32"] < peaks["tensorfloat32"]
+
+
+def test_a_run_knows_the_precision_it_computed_in():
+    assert gpu_peaks.datasheet_peaks("Tesla T4, 15360 MiB") is None
+    assert gpu_peaks.run_precision({"dtype_policy": "float32", "matmul_precision": None}) == "tensorfloat32"
+    assert gpu_peaks.run_precision({"dtype_policy": "float32", "matmul_precision": "highest"}) == "float32"
+    assert gpu_peaks.run_precision({"dtype_policy": "mixed_bfloat16", "matmul_precision": "highest"}) == "bfloat16"
+
+
+def test_gpu_study_report_puts_the_achieved_rate_against_the_chip():
+    """#17: achieved TFLOP/s against the chip's peak for fp32/TF32 and bf16, and against the measured GEMM."""
+    results = json.loads((REPO / "bench/results/gpu/2026-11-25-h200-slice-mps.json").read_text())
+    assert "Against the chip" not in gpu_study.render_markdown(results)  # no throughput recorded then
+    results["throughput"] = {"images": 1, "wall_s": 1.0, "images_per_second": 1.0, "pflop": 0.1, "tflops": 98.9}
+    results["gemm"] = {"n": 8192, "device": "cuda:0", "backend": "gpu",
+                       "rates": {"float32": {"tflops": 49.45}, "tensorfloat32": {"tflops": 197.8},
+                                 "bfloat16": {"error": "XlaRuntimeError: out of memory"}}}
+    text = gpu_study.render_markdown(results)
+    assert "Against the chip (H200 SXM: NVIDIA's datasheet peak without sparsity; GEMM measured here, n = 8192" in text
+    assert "| fp32 | 67.0 | 49.5 | 147.6% | 200.0% |" in text
+    assert "| TF32 (this run) | 494.5 | 197.8 | 20.0% | 50.0% |" in text
+    assert "| bf16 | 989.5 | XlaRuntimeError: out of memory | 10.0% | – |" in text
+    results["settings"]["dtype_policy"] = "mixed_bfloat16"
+    assert "| bf16 (this run) |" in gpu_study.render_markdown(results)
+    results["settings"]["dtype_policy"] = "float32"
+    results["machine"]["gpus"], results["gemm"] = [], {"error": "probe gemm_rates exited 1"}
+    text = gpu_study.render_markdown(results)
+    assert "(no GPU: no datasheet peak known; GEMM not measured: probe gemm_rates exited 1):" in text
+    assert "| TF32 (this run) | – | not measured | – | – |" in text
+
+
+def test_gemm_rates_probe_measures_each_precision_the_device_has():
+    """The measured ceilings, for real on this machine's JAX: a precision the CPU refuses (TF32) says why."""
+    pytest.importorskip("jax")
+    result = run_probe({"kind": "gemm_rates", "n": 256, "repeats": 3}, timeout=300)
+    assert result["kind"] == "gemm_rates" and result["n"] == 256 and result["backend"] == "cpu"
+    for precision in ("float32", "bfloat16"):
+        rate = result["rates"][precision]
+        assert len(rate["seconds"]) == 3 and rate["tflops"] == pytest.approx(2 * 256**3 / rate["seconds"][1] / 1e12)
+    assert "not supported" in result["rates"]["tensorfloat32"]["error"]
 
 
 def test_gpu_study_script_rejects_bad_input_with_one_line(tmp_path):
