@@ -40,15 +40,16 @@ def datasheet_peaks(gpu_name: str) -> dict | None:
     return None
 
 
-def run_precision(settings: dict) -> str:
-    """The precision the run's convolutions and matmuls ran in (on a GPU of Ampere or newer).
+def run_precision(settings: dict, on_gpu: bool = True) -> str:
+    """The precision the run's convolutions and matmuls ran in.
 
     ``mixed_bfloat16`` computes in bf16; ``--matmul-precision highest|float32`` asks for full fp32;
-    otherwise fp32 tensors run in TF32, JAX's default on those GPUs.
+    otherwise fp32 tensors run in TF32 on a GPU of Ampere or newer (JAX's default there) and in
+    fp32 on a CPU, which has no TF32.
     """
     if "bfloat16" in str(settings.get("dtype_policy") or ""):
         return "bfloat16"
-    if settings.get("matmul_precision") in ("highest", "float32"):
+    if settings.get("matmul_precision") in ("highest", "float32") or not on_gpu:
         return "float32"
     return "tensorfloat32"
 
@@ -57,7 +58,7 @@ def ceiling_rows(achieved_tflops: float, gemm: dict | None, gpus: list[str], set
     """One row per precision: the datasheet's dense peak, the measured GEMM rate, and the achieved share of each."""
     peaks = datasheet_peaks(gpus[0]) if gpus else None
     rates = (gemm or {}).get("rates", {})
-    own = run_precision(settings)
+    own = run_precision(settings, on_gpu=bool(gpus))
     rows = []
     for p in PRECISIONS:
         peak = peaks and peaks[p]

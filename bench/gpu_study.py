@@ -187,7 +187,7 @@ class Study:
             "sample": args.sample if args.slice else None, "backend": os.environ.get("KERAS_BACKEND"),
             "dtype_policy": args.dtype_policy, "matmul_precision": args.matmul_precision,
             "checkpoints": not args.no_checkpoints,
-            "stages": args.stages, "q1a": not args.no_q1a,
+            "stages": args.stages, "q1a": not args.no_q1a, "chain": args.chain,
             # gpu_study.sh --mps exports the daemon's pipe folder to the workers once it answers.
             "mps": bool(os.environ.get("CUDA_MPS_PIPE_DIRECTORY")),
         }
@@ -214,7 +214,10 @@ class Study:
                     continue
                 results = self.run_stage(pool, stage, self.stage_tasks(stage, fixed))
                 best = winner(results)
-                fixed.update(SWEEPS[stage].settings(SWEEPS[stage].assignments_from(best["config"])))
+                handed_on = SWEEPS[stage].settings(SWEEPS[stage].assignments_from(best["config"]))
+                if args.chain == "study":  # the next sweep starts from the study's winner, whatever won here
+                    handed_on = SWEEPS[stage].study_settings() or handed_on
+                fixed.update(handed_on)
                 if not args.no_eval:
                     output = str(self.out / "trials" / stage / best["name"])
                     evaluations[stage] = pool.submit(evaluate_task, {"name": best["name"], "data": self.data,
@@ -309,6 +312,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stages", default=",".join(STAGES), type=lambda t: [s for s in t.split(",") if s],
                    help="which sweeps (default optimizer,activations,filters)")
     p.add_argument("--no-q1a", action="store_true", help="skip Question 1A's trial")
+    p.add_argument("--chain", default="own", choices=("own", "study"),
+                   help="what sweeps B and C start from: this run's winners (own, the study's chain), or the "
+                        "study's published winners (study: Nadam, then activations 67), so that two runs "
+                        "train the same trials and bench.gpu_compare pairs every one of them")
     p.add_argument("--no-eval", action="store_true", help="skip the winners' test accuracy")
     p.add_argument("--no-checkpoints", action="store_true",
                    help="skip the trial's per-epoch checkpoint (faster; a killed trial then restarts from epoch 1)")

@@ -35,3 +35,20 @@ def paired_accuracy_difference(correct_a: Sequence[bool], correct_b: Sequence[bo
     var = ((only_a + only_b) - (only_b - only_a) ** 2 / n) / n**2
     return {"difference_pp": 100 * diff, "standard_error_pp": 100 * math.sqrt(max(var, 0.0)),
             "only_a": only_a, "only_b": only_b, "n": n}
+
+
+def paired_mean_difference(a: Sequence[float], b: Sequence[float]) -> dict:
+    """Mean of ``b - a`` over paired values, with its standard error (sample sd / sqrt(n)).
+
+    Two GPU study runs that differ in one setting (TF32 against fp32, bf16) train the same trials:
+    the per-trial differences of their best validation accuracy carry both the setting's effect and
+    the run-to-run noise (GPU training is not bit-reproducible), and the standard error says how
+    large a mean difference must be to be more than that noise. One pair has no standard error.
+    """
+    if len(a) != len(b) or not a:
+        raise ValueError("expected two equally long, non-empty lists of paired values")
+    diffs = [y - x for x, y in zip(a, b)]
+    n = len(diffs)
+    sd = statistics.stdev(diffs) if n > 1 else None
+    return {"mean": statistics.fmean(diffs), "standard_error": sd / math.sqrt(n) if sd is not None else None,
+            "sd": sd, "n": n}

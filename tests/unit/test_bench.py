@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import flops, gpu_peaks, gpu_study, gpu_study_report, report, run, stats, timeline
+from bench import flops, gpu_compare, gpu_peaks, gpu_study, gpu_study_report, report, run, stats, timeline
 from bench.machine import cpu_info, machine_slug, source_commit
 from bench.probe import run_probe
 
@@ -61,6 +61,15 @@ def test_paired_accuracy_difference():
     assert d["standard_error_pp"] == pytest.approx(100 * ((5 - 1 / 100) ** 0.5) / 100)
     with pytest.raises(ValueError):
         stats.paired_accuracy_difference([True], [True, False])
+
+
+def test_paired_mean_difference():
+    d = stats.paired_mean_difference([0.90, 0.80, 0.70], [0.91, 0.79, 0.73])  # differences +0.01, -0.01, +0.03
+    assert d["n"] == 3 and d["mean"] == pytest.approx(0.01)
+    assert d["sd"] == pytest.approx(0.02) and d["standard_error"] == pytest.approx(0.02 / 3**0.5)
+    assert stats.paired_mean_difference([0.5], [0.6])["standard_error"] is None
+    with pytest.raises(ValueError):
+        stats.paired_mean_difference([], [])
 
 
 # ----------------------------------------------------------------------- timeline
@@ -293,6 +302,7 @@ def test_a_run_knows_the_precision_it_computed_in():
     assert gpu_peaks.run_precision({"dtype_policy": "float32", "matmul_precision": None}) == "tensorfloat32"
     assert gpu_peaks.run_precision({"dtype_policy": "float32", "matmul_precision": "highest"}) == "float32"
     assert gpu_peaks.run_precision({"dtype_policy": "mixed_bfloat16", "matmul_precision": "highest"}) == "bfloat16"
+    assert gpu_peaks.run_precision({"dtype_policy": "float32", "matmul_precision": None}, on_gpu=False) == "float32"
 
 
 def test_gpu_study_report_puts_the_achieved_rate_against_the_chip():
@@ -314,7 +324,7 @@ def test_gpu_study_report_puts_the_achieved_rate_against_the_chip():
     results["machine"]["gpus"], results["gemm"] = [], {"error": "probe gemm_rates exited 1"}
     text = gpu_study.render_markdown(results)
     assert "(no GPU: no datasheet peak known; GEMM not measured: probe gemm_rates exited 1):" in text
-    assert "| TF32 (this run) | – | not measured | – | – |" in text
+    assert "| fp32 (this run) | – | not measured | – | – |" in text  # a CPU has no TF32
 
 
 def test_gemm_rates_probe_measures_each_precision_the_device_has():
@@ -326,6 +336,87 @@ def test_gemm_rates_probe_measures_each_precision_the_device_has():
         rate = result["rates"][precision]
         assert len(rate["seconds"]) == 3 and rate["tflops"] == pytest.approx(2 * 256**3 / rate["seconds"][1] / 1e12)
     assert "not supported" in result["rates"]["tensorfloat32"]["error"]
+
+
+def _trial(stage: str, index: int, objective, optimizer: str = "Adam", activations=("relu",) * 4,
+           filters=(32, 32, 64, 64)) -> dict:
+    return {"name": f"{stage}-{index:02d}", "stage": stage, "index": index, "objective": objective,
+            "config": {"optimizer": optimizer, "learning_rate": None, "activations": list(activations),
+                       "filters": list(filters), "epochs": 10, "batch_size": 128, "seed": 1}}
+
+
+def test_gpu_compare_pairs_trials_by_their_whole_configuration(tmp_path, capsys):
+    base = {"settings": {"dtype_policy": "float32", "matmul_precision": "highest"}, "wall_s": 200.0,
+            "throughput": {"tflops": 50.0},
+            "trials": [_trial("optimizer", 0, 0.90, "Adam"), _trial("optimizer", 1, 0.92, "Nadam"),
+                       _trial("activations", 3, 0.91, "Nadam", ("selu",) * 4),
+                       _trial("activations", 4, 0.93, "Nadam", ("elu",) * 4),
+                       _trial("filters", 5, None, "Nadam")]}  # failed: no objective, not paired
+    other = {"settings": {"dtype_policy": "float32", "matmul_precision": "tensorfloat32"}, "wall_s": 100.0,
+             "throughput": {"tflops": 100.0},
+             "trials": [_trial("optimizer", 0, 0.91, "Adam"), _trial("optimizer", 1, 0.92, "Nadam"),
+                        # the same name trained another model (B started from another A winner): not paired
+                        _trial("activations", 3, 0.95, "Adam", ("selu",) * 4),
+                        _trial("activations", 4, 0.94, "Nadam", ("elu",) * 4),
+                        _trial("filters", 5, 0.90, "Nadam")]}
+    for name, run_ in (("base", base), ("other", other)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "study.json").write_text(json.dumps(run_))
+    c = gpu_compare.compare(gpu_compare.load_run(tmp_path / "base"), gpu_compare.load_run(tmp_path / "other"))
+    assert c["settings"] == {"matmul_precision": ("highest", "tensorfloat32")}
+    assert c["stages"]["optimizer"]["paired"] == 2 and c["stages"]["optimizer"]["unpaired"] == (0, 0)
+    assert c["stages"]["optimizer"]["difference"]["mean"] == pytest.approx(0.005)
+    assert c["stages"]["activations"]["names"] == ["activations-04"]
+    assert c["stages"]["activations"]["unpaired"] == (1, 1)
+    assert c["stages"]["filters"]["paired"] == 0 and c["stages"]["filters"]["unpaired"] == (0, 1)
+    assert c["all"]["n"] == 3 and c["all"]["mean"] == pytest.approx((0.01 + 0.0 + 0.01) / 3)
+    assert gpu_compare.main([str(tmp_path / "base"), str(tmp_path / "other" / "study.json"),
+                             "--out", str(tmp_path / "cmp.md")]) == 0
+    text = (tmp_path / "cmp.md").read_text()
+    assert text == capsys.readouterr().out
+    assert "matmul_precision 'highest' → 'tensorfloat32'" in text
+    assert "achieved TFLOP/s: 50 → 100" in text and "200 s → 100 s" in text
+    assert "| A: optimizers | 2 | 0 / 0 | +0.500 ± 0.500 |" in text
+    assert "| B: activations | 1 | 1 / 1 | +1.000 (one pair) |" in text
+
+
+@pytest.mark.parametrize("content", [None, "{not json", json.dumps({"trials": "none"})])
+def test_gpu_compare_refuses_a_file_that_is_no_study_with_one_line(tmp_path, capsys, content):
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"trials": [_trial("optimizer", 0, 0.9)]}))
+    bad = tmp_path / "bad.json"
+    if content is not None:
+        bad.write_text(content)
+    assert gpu_compare.main([str(good), str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {bad}: not a GPU study's study.json") and err.count("\n") == 1
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"trials": [_trial("optimizer", 0, 0.9, "SGD")]}))
+    assert gpu_compare.main([str(good), str(other)]) == 2
+    assert "no trial in common" in capsys.readouterr().err
+
+
+def test_gpu_compare_of_the_two_committed_h200_slices():
+    """The two H200 runs repeat one setting (MPS aside): A's eight trials pair; B's and C's do not, A's winners
+    differ."""
+    results = REPO / "bench/results/gpu"
+    c = gpu_compare.compare(gpu_compare.load_run(results / "2026-11-25-h200-slice-timeshared.json"),
+                            gpu_compare.load_run(results / "2026-11-25-h200-slice-mps.json"))
+    assert c["stages"]["optimizer"]["paired"] == 8 and c["stages"]["q1a"]["paired"] == 1
+    assert c["stages"]["activations"]["unpaired"] == (12, 12) and c["stages"]["filters"]["unpaired"] == (12, 12)
+    assert c["winners"]["optimizer"][0]["config"]["optimizer"] == "Nadam"
+    assert c["winners"]["optimizer"][1]["config"]["optimizer"] == "Adam"
+
+
+def test_gpu_study_chain_study_starts_each_sweep_from_the_studys_winner():
+    """--chain study: B and C are trained from the study's published winners, whatever won in this run."""
+    from components.sweeps import SWEEPS
+
+    assert SWEEPS["optimizer"].study_settings() == {"optimizer": "Nadam"}
+    assert SWEEPS["activations"].study_settings()["activations"] == ",".join(
+        SWEEPS["activations"].combination_at(SWEEPS["activations"].study.index))
+    assert gpu_study.build_parser().parse_args(["--chain", "study"]).chain == "study"
+    assert gpu_study.build_parser().parse_args([]).chain == "own"
 
 
 def test_gpu_study_script_rejects_bad_input_with_one_line(tmp_path):
