@@ -51,7 +51,14 @@ from bench.gpu_study_helpers import (  # noqa: F401 - re-exported: the tests and
     write_atomic,
 )
 from bench.gpu_study_report import render_markdown
-from bench.gpu_study_workers import _worker_init, evaluate_task, run_pack_task, run_task, worker_environment
+from bench.gpu_study_workers import (
+    _worker_init,
+    evaluate_task,
+    nas_task,
+    run_pack_task,
+    run_task,
+    worker_environment,
+)
 from bench.machine import machine_info
 
 # ------------------------------------------------------------------ the driver
@@ -233,10 +240,35 @@ class Study:
                 self.results["evaluations"][stage] = future.result()
         self.results["wall_s"] = time.time() - self.t0
         self.results["throughput"] = self.throughput()
+        self.save()
+        if args.q1b:  # after the study's wall time: the search is not part of the 180 s target
+            self.results["q1b"] = self.run_q1b(env)
         if args.slice and not args.packed:  # a pack's wall is not a trial's: the list-scheduling model does not apply
             self.results["projection"] = self.projection()
         self.save()
         return self.results
+
+    def run_q1b(self, env: dict[str, str]) -> dict:
+        """Question 1B, the study profile's AutoKeras ResNet search, in one worker with the device to itself."""
+        from components.nas.config import NasConfig
+
+        nas = dict(self.profile["nas"])
+        if self.args.q1b_trials:
+            nas["max_trials"] = self.args.q1b_trials
+        if self.args.q1b_epochs:
+            nas["epochs"] = self.args.q1b_epochs
+        config = NasConfig(**nas).normalized().as_dict()
+        self.log(f"Q1B: AutoKeras {config['block_type']} search, {config['max_trials']} trials × "
+                 f"{config['epochs']} epochs, batch {config['batch_size']}")
+        ctx = get_context("spawn")
+        with ProcessPoolExecutor(max_workers=1, mp_context=ctx, initializer=_worker_init,
+                                 initargs=({**env, "XLA_PYTHON_CLIENT_MEM_FRACTION": "0.9"},)) as pool:
+            r = pool.submit(nas_task, {"config": config, "data": self.data, "output": str(self.out / "q1b"),
+                                       "log": str(self.out / "logs" / "q1b-autokeras.log"),
+                                       "dtype_policy": self.args.dtype_policy}).result()
+        self.log("Q1B: " + (r.get("error") or f"test accuracy {r['test_accuracy']:.4f}, {r['params']:,} parameters, "
+                                              f"{r['wall_s']:,.0f} s"))
+        return r
 
     def measure_gemm(self) -> dict:
         """The chip's measured ceilings (``bench.gpu_peaks``), before any worker holds the device."""
@@ -312,6 +344,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stages", default=",".join(STAGES), type=lambda t: [s for s in t.split(",") if s],
                    help="which sweeps (default optimizer,activations,filters)")
     p.add_argument("--no-q1a", action="store_true", help="skip Question 1A's trial")
+    p.add_argument("--q1b", action="store_true",
+                   help="after the study, Question 1B: the study profile's AutoKeras ResNet search (needs autokeras; "
+                        "its wall time is its own, outside the study's)")
+    p.add_argument("--q1b-trials", type=int, default=None, help="Q1B's max_trials (default: the study profile's, 3)")
+    p.add_argument("--q1b-epochs", type=int, default=None, help="Q1B's epochs per trial (default: the profile's, 10)")
     p.add_argument("--chain", default="own", choices=("own", "study"),
                    help="what sweeps B and C start from: this run's winners (own, the study's chain), or the "
                         "study's published winners (study: Nadam, then activations 67), so that two runs "

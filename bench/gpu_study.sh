@@ -15,7 +15,8 @@
 #                   does not start, they time-share the GPU (a warning says so)
 #   --install-only  set up and check the environment (one training step of the study's CNN), run nothing
 #   STUDY OPTIONS   --slice, --parallel N, --sample K, --out DIR, --epochs N, --no-checkpoints,
-#                   --packed (trials of one shape and optimizer in one JAX program; jax only), ...
+#                   --packed (trials of one shape and optimizer in one JAX program; jax only),
+#                   --q1b (then Question 1B's AutoKeras search; its wheels: gpu_wheels.sh --nas), ...
 #                   (python -m bench.gpu_study --help)
 #
 # Needs: Python 3.11 or later with a GPU build of JAX or PyTorch, and this checkout's bench/ folder.
@@ -54,6 +55,8 @@ export KERAS_BACKEND="$BACKEND"
 # The bench (and, from a checkout, the project's source) come from here; a bare bench/ copy uses the wheel.
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 NEEDS="import keras, yaml, tensorboard, numpy, components.cnn.train, components.sweeps"
+# --q1b (Question 1B's AutoKeras search) needs AutoKeras and KerasTuner too (gpu_wheels.sh --nas).
+case " ${ARGS[*]-} " in *" --q1b "*) NEEDS="$NEEDS, autokeras, keras_tuner, components.nas.search" ;; esac
 
 usable() { "$PYTHON" -c "$NEEDS" >/dev/null 2>&1; }
 
@@ -61,7 +64,7 @@ usable() { "$PYTHON" -c "$NEEDS" >/dev/null 2>&1; }
 if ! usable; then
   [ -d "$SITE" ] && export PYTHONPATH="$PYTHONPATH:$SITE"
   if ! usable; then
-    [ -n "$WHEELS" ] || die "keras, tensorboard, pyyaml or the project are missing for $PYTHON; give --wheels DIR (made by bench/gpu_wheels.sh)"
+    [ -n "$WHEELS" ] || die "keras, tensorboard, pyyaml, the project (or with --q1b autokeras) are missing for $PYTHON; give --wheels DIR (made by bench/gpu_wheels.sh)"
     [ -d "$WHEELS" ] || die "--wheels $WHEELS: no such folder"
     # Only what this Python lacks: its own numpy, h5py, ... stay (the GPU backend was built against them).
     mapfile -t missing < <("$PYTHON" - "$WHEELS" <<'PY'

@@ -50,6 +50,16 @@ def render_markdown(res: dict) -> str:
         acc_rows.append(["Q1A seed CNN (test accuracy)", "Adam, relu×4, 32,32,64,64",
                          f"{100 * ta:.2f}%" if ta is not None else q1a.get("error", "–"), "–",
                          f"{100 * study:.2f}%", f"{100 * (ta - study):+.2f}" if ta is not None else "–", "–"])
+    q1b = res.get("q1b")
+    if q1b:
+        ta = q1b.get("test_accuracy")
+        study = STUDY_RESULTS["autokeras_resnet"]["test_accuracy"]
+        version = next((v for k, v in (q1b.get("best_hyperparameters") or {}).items() if k.endswith("/version")), "")
+        block = " ".join(p for p in ((q1b.get("config") or {}).get("block_type"), version) if p)
+        what = f"{block}, {q1b.get('params', 0):,} params, {q1b.get('trials', 0)} trials, {q1b.get('wall_s', 0):,.0f} s"
+        acc_rows.append(["Q1B AutoKeras search (test accuracy)", what if ta is not None else "–",
+                         f"{100 * ta:.2f}%" if ta is not None else q1b.get("error", "–"), "–",
+                         f"{100 * study:.2f}%", f"{100 * (ta - study):+.2f}" if ta is not None else "–", "–"])
     for stage, st in res.get("stages", {}).items():
         w = st.get("winner")
         study = SWEEPS[stage].study

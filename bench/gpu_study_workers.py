@@ -72,6 +72,40 @@ def _test_accuracy(trial_output: str, data_uri: str) -> float:
     return float((predicted == np.asarray(data.y["test"])).mean())
 
 
+def nas_task(task: dict) -> dict:
+    """Question 1B: the study profile's AutoKeras search (``components.nas``) in a worker; never raises.
+
+    The search resumes on its output (KerasTuner's project); ``nas.json`` holds the result.
+    """
+    started = time.time()
+    out = {"name": "q1b-autokeras", "pid": os.getpid(), "start": started}
+    try:
+        import keras
+
+        from components.nas.config import NasConfig
+        from components.nas.search import run_nas
+
+        keras.mixed_precision.set_global_policy(task.get("dtype_policy") or "float32")
+        log_path = Path(task["log"])
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "a", encoding="utf-8") as log, contextlib.redirect_stdout(log):
+            def log_line(line: str) -> None:
+                print(line, flush=True)
+
+            result = run_nas(NasConfig(**task["config"]), task["data"], task["output"], log=log_line)
+        best = result["best_trial"]
+        out.update(config=result["config"], test_accuracy=result["test_accuracy"], params=result["params"]["total"],
+                   best_val_accuracy=best["val_accuracy"], best_hyperparameters=best["hyperparameters"],
+                   trials=len(result["trials"]), trial_seconds=[t.get("seconds") for t in result["trials"]],
+                   backend=keras.backend.backend())
+    except Exception as err:  # noqa: BLE001 - a failed search is a row in the table
+        out["error"] = f"{type(err).__name__}: {err}"
+        out["traceback"] = traceback.format_exc()[-2000:]
+    out["end"] = time.time()
+    out["wall_s"] = out["end"] - started
+    return out
+
+
 def evaluate_task(task: dict) -> dict:
     started = time.time()
     try:

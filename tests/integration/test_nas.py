@@ -114,6 +114,28 @@ def test_the_other_tuners_run_a_tiny_search(tiny_data, tmp_path, tuner):
     assert (tmp_path / "nas" / "model.keras").exists()
 
 
+def test_the_gpu_studys_q1b_runs_the_search_and_reports_it_against_the_study(tiny_data, tmp_path):
+    """bench.gpu_study --q1b: the search in a worker (nas_task), its result in study.md's accuracy table."""
+    from bench.gpu_study_report import render_markdown
+    from bench.gpu_study_workers import nas_task
+
+    task = {"config": tiny_config(max_trials=1).as_dict(), "data": tiny_data, "output": str(tmp_path / "q1b"),
+            "log": str(tmp_path / "logs" / "q1b.log")}
+    r = nas_task(task)
+    assert "error" not in r, r.get("traceback")
+    saved = json.loads((tmp_path / "q1b" / RESULT_FILE).read_text())
+    assert r["test_accuracy"] == saved["test_accuracy"] and r["params"] == saved["params"]["total"]
+    assert r["trials"] == 1 and r["config"]["block_type"] == "vanilla" and r["wall_s"] > 0
+    assert "nas: best trial 0" in (tmp_path / "logs" / "q1b.log").read_text()  # the search's log, not stdout
+    row = next(line for line in render_markdown({"q1b": r, "settings": {}}).splitlines() if "Q1B" in line)
+    assert row.startswith(f"| Q1B AutoKeras search (test accuracy) | vanilla, {r['params']:,} params, 1 trials")
+    assert f"| {100 * r['test_accuracy']:.2f}% | – | 92.10% | {100 * r['test_accuracy'] - 92.10:+.2f} |" in row
+    failed = nas_task({**task, "data": str(tmp_path / "no-such-dataset"), "output": str(tmp_path / "q1b-2")})
+    assert failed["error"] and "test_accuracy" not in failed
+    row = next(line for line in render_markdown({"q1b": failed, "settings": {}}).splitlines() if "Q1B" in line)
+    assert failed["error"].split(":")[0] in row
+
+
 def test_resnet_first_trial_is_the_studys_model(tiny_data):
     from components.cnn.models import param_counts
 
