@@ -43,6 +43,27 @@ def test_flops_read_from_the_built_model_equal_the_analytic_count(filters):
     assert flops.model_forward_flops(model) == flops.study_cnn_forward_flops(filters)
 
 
+def test_padding_sweep_cs_shapes_to_one_program_costs_what_the_docs_say():
+    """components/cnn/packed/members.py and the README give the FLOPs padding would waste (#17's sweep C lever)."""
+    from components.sweeps import SWEEPS
+
+    sweep = SWEEPS["filters"]
+    shapes = [tuple(int(f) for f in sweep.settings(dict(zip((p.name for p in sweep.parameters),
+                                                             sweep.combination_at(i))))["filters"].split(","))
+              for i in range(sweep.grid_size)]
+    own = sum(flops.study_cnn_forward_flops(s) for s in shapes)
+    largest = tuple(max(s[k] for s in shapes) for k in range(4))
+    padded = len(shapes) * flops.study_cnn_forward_flops(largest)
+    assert len(shapes) == 81 and largest == (64, 64, 64, 64)
+    assert round(padded / own, 2) == 2.82 and round(1 - own / padded, 2) == 0.65
+    assert (round(own / 1e9, 2), round(padded / 1e9, 1)) == (5.73, 16.2)
+    smallest = min(flops.study_cnn_forward_flops(s) for s in shapes)
+    assert round(1 - smallest / flops.study_cnn_forward_flops(largest), 2) == 0.92
+    docs = (REPO / "components/cnn/packed/members.py").read_text() + (REPO / "README.md").read_text()
+    for figure in ("2.82 times", "16.2 against 5.73 GFLOP", "65% of", "92% for the smallest"):
+        assert figure in " ".join(docs.split())
+
+
 def test_ceiling_is_the_gemm_rate_over_training_flops():
     # The issue's numbers: ~190 GFLOP/s -> ~900 images/s, so ~700 images/s is ~78% of it.
     ceiling = flops.ceiling_images_per_second(190e9, SEED_FORWARD_FLOPS)
