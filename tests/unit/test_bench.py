@@ -453,3 +453,18 @@ def test_gpu_study_script_rejects_bad_input_with_one_line(tmp_path):
     assert no_backend.returncode == 2
     assert no_backend.stderr.strip().startswith(f"error: {tmp_path}/bare/bin/python has no jax")
 
+
+
+@pytest.mark.parametrize("args, error", [
+    ([], "error: expected DIR and OUT (bench/gpu_session.sh --help)"),
+    (["{tmp}/none", "{tmp}/out"], "error: {tmp}/none/fashion-mnist: no such folder (the four Fashion-MNIST IDX files)"),
+    (["{tmp}", "{tmp}/out", "--budget", "30"], "error: --budget 30: expected whole seconds, at least 60"),
+    (["{tmp}", "{tmp}/out", "--budget", "ten"], "error: --budget ten: expected whole seconds, at least 60"),
+    (["{tmp}", "{tmp}/out", "--fast"], "error: unknown option --fast (bench/gpu_session.sh --help)"),
+])
+def test_gpu_session_script_rejects_bad_input_with_one_line(tmp_path, args, error):
+    """The prepared device command fails at once, before any device time is spent, on what it was given."""
+    result = subprocess.run(["bash", str(REPO / "bench/gpu_session.sh"), *(a.format(tmp=tmp_path) for a in args)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and result.stderr.strip() == error.format(tmp=tmp_path)
+    assert not (tmp_path / "out").exists()
