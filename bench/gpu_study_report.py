@@ -21,7 +21,8 @@ def render_markdown(res: dict) -> str:
            f"{s.get('backend')}, dtype policy {s.get('dtype_policy')}, "
            f"matmul precision {s.get('matmul_precision') or 'JAX default'}, "
            f"checkpoints {'on' if s.get('checkpoints') else 'off'}, "
-           f"GPU shared {sharing}",
+           + ("B and C started from the study's winners (--chain study), " if s.get("chain") == "study" else "")
+           + (f"GPU shared {sharing}" if m.get("gpus") or "gpus" not in m else "no GPU"),
            f"- machine: {', '.join(m.get('gpus') or []) or 'no GPU'}; CPU {m.get('cpu', {}).get('model')} × "
            f"{m.get('cores')}; Python {m.get('python')}; "
            + ", ".join(f"{k} {v}" for k, v in sorted((m.get("libraries") or {}).items()))
@@ -56,7 +57,9 @@ def render_markdown(res: dict) -> str:
         study = STUDY_RESULTS["autokeras_resnet"]["test_accuracy"]
         version = next((v for k, v in (q1b.get("best_hyperparameters") or {}).items() if k.endswith("/version")), "")
         block = " ".join(p for p in ((q1b.get("config") or {}).get("block_type"), version) if p)
-        what = f"{block}, {q1b.get('params', 0):,} params, {q1b.get('trials', 0)} trials, {q1b.get('wall_s', 0):,.0f} s"
+        trials = q1b.get("trials", 0)
+        what = (f"{block}, {q1b.get('params', 0):,} params, {trials} trial{'' if trials == 1 else 's'}, "
+                f"{q1b.get('wall_s', 0):,.0f} s")
         acc_rows.append(["Q1B AutoKeras search (test accuracy)", what if ta is not None else "–",
                          f"{100 * ta:.2f}%" if ta is not None else q1b.get("error", "–"), "–",
                          f"{100 * study:.2f}%", f"{100 * (ta - study):+.2f}" if ta is not None else "–", "–"])

@@ -430,14 +430,24 @@ def test_gpu_compare_of_the_two_committed_h200_slices():
 
 
 def test_gpu_study_chain_study_starts_each_sweep_from_the_studys_winner():
-    """--chain study: B and C are trained from the study's published winners, whatever won in this run."""
+    """--chain study: B and C are trained from the study's published winners, whatever won in this run
+    (the committed tiny CPU runs: A's winner Adamax), so two runs' trials all pair."""
     from components.sweeps import SWEEPS
 
-    assert SWEEPS["optimizer"].study_settings() == {"optimizer": "Nadam"}
-    assert SWEEPS["activations"].study_settings()["activations"] == ",".join(
-        SWEEPS["activations"].combination_at(SWEEPS["activations"].study.index))
-    assert gpu_study.build_parser().parse_args(["--chain", "study"]).chain == "study"
     assert gpu_study.build_parser().parse_args([]).chain == "own"
+    study_b = SWEEPS["activations"].combination_at(SWEEPS["activations"].study.index)
+    runs = [REPO / f"bench/results/gpu/2026-12-07-amd-epyc-2c-tiny-cpu-{k}.json" for k in ("fp32", "bf16")]
+    for path in runs:
+        res = json.loads(path.read_text())
+        assert res["settings"]["chain"] == "study"
+        assert res["stages"]["optimizer"]["winner"]["config"]["optimizer"] == "Adamax"
+        later = [t for t in res["trials"] if t["stage"] in ("activations", "filters")]
+        assert {t["config"]["optimizer"] for t in later} == {"Nadam"}
+        assert {tuple(t["config"]["activations"]) for t in res["trials"] if t["stage"] == "filters"} == {study_b}
+        assert "B and C started from the study's winners (--chain study), no GPU" in gpu_study.render_markdown(res)
+    c = gpu_compare.compare(*(gpu_compare.load_run(p) for p in runs))
+    assert c["all"]["n"] == 13 and all(st["unpaired"] == (0, 0) for st in c["stages"].values())
+    assert c["settings"] == {"dtype_policy": ("float32", "mixed_bfloat16")}
 
 
 def test_gpu_study_script_rejects_bad_input_with_one_line(tmp_path):
