@@ -17,8 +17,8 @@
 #   --no-bf16, --no-q1b   skip step 3 or 4
 #
 # Steps, in order of value:
-#   1. the pack layouts (python -m bench.pack_lowering, 12 members of sweep B's kind): the fastest
-#      measured layout is the one the study uses (out: pack-layout.json)
+#   1. the pack layouts (python -m bench.pack_lowering, 12 members of sweep B's kind, at most 120 s):
+#      the fastest measured layout is the one the study uses (out: pack-layout.json)
 #   2. the whole study (Question 1A + 1 + 8 + 81 + 81 trials x 10 epochs, all 60,000 images) packed
 #      (--pack-slots 12 over 4 workers), MPS, TF32 (JAX's default), --chain study (out: tf32/)
 #   3. the same in mixed_bfloat16 (out: bf16/), then python -m bench.gpu_compare tf32 bf16
@@ -58,7 +58,7 @@ log() { echo "[gpu-session $(printf '%4d' "$SECONDS") s] $*" | tee -a "$OUT/sess
 # Seconds left of the budget, at least 1 (timeout 0 would mean no limit).
 left() { local l=$((BUDGET - SECONDS)); echo $((l > 1 ? l : 1)); }
 
-SIZES=(); LAYOUT_ARGS=(--members 12 --images 12800); Q1B_SIZES=()
+SIZES=(); LAYOUT_ARGS=(--members 12 --images 6400); Q1B_SIZES=()
 if [ "$TINY" = 1 ]; then
   SIZES=(--epochs 2 --train-size 1000 --test-size 200 --slice --sample 2 --parallel 2 --mode tiny-session)
   LAYOUT_ARGS=(--members 2 --images 256 --layouts unroll:host,vmap:host)
@@ -72,19 +72,22 @@ bash "$HERE/gpu_study.sh" --site "$SITE" "${WHEELS[@]}" --install-only --q1b >>"
   || { log "setup failed (session.log)"; exit 1; }
 export KERAS_BACKEND=jax PYTHONPATH="$ROOT:$SITE${PYTHONPATH:+:$PYTHONPATH}"
 
-# 1. the pack layouts
+# 1. the pack layouts (pack_lowering writes each layout as it is measured: a cut-short run keeps them)
 LAYOUT=()
-if timeout "$(( $(left) < 120 ? $(left) : 120 ))" "$PYTHON" -m bench.pack_lowering "${LAYOUT_ARGS[@]}" \
-     --out "$OUT/pack-layout.json" >>"$OUT/session.log" 2>&1; then
-  read -r lowering loop < <("$PYTHON" -c "
+timeout "$(( $(left) < 120 ? $(left) : 120 ))" "$PYTHON" -m bench.pack_lowering "${LAYOUT_ARGS[@]}" \
+  --out "$OUT/pack-layout.json" >>"$OUT/session.log" 2>&1
+rc=$?
+best="$("$PYTHON" -c "
 import json, sys
 runs = [r for r in json.load(open(sys.argv[1]))['runs'] if r['members'] > 1]
 best = max(runs, key=lambda r: r['images_per_second'])
-print(best['lowering'], best['epoch_loop'])" "$OUT/pack-layout.json")
+print(best['lowering'], best['epoch_loop'], len(runs))" "$OUT/pack-layout.json" 2>/dev/null)"
+if [ -n "$best" ]; then
+  read -r lowering loop measured <<<"$best"
   LAYOUT=(--pack-lowering "$lowering" --epoch-loop "$loop")
-  log "1. pack layouts measured; the fastest: $lowering + $loop (pack-layout.json)"
+  log "1. pack layouts: $measured measured (exit $rc); the fastest: $lowering + $loop (pack-layout.json)"
 else
-  log "1. pack layouts not measured (session.log); the study uses its automatic layout"
+  log "1. pack layouts not measured (exit $rc, session.log); the study uses its automatic layout"
 fi
 
 # 2. and 3.: a study run beside nvidia-smi dmon, its reports copied to OUT

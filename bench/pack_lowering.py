@@ -13,9 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 
+from bench.gpu_study_helpers import write_atomic
 from bench.machine import machine_info
 from bench.probe import gemm_probe
 
@@ -63,13 +65,13 @@ def main(argv: list[str] | None = None) -> dict:
 
     require_jax_backend()
     record = {"machine": machine_info(),
-              "gemm_gflops": round(gemm_probe({"n": 2048, "repeats": 5})["flops_per_second"] / 1e9, 1),
-              "runs": [epoch_rate(1, args.images, "unroll", "host")]
-              + [epoch_rate(args.members, args.images, lowering, loop) for lowering, loop in args.layouts]}
-    print(json.dumps(record["runs"], indent=1))
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as f:
-            json.dump(record, f, indent=2)
+              "gemm_gflops": round(gemm_probe({"n": 2048, "repeats": 5})["flops_per_second"] / 1e9, 1), "runs": []}
+    # Written after each layout, so a run stopped by a time limit keeps the layouts it measured.
+    for members, lowering, loop in [(1, "unroll", "host")] + [(args.members, lo, el) for lo, el in args.layouts]:
+        record["runs"].append(epoch_rate(members, args.images, lowering, loop))
+        print(json.dumps(record["runs"][-1]), flush=True)
+        if args.out:
+            write_atomic(Path(args.out), json.dumps(record, indent=2) + "\n")
     return record
 
 

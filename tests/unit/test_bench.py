@@ -478,3 +478,20 @@ def test_gpu_session_script_rejects_bad_input_with_one_line(tmp_path, args, erro
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and result.stderr.strip() == error.format(tmp=tmp_path)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_pack_lowering_keeps_each_layout_it_measured_when_a_later_one_fails(tmp_path):
+    """bench.pack_lowering writes its record after each layout: gpu_session.sh's time limit (or a layout that
+    fails) leaves the ones measured, and the session picks the fastest of them."""
+    pytest.importorskip("jax")
+    out = tmp_path / "layouts.json"
+    result = subprocess.run([sys.executable, "-m", "bench.pack_lowering", "--members", "2", "--images", "128",
+                             "--layouts", "unroll:host,sideways:host", "--out", str(out)],
+                            cwd=REPO, env={**os.environ, "KERAS_BACKEND": "jax"}, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode != 0 and "sideways" in result.stderr  # the second layout does not exist
+    runs = json.loads(out.read_text())["runs"]
+    assert [(r["members"], r["lowering"], r["epoch_loop"]) for r in runs] == [(1, "unroll", "host"),
+                                                                             (2, "unroll", "host")]
+    assert all(r["images_per_second"] > 0 and r["images"] == 128 for r in runs)
