@@ -60,6 +60,7 @@ from bench.gpu_study_workers import (
     worker_environment,
 )
 from bench.machine import machine_info
+from components.core.errors import UserError
 
 # ------------------------------------------------------------------ the driver
 
@@ -199,13 +200,14 @@ class Study:
             "mps": bool(os.environ.get("CUDA_MPS_PIPE_DIRECTORY")),
         }
         self.results["machine"] = machine_info()
-        if not args.no_gemm:
-            self.results["gemm"] = self.measure_gemm()
-        self.prepare_data()
         env = worker_environment(args.parallel)
         if args.matmul_precision:  # JAX reads its config from the environment (TF32 or full fp32 on a GPU)
             env["JAX_DEFAULT_MATMUL_PRECISION"] = args.matmul_precision
         self.results["worker_env"] = env
+        self.check_finite(env)
+        if not args.no_gemm:
+            self.results["gemm"] = self.measure_gemm()
+        self.prepare_data()
         ctx = get_context("spawn")  # a fresh interpreter per worker: the backend is chosen by its env
         with ProcessPoolExecutor(max_workers=args.parallel, mp_context=ctx, initializer=_worker_init,
                                  initargs=(env,)) as pool:
@@ -269,6 +271,33 @@ class Study:
         self.log("Q1B: " + (r.get("error") or f"test accuracy {r['test_accuracy']:.4f}, {r['params']:,} parameters, "
                                               f"{r['wall_s']:,.0f} s"))
         return r
+
+    def check_finite(self, env: dict[str, str]) -> None:
+        """Refuse a dtype policy the backend miscomputes, before any trial (``bench.probe``'s ``finite``).
+
+        JAX 0.12.1's CPU backend computes NaN in the CNN's compiled bf16 inference: every trial
+        would train, then score chance accuracy on NaN predictions. A probe that cannot run at all
+        is only logged: the trials will say what is wrong.
+        """
+        from bench.probe import ProbeFailed, run_probe
+
+        spec = {"kind": "finite", "dtype_policy": self.args.dtype_policy, "packed": self.args.packed,
+                "lowering": self.args.pack_lowering, "epoch_loop": self.args.epoch_loop}
+        try:
+            result = run_probe(spec, env=env, timeout=600, log_path=self.out / "logs" / "finite.log")
+        except (ProbeFailed, OSError) as e:
+            self.log(f"finite: not checked ({e})")
+            return
+        self.results["finite"] = result
+        if not result["finite"]:
+            self.save()
+            libraries = self.results["machine"].get("libraries") or {}
+            raise UserError(
+                f"--dtype-policy {self.args.dtype_policy}: the study's CNN computes non-finite outputs on this "
+                f"backend ({result['backend']} {libraries.get(result['backend'], '')}; non-finite values: "
+                f"{result['nonfinite']}), so every trial would score chance accuracy; choose another dtype "
+                f"policy or backend version")
+        self.log(f"finite: the study's CNN under {result['dtype_policy']} infers finite outputs")
 
     def measure_gemm(self) -> dict:
         """The chip's measured ceilings (``bench.gpu_peaks``), before any worker holds the device."""
@@ -396,7 +425,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args.out = args.out or f"runs/gpu-study-{time.strftime('%Y%m%d-%H%M%S')}"
     study = Study(args)
-    results = study.run()
+    try:
+        results = study.run()
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     study.log(f"done in {results['wall_s']:,.0f} s: {study.out / 'study.md'}")
     if "projection" in results:
         study.log(f"projected full study: {results['projection']['total_s']:,.0f} s")

@@ -8,6 +8,10 @@ one ``BENCH_RESULT {json}`` line.
 Kinds:
 
 * ``gemm`` — the rate of an n×n matrix multiply through the backend (the ceiling).
+* ``finite`` — the study's CNN under a dtype policy: one training step, then inference on
+  random images (Keras' own, and with ``packed`` a one-member pack's): whether every output is
+  finite. JAX 0.12.1's CPU backend computes NaN in the CNN's compiled bf16 inference (from its
+  first max pooling on), which a run would otherwise find as chance accuracy in every trial.
 * ``gemm_rates`` — the same through JAX in each of fp32, TF32 and bf16 (``bench.gpu_peaks``): the
   GPU study's measured ceilings; a precision the device lacks (TF32 on a CPU) is recorded as such.
 * ``train`` — the hand-written CNN built and compiled as ``components.cnn.train`` does,
@@ -87,6 +91,38 @@ def gemm_probe(spec: dict) -> dict:
     median = seconds[len(seconds) // 2]
     return {"n": n, "dtype": dtype, "seconds": seconds, "flops": 2 * n**3,
             "flops_per_second": 2 * n**3 / median}
+
+
+def finite_probe(spec: dict) -> dict:
+    import keras
+    import numpy as np
+
+    from components.cnn.models import build_study_cnn
+
+    keras.mixed_precision.set_global_policy(spec.get("dtype_policy") or "float32")
+    keras.utils.set_random_seed(1)
+    rng = np.random.default_rng(0)
+    x = rng.random((256, 28, 28, 1), dtype=np.float32)
+    y = rng.integers(0, 10, 256)
+    model = build_study_cnn()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(x[:128], y[:128], batch_size=128, epochs=1, verbose=0)
+    outputs = {"keras": np.asarray(model.predict(x, batch_size=128, verbose=0), dtype=np.float32)}
+    if spec.get("packed"):
+        import jax.numpy as jnp
+
+        from components.cnn.hparams import TrialConfig
+        from components.cnn.packed.program import PackProgram
+
+        config = TrialConfig(batch_size=128, seed=1)
+        program = PackProgram([config], (28, 28, 1), 10, spec.get("lowering") or "auto",
+                              spec.get("epoch_loop") or "auto")
+        state = program.stack([program.initial_variables(config)], [config])
+        loss, _ = program.evaluate(state, jnp.asarray(x), jnp.asarray(y))
+        outputs["packed"] = np.asarray(loss, dtype=np.float32)
+    nonfinite = {k: int((~np.isfinite(v)).sum()) for k, v in outputs.items()}
+    return {"dtype_policy": keras.mixed_precision.global_policy().name, "backend": keras.backend.backend(),
+            "nonfinite": nonfinite, "finite": not any(nonfinite.values())}
 
 
 def gemm_rates_probe(spec: dict) -> dict:
@@ -263,7 +299,7 @@ def _pipeline_split(model, x, y, batch_size: int, fit_step_s: float, repeats: in
     }
 
 
-PROBES = {"gemm": gemm_probe, "gemm_rates": gemm_rates_probe, "train": train_probe}
+PROBES = {"gemm": gemm_probe, "gemm_rates": gemm_rates_probe, "finite": finite_probe, "train": train_probe}
 
 
 def main(argv: list[str]) -> int:

@@ -495,3 +495,40 @@ def test_pack_lowering_keeps_each_layout_it_measured_when_a_later_one_fails(tmp_
     assert [(r["members"], r["lowering"], r["epoch_loop"]) for r in runs] == [(1, "unroll", "host"),
                                                                              (2, "unroll", "host")]
     assert all(r["images_per_second"] > 0 and r["images"] == 128 for r in runs)
+
+
+@pytest.mark.slow
+def test_finite_probe_runs_the_cnn_under_a_dtype_policy_here():
+    """The study's CNN under mixed_bfloat16, Keras' and a one-member pack's inference, for real on this JAX."""
+    pytest.importorskip("jax")
+    result = run_probe({"kind": "finite", "dtype_policy": "mixed_bfloat16", "packed": True},
+                       env={"KERAS_BACKEND": "jax"}, timeout=600)
+    assert result["dtype_policy"] == "mixed_bfloat16" and result["backend"] == "jax"
+    assert result["nonfinite"] == {"keras": 0, "packed": 0} and result["finite"] is True
+
+
+def test_gpu_study_refuses_a_dtype_policy_the_backend_computes_nan_in(tmp_path, monkeypatch, capsys):
+    """Under JAX 0.12.1 on a CPU, mixed_bfloat16 inference is NaN (found by gpu_session.sh --tiny: every bf16
+    trial scored 10%). The study stops before any trial, with one line and exit status 2, and says why."""
+    import bench.probe
+
+    seen = []
+
+    def probe(spec, env=None, timeout=0, log_path=None):
+        seen.append((spec, env))
+        return {"dtype_policy": "mixed_bfloat16", "backend": "jax", "nonfinite": {"keras": 2560, "packed": 1},
+                "finite": False, "kind": "finite"}
+
+    monkeypatch.setattr(bench.probe, "run_probe", probe)
+    out = tmp_path / "run"
+    assert gpu_study.main(["--data", str(tmp_path / "no-data-needed"), "--out", str(out), "--packed",
+                           "--dtype-policy", "mixed_bfloat16", "--parallel", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(
+        "error: --dtype-policy mixed_bfloat16: the study's CNN computes non-finite outputs on this backend (jax ")
+    assert "{'keras': 2560, 'packed': 1}), so every trial would score chance accuracy" in err
+    assert [s["kind"] for s, _ in seen] == ["finite"]  # before the GEMM probe, the data and any trial
+    assert seen[0][0]["packed"] is True and seen[0][1]["XLA_PYTHON_CLIENT_MEM_FRACTION"] == "0.300"
+    recorded = json.loads((out / "study.json").read_text())
+    assert recorded["finite"]["finite"] is False and recorded["trials"] == []
+    assert not (out / "data").exists() and not (out / "trials").exists()
