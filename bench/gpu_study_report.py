@@ -28,7 +28,9 @@ def render_markdown(res: dict) -> str:
            + ", ".join(f"{k} {v}" for k, v in sorted((m.get("libraries") or {}).items()))
            + f"; commit {m.get('commit') or 'unknown'}",
            f"- data: {res.get('data_counts')} (prepared in {res.get('data_s', 0):.0f} s)",
-           f"- **wall time: {res.get('wall_s', 0):,.0f} s** ({res.get('wall_s', 0) / 60:.1f} min)", ""]
+           f"- **wall time: {res.get('wall_s', 0):,.0f} s** ({res.get('wall_s', 0) / 60:.1f} min)"
+           + (f", from the data on; the checks before it (finite outputs, GEMM rates) took {res['checks_s']:,.0f} s"
+              if res.get("checks_s") is not None else ""), ""]
     if s.get("packed"):
         out.insert(3, "- **packed trials** (`components.cnn.packed`): trials of one shape and optimizer trained in one "
                       "JAX program (vmap over members, an epoch per `lax.scan`), packs spread over the workers")

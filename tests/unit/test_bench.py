@@ -532,3 +532,37 @@ def test_gpu_study_refuses_a_dtype_policy_the_backend_computes_nan_in(tmp_path, 
     recorded = json.loads((out / "study.json").read_text())
     assert recorded["finite"]["finite"] is False and recorded["trials"] == []
     assert not (out / "data").exists() and not (out / "trials").exists()
+
+
+def test_gpu_study_wall_time_starts_after_the_machine_checks(tmp_path, monkeypatch, fmnist_dir):
+    """The finite check and the GEMM rates measure the machine: their time is reported apart, not in the
+    study's wall time (#17's 180 s are the study's). A fake clock that only the two probes advance."""
+    import time as real_time
+
+    import bench.probe
+
+    class Clock:
+        now = 1000.0
+        strftime = staticmethod(real_time.strftime)
+
+        def time(self):
+            return self.now
+
+    clock = Clock()
+    monkeypatch.setattr(gpu_study, "time", clock)
+
+    def probe(spec, env=None, timeout=0, log_path=None):
+        clock.now += {"finite": 30.0, "gemm_rates": 20.0}[spec["kind"]]
+        if spec["kind"] == "finite":
+            return {"dtype_policy": "float32", "backend": "jax", "nonfinite": {"keras": 0}, "finite": True}
+        return {"n": 8, "device": "cpu:0", "backend": "cpu", "rates": {"float32": {"tflops": 0.1}}}
+
+    monkeypatch.setattr(bench.probe, "run_probe", probe)
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    out = tmp_path / "run"
+    assert gpu_study.main(["--data", str(fmnist_dir), "--out", str(out), "--stages", "", "--no-q1a",
+                           "--train-size", "100", "--test-size", "20", "--parallel", "1"]) == 0
+    res = json.loads((out / "study.json").read_text())
+    assert res["checks_s"] == 50.0 and res["wall_s"] == 0.0 and res["data_counts"]["test"] == 20
+    assert "(0.0 min), from the data on; the checks before it (finite outputs, GEMM rates) took 50 s" in \
+        (out / "study.md").read_text()
