@@ -106,14 +106,16 @@ study_run() {
   cp -r "$SCRATCH/runs/$name/logs" "$OUT/$name/" 2>/dev/null
   return $rc
 }
+# Why a run did not finish: its one-line refusal, or the budget.
+why() { grep -m1 '^error:' "$OUT/$1-run.log" || echo "not finished within the budget, or failed"; }
 if study_run tf32; then STATUS=0; log "2. the study, TF32: $(grep -o 'done in [0-9,]* s' "$OUT/tf32-run.log" | tail -1)"
-else STATUS=1; log "2. the study, TF32: not finished within the budget or failed (tf32-run.log)"; fi
+else STATUS=1; log "2. the study, TF32: $(why tf32) (tf32-run.log)"; fi
 
 if [ "$BF16" = 1 ] && [ "$(left)" -gt 60 ]; then
   if study_run bf16 --dtype-policy mixed_bfloat16; then
     log "3. the study, bf16: $(grep -o 'done in [0-9,]* s' "$OUT/bf16-run.log" | tail -1)"
   else
-    log "3. the study, bf16: not finished within the budget or failed (bf16-run.log)"
+    log "3. the study, bf16: $(why bf16) (bf16-run.log)"
   fi
   "$PYTHON" -m bench.gpu_compare "$OUT/tf32" "$OUT/bf16" --out "$OUT/bf16-vs-tf32.md" >/dev/null 2>>"$OUT/session.log" \
     && log "3. compared: bf16-vs-tf32.md"

@@ -8,12 +8,12 @@ one ``BENCH_RESULT {json}`` line.
 Kinds:
 
 * ``gemm`` — the rate of an n×n matrix multiply through the backend (the ceiling).
+* ``gemm_rates`` — the same through JAX in each of fp32, TF32 and bf16 (``bench.gpu_peaks``): the
+  GPU study's measured ceilings; a precision the device lacks (TF32 on a CPU) is recorded as such.
 * ``finite`` — the study's CNN under a dtype policy: one training step, then inference on
   random images (Keras' own, and with ``packed`` a one-member pack's): whether every output is
   finite. JAX 0.12.1's CPU backend computes NaN in the CNN's compiled bf16 inference (from its
   first max pooling on), which a run would otherwise find as chance accuracy in every trial.
-* ``gemm_rates`` — the same through JAX in each of fp32, TF32 and bf16 (``bench.gpu_peaks``): the
-  GPU study's measured ceilings; a precision the device lacks (TF32 on a CPU) is recorded as such.
 * ``train`` — the hand-written CNN built and compiled as ``components.cnn.train`` does,
   trained with ``model.fit`` on the .npy artifact; epoch times with the first
   (compile) epoch left out; optionally the input-pipeline split and test accuracy.
