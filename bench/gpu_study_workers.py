@@ -19,6 +19,29 @@ def _worker_init(env: dict[str, str]) -> None:
     os.environ.update(env)  # before Keras is imported in this process
 
 
+@contextlib.contextmanager
+def _task_log(task: dict):
+    """The task's dtype policy set and its log file as stdout; yields the function that writes a line there."""
+    import keras
+
+    keras.mixed_precision.set_global_policy(task.get("dtype_policy") or "float32")
+    log_path = Path(task["log"])
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a", encoding="utf-8") as log, contextlib.redirect_stdout(log):
+        yield lambda line: print(line, flush=True)
+
+
+def _failed(out: dict, err: Exception) -> None:
+    out["error"] = f"{type(err).__name__}: {err}"
+    out["traceback"] = traceback.format_exc()[-2000:]
+
+
+def _timed(out: dict, started: float) -> dict:
+    out["end"] = time.time()
+    out["wall_s"] = out["end"] - started
+    return out
+
+
 def run_task(task: dict) -> dict:
     """One trial (and, if asked, its test accuracy) in a worker process; never raises."""
     started = time.time()
@@ -35,15 +58,9 @@ def run_task(task: dict) -> dict:
 
             TrainingRun.checkpoint = lambda self, model: None
         keras.backend.clear_session()  # drop the previous trial's graphs and compiled functions
-        keras.mixed_precision.set_global_policy(task.get("dtype_policy") or "float32")
-        log_path = Path(task["log"])
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "a", encoding="utf-8") as log, contextlib.redirect_stdout(log):
-            def log_line(line: str) -> None:
-                print(line, flush=True)
-
+        with _task_log(task) as log_line:
             metrics = train_module.run_trial(TrialConfig(**task["config"]), task["data"], task["output"], log=log_line)
-        epochs = [float(m.group(2)) for m in EPOCH_LINE.finditer(log_path.read_text(errors="replace"))]
+        epochs = [float(m.group(2)) for m in EPOCH_LINE.finditer(Path(task["log"]).read_text(errors="replace"))]
         images = round(metrics["train_images_per_second"] * metrics["train_seconds"] / max(metrics["epochs"], 1))
         out.update(objective=metrics["best"]["val_accuracy"], best_epoch=metrics["best"]["epoch"],
                    final_val_accuracy=metrics["final"].get("val_accuracy"), train_seconds=metrics["train_seconds"],
@@ -53,11 +70,8 @@ def run_task(task: dict) -> dict:
         if task.get("evaluate"):
             out["test_accuracy"] = _test_accuracy(task["output"], task["data"])
     except Exception as err:  # noqa: BLE001 - one trial failing is a row in the table
-        out["error"] = f"{type(err).__name__}: {err}"
-        out["traceback"] = traceback.format_exc()[-2000:]
-    out["end"] = time.time()
-    out["wall_s"] = out["end"] - started
-    return out
+        _failed(out, err)
+    return _timed(out, started)
 
 
 def _test_accuracy(trial_output: str, data_uri: str) -> float:
@@ -85,13 +99,7 @@ def nas_task(task: dict) -> dict:
         from components.nas.config import NasConfig
         from components.nas.search import run_nas
 
-        keras.mixed_precision.set_global_policy(task.get("dtype_policy") or "float32")
-        log_path = Path(task["log"])
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "a", encoding="utf-8") as log, contextlib.redirect_stdout(log):
-            def log_line(line: str) -> None:
-                print(line, flush=True)
-
+        with _task_log(task) as log_line:
             result = run_nas(NasConfig(**task["config"]), task["data"], task["output"], log=log_line)
         best = result["best_trial"]
         out.update(config=result["config"], test_accuracy=result["test_accuracy"], params=result["params"]["total"],
@@ -99,11 +107,8 @@ def nas_task(task: dict) -> dict:
                    trials=len(result["trials"]), trial_seconds=[t.get("seconds") for t in result["trials"]],
                    backend=keras.backend.backend())
     except Exception as err:  # noqa: BLE001 - a failed search is a row in the table
-        out["error"] = f"{type(err).__name__}: {err}"
-        out["traceback"] = traceback.format_exc()[-2000:]
-    out["end"] = time.time()
-    out["wall_s"] = out["end"] - started
-    return out
+        _failed(out, err)
+    return _timed(out, started)
 
 
 def evaluate_task(task: dict) -> dict:

@@ -128,7 +128,7 @@ def test_the_gpu_studys_q1b_runs_the_search_and_reports_it_against_the_study(tin
     assert r["trials"] == 1 and r["config"]["block_type"] == "vanilla" and r["wall_s"] > 0
     assert "nas: best trial 0" in (tmp_path / "logs" / "q1b.log").read_text()  # the search's log, not stdout
     row = next(line for line in render_markdown({"q1b": r, "settings": {}}).splitlines() if "Q1B" in line)
-    assert row.startswith(f"| Q1B AutoKeras search (test accuracy) | vanilla, {r['params']:,} params, 1 trials")
+    assert row.startswith(f"| Q1B AutoKeras search (test accuracy) | vanilla, {r['params']:,} params, 1 trial, ")
     assert f"| {100 * r['test_accuracy']:.2f}% | – | 92.10% | {100 * r['test_accuracy'] - 92.10:+.2f} |" in row
     failed = nas_task({**task, "data": str(tmp_path / "no-such-dataset"), "output": str(tmp_path / "q1b-2")})
     assert failed["error"] and "test_accuracy" not in failed
