@@ -19,7 +19,8 @@ trial files; the packs are spread over the ``--parallel`` workers::
     KERAS_BACKEND=jax python -m bench.gpu_study --data DIR --packed --parallel 4 --no-checkpoints
 
 Modules: ``gpu_study_helpers`` (pure, tested), ``gpu_study_workers`` (the worker
-processes), ``gpu_study_report`` (``study.md``).
+processes), ``gpu_study_extras`` (the machine checks before the study, Question 1B after it),
+``gpu_study_report`` (``study.md``).
 
 Stage B starts when A's winner is known, C when B's is (the study's chain); the
 Question 1A trial runs beside stage A. Results: ``study.json`` and ``study.md`` in
@@ -39,6 +40,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from multiprocessing import get_context
 from pathlib import Path
 
+from bench.gpu_study_extras import check_finite, finite_refusal, measure_gemm, run_q1b
 from bench.gpu_study_helpers import (  # noqa: F401 - re-exported: the tests and older callers use them here
     ACCURACY_TOLERANCE_PP,
     STAGE_LABELS,
@@ -51,14 +53,7 @@ from bench.gpu_study_helpers import (  # noqa: F401 - re-exported: the tests and
     write_atomic,
 )
 from bench.gpu_study_report import render_markdown
-from bench.gpu_study_workers import (
-    _worker_init,
-    evaluate_task,
-    nas_task,
-    run_pack_task,
-    run_task,
-    worker_environment,
-)
+from bench.gpu_study_workers import _worker_init, evaluate_task, run_pack_task, run_task, worker_environment
 from bench.machine import machine_info
 from components.core.errors import UserError
 
@@ -204,9 +199,14 @@ class Study:
         if args.matmul_precision:  # JAX reads its config from the environment (TF32 or full fp32 on a GPU)
             env["JAX_DEFAULT_MATMUL_PRECISION"] = args.matmul_precision
         self.results["worker_env"] = env
-        self.check_finite(env)
+        finite = check_finite(args, env, self.out / "logs", self.log)
+        if finite is not None:
+            self.results["finite"] = finite
+            if not finite["finite"]:
+                self.save()
+                raise UserError(finite_refusal(args.dtype_policy, finite, self.results["machine"]))
         if not args.no_gemm:
-            self.results["gemm"] = self.measure_gemm()
+            self.results["gemm"] = measure_gemm(args.gemm_n, self.out / "logs", self.log)
         # The checks above measure the machine, not the study: its wall time starts here, with the data.
         study_started = time.time()
         self.results["checks_s"] = study_started - self.t0
@@ -247,77 +247,11 @@ class Study:
         self.results["throughput"] = self.throughput()
         self.save()
         if args.q1b:  # after the study's wall time: the search is not part of the 180 s target
-            self.results["q1b"] = self.run_q1b(env)
+            self.results["q1b"] = run_q1b(self.profile["nas"], args, env, self.data, self.out, self.log)
         if args.slice and not args.packed:  # a pack's wall is not a trial's: the list-scheduling model does not apply
             self.results["projection"] = self.projection()
         self.save()
         return self.results
-
-    def run_q1b(self, env: dict[str, str]) -> dict:
-        """Question 1B, the study profile's AutoKeras ResNet search, in one worker with the device to itself."""
-        from components.nas.config import NasConfig
-
-        nas = dict(self.profile["nas"])
-        if self.args.q1b_trials:
-            nas["max_trials"] = self.args.q1b_trials
-        if self.args.q1b_epochs:
-            nas["epochs"] = self.args.q1b_epochs
-        config = NasConfig(**nas).normalized().as_dict()
-        self.log(f"Q1B: AutoKeras {config['block_type']} search, {config['max_trials']} trials × "
-                 f"{config['epochs']} epochs, batch {config['batch_size']}")
-        ctx = get_context("spawn")
-        with ProcessPoolExecutor(max_workers=1, mp_context=ctx, initializer=_worker_init,
-                                 initargs=({**env, "XLA_PYTHON_CLIENT_MEM_FRACTION": "0.9"},)) as pool:
-            r = pool.submit(nas_task, {"config": config, "data": self.data, "output": str(self.out / "q1b"),
-                                       "log": str(self.out / "logs" / "q1b-autokeras.log"),
-                                       "dtype_policy": self.args.dtype_policy}).result()
-        self.log("Q1B: " + (r.get("error") or f"test accuracy {r['test_accuracy']:.4f}, {r['params']:,} parameters, "
-                                              f"{r['wall_s']:,.0f} s"))
-        return r
-
-    def check_finite(self, env: dict[str, str]) -> None:
-        """Refuse a dtype policy the backend miscomputes, before any trial (``bench.probe``'s ``finite``).
-
-        JAX 0.12.1's CPU backend computes NaN in the CNN's compiled bf16 inference: every trial
-        would train, then score chance accuracy on NaN predictions. A probe that cannot run at all
-        is only logged: the trials will say what is wrong.
-        """
-        from bench.probe import ProbeFailed, run_probe
-
-        spec = {"kind": "finite", "dtype_policy": self.args.dtype_policy, "packed": self.args.packed,
-                "lowering": self.args.pack_lowering, "epoch_loop": self.args.epoch_loop}
-        try:
-            result = run_probe(spec, env=env, timeout=600, log_path=self.out / "logs" / "finite.log")
-        except (ProbeFailed, OSError) as e:
-            self.log(f"finite: not checked ({e})")
-            return
-        self.results["finite"] = result
-        if not result["finite"]:
-            self.save()
-            libraries = self.results["machine"].get("libraries") or {}
-            raise UserError(
-                f"--dtype-policy {self.args.dtype_policy}: the study's CNN computes non-finite outputs on this "
-                f"backend ({result['backend']} {libraries.get(result['backend'], '')}; non-finite values: "
-                f"{result['nonfinite']}), so every trial would score chance accuracy; choose another dtype "
-                f"policy or backend version")
-        self.log(f"finite: the study's CNN under {result['dtype_policy']} infers finite outputs")
-
-    def measure_gemm(self) -> dict:
-        """The chip's measured ceilings (``bench.gpu_peaks``), before any worker holds the device."""
-        from bench.probe import ProbeFailed, run_probe
-
-        if os.environ.get("KERAS_BACKEND", "jax") != "jax":
-            return {"error": "measured through JAX only"}
-        try:
-            result = run_probe({"kind": "gemm_rates", "n": self.args.gemm_n}, timeout=600,
-                               env={"XLA_PYTHON_CLIENT_PREALLOCATE": "false"},
-                               log_path=self.out / "logs" / "gemm.log")
-        except (ProbeFailed, OSError) as e:
-            self.log(f"gemm: not measured ({e})")
-            return {"error": str(e)}
-        self.log("gemm: " + ", ".join(f"{p} {r['tflops']:,.1f} TFLOP/s" if "tflops" in r else f"{p} {r['error']}"
-                                      for p, r in result["rates"].items()) + f" (n = {result['n']})")
-        return result
 
     def throughput(self) -> dict:
         """Training images and FLOPs of every trial that ran, over the whole run's wall time."""
@@ -433,7 +367,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    study.log(f"done in {results['wall_s']:,.0f} s: {study.out / 'study.md'}")
+    q1b = f"; Q1B after it {results['q1b']['wall_s']:,.0f} s" if "q1b" in results else ""
+    study.log(f"done in {results['wall_s']:,.0f} s (the study; the machine checks before it "
+              f"{results.get('checks_s', 0):,.0f} s{q1b}): {study.out / 'study.md'}")
     if "projection" in results:
         study.log(f"projected full study: {results['projection']['total_s']:,.0f} s")
     return 0
