@@ -72,6 +72,16 @@ def _sync(x) -> None:
     keras.ops.convert_to_numpy(keras.ops.reshape(x, (-1,))[:1])
 
 
+def _sorted_seconds(run, repeats: int) -> list[float]:
+    """Wall seconds of ``repeats`` calls of ``run`` (each waits for its result), shortest first."""
+    seconds = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        run()
+        seconds.append(time.perf_counter() - t0)
+    return sorted(seconds)
+
+
 def gemm_probe(spec: dict) -> dict:
     import keras
     import numpy as np
@@ -82,12 +92,7 @@ def gemm_probe(spec: dict) -> dict:
     b = keras.ops.convert_to_tensor(rng.standard_normal((n, n), dtype=np.float32), dtype=dtype)
     for _ in range(2):  # warm-up: kernel selection, compilation, page faults
         _sync(keras.ops.matmul(a, b))
-    seconds = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        _sync(keras.ops.matmul(a, b))
-        seconds.append(time.perf_counter() - t0)
-    seconds.sort()
+    seconds = _sorted_seconds(lambda: _sync(keras.ops.matmul(a, b)), repeats)
     median = seconds[len(seconds) // 2]
     return {"n": n, "dtype": dtype, "seconds": seconds, "flops": 2 * n**3,
             "flops_per_second": 2 * n**3 / median}
@@ -148,12 +153,7 @@ def gemm_rates_probe(spec: dict) -> dict:
         except Exception as e:  # noqa: BLE001 - the backend refuses the precision (TF32 on a CPU)
             rates[name] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:100]}"}
             continue
-        seconds = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            matmul(a, b).block_until_ready()
-            seconds.append(time.perf_counter() - t0)
-        seconds.sort()
+        seconds = _sorted_seconds(lambda f=matmul, x=a, y=b: f(x, y).block_until_ready(), repeats)
         rates[name] = {"seconds": seconds, "tflops": 2 * n**3 / seconds[len(seconds) // 2] / 1e12}
     return {"n": n, "device": str(jax.devices()[0]), "backend": jax.default_backend(), "rates": rates}
 
