@@ -48,23 +48,18 @@ def render_markdown(res: dict) -> str:
     acc_rows = []
     q1a = res.get("q1a")
     if q1a:
-        ta = q1a.get("test_accuracy")
-        study = STUDY_RESULTS["study_cnn"]["test_accuracy"]
-        acc_rows.append(["Q1A seed CNN (test accuracy)", "Adam, relu×4, 32,32,64,64",
-                         f"{100 * ta:.2f}%" if ta is not None else q1a.get("error", "–"), "–",
-                         f"{100 * study:.2f}%", f"{100 * (ta - study):+.2f}" if ta is not None else "–", "–"])
+        acc_rows.append(_test_accuracy_row("Q1A seed CNN (test accuracy)", "Adam, relu×4, 32,32,64,64", q1a,
+                                           STUDY_RESULTS["study_cnn"]["test_accuracy"]))
     q1b = res.get("q1b")
     if q1b:
-        ta = q1b.get("test_accuracy")
-        study = STUDY_RESULTS["autokeras_resnet"]["test_accuracy"]
         version = next((v for k, v in (q1b.get("best_hyperparameters") or {}).items() if k.endswith("/version")), "")
         block = " ".join(p for p in ((q1b.get("config") or {}).get("block_type"), version) if p)
         trials = q1b.get("trials", 0)
         what = (f"{block}, {q1b.get('params', 0):,} params, {trials} trial{'' if trials == 1 else 's'}, "
                 f"{q1b.get('wall_s', 0):,.0f} s")
-        acc_rows.append(["Q1B AutoKeras search (test accuracy)", what if ta is not None else "–",
-                         f"{100 * ta:.2f}%" if ta is not None else q1b.get("error", "–"), "–",
-                         f"{100 * study:.2f}%", f"{100 * (ta - study):+.2f}" if ta is not None else "–", "–"])
+        acc_rows.append(_test_accuracy_row("Q1B AutoKeras search (test accuracy)",
+                                           what if q1b.get("test_accuracy") is not None else "–", q1b,
+                                           STUDY_RESULTS["autokeras_resnet"]["test_accuracy"]))
     for stage, st in res.get("stages", {}).items():
         w = st.get("winner")
         study = SWEEPS[stage].study
@@ -103,6 +98,13 @@ def render_markdown(res: dict) -> str:
     out += [md_table(["trial", "optimizer", "activations", "filters", "best val_accuracy", "wall s", "train s",
                       "images/s (after epoch 1)", "worker"], trows), ""]
     return "\n".join(out)
+
+
+def _test_accuracy_row(label: str, what: str, record: dict, study: float) -> list[str]:
+    """A Question 1 row of the accuracy table: our test accuracy (or the error) against the study's."""
+    ta = record.get("test_accuracy")
+    return [label, what, f"{100 * ta:.2f}%" if ta is not None else record.get("error", "–"), "–",
+            f"{100 * study:.2f}%", f"{100 * (ta - study):+.2f}" if ta is not None else "–", "–"]
 
 
 def throughput_lines(t: dict | None) -> list[str]:
