@@ -12,9 +12,10 @@ data loading are paid once per worker, not once per trial. JAX workers each
 preallocate ``0.9 / N`` of the GPU's memory (``XLA_PYTHON_CLIENT_MEM_FRACTION``).
 
 With ``--packed`` (JAX only) trials that share a shape and optimizer train in one
-JAX program (``components.cnn.packed``: sweep B's 81 activation combinations are one
-pack, sweep A one pack per optimizer, sweep C one per shape), still each with its own
-trial files; the packs are spread over the ``--parallel`` workers::
+JAX program (``components.cnn.packed``: sweep B's 81 activation combinations can share
+one, sweep A is one pack per optimizer, sweep C one per shape), still each with its own
+trial files; the packs are spread over the ``--parallel`` workers, a stage with fewer
+packs than workers split further (sweep B on 4 workers: 4 packs of about 20)::
 
     KERAS_BACKEND=jax python -m bench.gpu_study --data DIR --packed --parallel 4 --no-checkpoints
 
@@ -127,21 +128,27 @@ class Study:
         """One future per trial, or with ``--packed`` one per pack (``components.cnn.packed``)."""
         if not self.args.packed:
             return {pool.submit(run_task, t): t["name"] for t in tasks}
-        from components.cnn.hparams import TrialConfig
-        from components.cnn.packed.members import Member, group_members
-
-        by_name = {t["name"]: t for t in tasks}
-        packs = group_members([Member(t["name"], TrialConfig(**t["config"]), t["output"]) for t in tasks],
-                              None if self.args.pack_slots else self.args.pack_size)
+        packs = self.packs(tasks)
         self.log(f"  {len(tasks)} trials in {len(packs)} packs: {[len(p) for p in packs]}")
-        return {pool.submit(run_pack_task, {"tasks": [by_name[m.name] for m in pack], "data": self.data,
+        return {pool.submit(run_pack_task, {"tasks": pack, "data": self.data,
                                             "no_checkpoints": self.args.no_checkpoints,
                                             "dtype_policy": self.args.dtype_policy,
                                             "lowering": self.args.pack_lowering,
                                             "epoch_loop": self.args.epoch_loop,
                                             "slots": self.args.pack_slots,
-                                            "tail": self.args.pack_tail}): pack[0].name
+                                            "tail": self.args.pack_tail}): pack[0]["name"]
                 for pack in packs}
+
+    def packs(self, tasks: list[dict]) -> list[list[dict]]:
+        """The stage's tasks as packs: one per shape and optimizer, split so that every worker has one
+        where the trials allow (``group_members``' spread), each at most ``--pack-size`` trials."""
+        from components.cnn.hparams import TrialConfig
+        from components.cnn.packed.members import Member, group_members
+
+        by_name = {t["name"]: t for t in tasks}
+        packs = group_members([Member(t["name"], TrialConfig(**t["config"]), t["output"]) for t in tasks],
+                              self.args.pack_size, spread=self.args.parallel)
+        return [[by_name[m.name] for m in pack] for pack in packs]
 
     def record(self, r: dict, done_results: list[dict]) -> None:
         done_results.append(r)
@@ -333,9 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "the packs are spread over the --parallel workers")
     p.add_argument("--pack-size", type=int, default=None, help="packed mode: at most this many trials per pack")
     p.add_argument("--pack-slots", type=int, default=None,
-                   help="packed mode: one pack per shape and optimizer, training at most this many trials at once; "
+                   help="packed mode: each pack trains at most this many trials at once; "
                         "a row that frees (a trial finished or stopped early) takes the next waiting trial, so the "
-                        "program keeps its size (instead of --pack-size's packs one after another)")
+                        "program keeps its size (instead of --pack-size's packs waiting for a free worker)")
     p.add_argument("--pack-tail", default="shrink", choices=("shrink", "pad"),
                    help="packed mode: what a row freed with no trial waiting becomes: dropped (each smaller pack "
                         "compiles again), or kept as an idle row so the pack's size is its live trials rounded up "

@@ -566,3 +566,23 @@ def test_gpu_study_wall_time_starts_after_the_machine_checks(tmp_path, monkeypat
     assert res["checks_s"] == 50.0 and res["wall_s"] == 0.0 and res["data_counts"]["test"] == 20
     assert "(0.0 min), from the data on; the checks before it (finite outputs, GEMM rates) took 50 s" in \
         (out / "study.md").read_text()
+
+
+def test_gpu_study_spreads_a_stages_packs_over_its_workers(tmp_path):
+    """--packed with --pack-slots made sweep B (one pack key) one pack of 81 on one worker, 12 members at a
+    time, the other workers idle: gpu_session.sh's plan. Every worker now gets a pack where the trials allow."""
+    from components.sweeps import start_settings
+
+    args = gpu_study.build_parser().parse_args(["--packed", "--parallel", "4", "--pack-slots", "12",
+                                                "--out", str(tmp_path)])
+    study = gpu_study.Study(args)
+    study.data = str(tmp_path / "data")
+    fixed = {**start_settings(), "optimizer": "Nadam"}
+    b = study.stage_tasks("activations", fixed)
+    assert [len(p) for p in study.packs(b)] == [21, 20, 20, 20]
+    assert sorted(t["name"] for p in study.packs(b) for t in p) == sorted(t["name"] for t in b)
+    assert [len(p) for p in study.packs(study.stage_tasks("optimizer", fixed))] == [1] * 8
+    assert len(study.packs(study.stage_tasks("filters", fixed))) == 81
+    args.pack_size = 8
+    assert [len(p) for p in study.packs(b)] == [8] * 4 + [7] * 7  # 11 packs of at most 8, near-equal
+

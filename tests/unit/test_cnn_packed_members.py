@@ -60,3 +60,17 @@ def test_only_a_sweep_whose_trials_share_one_program_trains_in_packs():
     assert stage_pack_slots("filters", settings(local_pack_slots=4), said.append) is None
     assert "its trials differ in optimizer" in said[0] and "its trials differ in filters" in said[1]
     assert stage_pack_slots("activations", settings(), said.append) is None and len(said) == 2
+
+
+def test_packs_spread_over_the_workers_in_near_equal_parts():
+    """Sweep B is one pack key: with 4 workers it must still become 4 packs, or 3 workers idle beside one
+    program that trains the 81 members a slot-full at a time (gpu_session.sh's plan before this test)."""
+    b = [_member(f"b{i}", seed=i) for i in range(81)]
+    assert [len(p) for p in group_members(b, spread=4)] == [21, 20, 20, 20]
+    assert [m.name for p in group_members(b, spread=4) for m in p] == [m.name for m in b]  # first-seen order
+    assert [len(p) for p in group_members(b, max_members=12, spread=4)] == [12, 12, 12, 12, 11, 11, 11]
+    # Enough pack keys already: nothing splits. Too few members: a pack of one each, no empty pack.
+    a = [_member(f"a{i}", optimizer=o) for i, o in enumerate(("Adam", "SGD", "Nadam"))] + [_member("a3", seed=2)]
+    assert [[m.name for m in p] for p in group_members(a, spread=3)] == [["a0", "a3"], ["a1"], ["a2"]]
+    assert [[m.name for m in p] for p in group_members(a, spread=4)] == [["a0"], ["a3"], ["a1"], ["a2"]]
+    assert [len(p) for p in group_members(b[:3], spread=8)] == [1, 1, 1]

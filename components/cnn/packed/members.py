@@ -27,6 +27,7 @@ and image order. ``epochs`` may differ too: a member that has run its epochs lea
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -55,14 +56,32 @@ def pack_key(config: TrialConfig) -> tuple:
                  for v in (getattr(config, name) for name in PACK_KEY_SETTINGS))
 
 
-def group_members(members: Iterable[Member], max_members: int | None = None) -> list[list[Member]]:
-    """Packs of members that can share one program, in first-seen order; at most ``max_members`` each."""
+def group_members(members: Iterable[Member], max_members: int | None = None, spread: int = 1) -> list[list[Member]]:
+    """Packs of members that can share one program, in first-seen order; at most ``max_members`` each.
+
+    ``spread`` asks for at least that many packs (the worker processes that will train them), where
+    there are members enough: the packs with the most members per pack split further, a group's packs
+    staying near-equal (their sizes differ by at most one). Without it sweep B, one pack key, would be
+    one program on one worker while the others idle.
+    """
     groups: dict[tuple, list[Member]] = {}
     for member in members:
         member = member.normalized()
         groups.setdefault(pack_key(member.config), []).append(member)
+    sized = list(groups.values())
+    parts = [math.ceil(len(g) / max_members) if max_members else 1 for g in sized]
+    while sum(parts) < spread:
+        splittable = [i for i, g in enumerate(sized) if parts[i] < len(g)]
+        if not splittable:
+            break
+        widest = max(splittable, key=lambda i: (math.ceil(len(sized[i]) / parts[i]), -i))
+        parts[widest] += 1
     packs = []
-    for group in groups.values():
-        size = max_members or len(group)
-        packs += [group[i:i + size] for i in range(0, len(group), size)]
+    for group, n in zip(sized, parts):
+        size, extra = divmod(len(group), n)
+        start = 0
+        for k in range(n):
+            end = start + size + (k < extra)
+            packs.append(group[start:end])
+            start = end
     return packs
