@@ -36,14 +36,17 @@ def render_markdown(res: dict) -> str:
                       "JAX program (vmap over members, an epoch per `lax.scan`), packs spread over the workers")
     out += throughput_lines(res.get("throughput"))
     out += ceiling_lines(res)
-    out += ["## Stages", ""]
+    out += ["## Stages", "", "A trial's first epoch also traces and compiles its program (a pack's: the whole "
+            "pack's); the later epochs only train.", ""]
     rows = []
     for stage, st in res.get("stages", {}).items():
         walls = st["trial_walls"]
+        first, later = epoch_split([r for r in res.get("trials", []) if r.get("stage") == stage])
         rows.append([STAGE_LABELS[stage], st["trials"], st["failed"], f"{st['wall_s']:,.0f}",
-                     f"{statistics.mean(walls):,.1f}" if walls else "–",
+                     f"{statistics.mean(walls):,.1f}" if walls else "–", first, later,
                      (st.get("winner") or {}).get("name", "–")])
-    out += [md_table(["stage", "trials", "failed", "wall s", "mean trial s", "winner"], rows), ""]
+    out += [md_table(["stage", "trials", "failed", "wall s", "mean trial s", "mean first epoch s",
+                      "mean later epoch s", "winner"], rows), ""]
     out += ["## Accuracy", ""]
     acc_rows = []
     q1a = res.get("q1a")
@@ -105,6 +108,16 @@ def _test_accuracy_row(label: str, what: str, record: dict, study: float) -> lis
     ta = record.get("test_accuracy")
     return [label, what, f"{100 * ta:.2f}%" if ta is not None else record.get("error", "–"), "–",
             f"{100 * study:.2f}%", f"{100 * (ta - study):+.2f}" if ta is not None else "–", "–"]
+
+
+def epoch_split(trials: list[dict]) -> tuple[str, str]:
+    """The stage's mean first epoch and mean later epoch (each trial's median after the first), in seconds:
+    what compiling costs beside training, or '–' where no trial recorded its epochs."""
+    timed = [r["epoch_seconds"] for r in trials if len(r.get("epoch_seconds") or []) >= 2 and "error" not in r]
+    if not timed:
+        return "–", "–"
+    return (f"{statistics.mean(e[0] for e in timed):,.1f}",
+            f"{statistics.mean(statistics.median(e[1:]) for e in timed):,.1f}")
 
 
 def throughput_lines(t: dict | None) -> list[str]:

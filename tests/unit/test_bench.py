@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -586,3 +587,18 @@ def test_gpu_study_spreads_a_stages_packs_over_its_workers(tmp_path):
     args.pack_size = 8
     assert [len(p) for p in study.packs(b)] == [8] * 4 + [7] * 7  # 11 packs of at most 8, near-equal
 
+
+def test_gpu_study_report_sets_the_first_epoch_apart_from_the_later_ones():
+    """On the H200 a Keras trial's first epoch (trace, compile, autotune beside 11 others) took 52 s and each
+    later one 2 s: the stages table says what compiling costs beside training."""
+    results = json.loads((REPO / "bench/results/gpu/2026-11-25-h200-slice-mps.json").read_text())
+    text = gpu_study.render_markdown(results)
+    assert ("| stage | trials | failed | wall s | mean trial s | mean first epoch s | mean later epoch s | winner |"
+            in text)
+    a = [r for r in results["trials"] if r["stage"] == "optimizer"]
+    first = statistics.mean(r["epoch_seconds"][0] for r in a)
+    later = statistics.mean(statistics.median(r["epoch_seconds"][1:]) for r in a)
+    assert 40 < first < 60 and 1.5 < later < 3  # what the run's log shows
+    assert f"| {first:,.1f} | {later:,.1f} | optimizer-06 |" in text
+    no_epochs = [{"epoch_seconds": [9.0]}, {"error": "x", "epoch_seconds": [1, 2]}]
+    assert gpu_study_report.epoch_split(no_epochs) == ("–", "–")
