@@ -17,10 +17,12 @@
 #   --no-bf16, --no-q1b   skip step 3 or 4
 #
 # Steps, in order of value:
-#   1. the pack layouts (python -m bench.pack_lowering, 12 members of sweep B's kind, at most 120 s):
+#   1. the pack layouts (python -m bench.pack_lowering, 9 members of sweep B's kind, at most 120 s):
 #      the fastest measured layout is the one the study uses (out: pack-layout.json)
 #   2. the whole study (Question 1A + 1 + 8 + 81 + 81 trials x 10 epochs, all 60,000 images) packed
-#      (--pack-slots 12 over 4 workers), MPS, TF32 (JAX's default), --chain study (out: tf32/)
+#      over 9 workers (A: its 8 optimizers beside Question 1A; B: 9 packs of 9; C: 9 shapes at a time),
+#      MPS, TF32 (JAX's default), --chain study (out: tf32/); each run's JAX compilation cache is in its
+#      scratch folder, so the same command run again compiles nothing that it compiled before
 #   3. the same in mixed_bfloat16 (out: bf16/), then python -m bench.gpu_compare tf32 bf16
 #      (out: bf16-vs-tf32.md: the accuracy change with its standard error)
 #   4. Question 1B: the study profile's AutoKeras ResNet search (out: q1b/)
@@ -58,14 +60,14 @@ log() { echo "[gpu-session $(printf '%4d' "$SECONDS") s] $*" | tee -a "$OUT/sess
 # Seconds left of the budget, at least 1 (timeout 0 would mean no limit).
 left() { local l=$((BUDGET - SECONDS)); echo $((l > 1 ? l : 1)); }
 
-SIZES=(); LAYOUT_ARGS=(--members 12 --images 6400); Q1B_SIZES=()
+SIZES=(); LAYOUT_ARGS=(--members 9 --images 6400); Q1B_SIZES=()
 if [ "$TINY" = 1 ]; then
   SIZES=(--epochs 2 --train-size 1000 --test-size 200 --slice --sample 2 --parallel 2 --mode tiny-session)
   LAYOUT_ARGS=(--members 2 --images 256 --layouts unroll:host,vmap:host)
   Q1B_SIZES=(--q1b-trials 1 --q1b-epochs 1 --train-size 1000 --test-size 200)
 fi
-STUDY=(bash "$HERE/gpu_study.sh" --site "$SITE" "${WHEELS[@]}" --data "$DATA" --mps --packed --pack-slots 12
-       --parallel 4 --no-checkpoints --chain study "${SIZES[@]}")
+STUDY=(bash "$HERE/gpu_study.sh" --site "$SITE" "${WHEELS[@]}" --data "$DATA" --mps --packed
+       --parallel 9 --no-checkpoints --chain study "${SIZES[@]}")
 
 log "setup: $("$PYTHON" -V 2>&1); budget $BUDGET s; scratch $SCRATCH"
 bash "$HERE/gpu_study.sh" --site "$SITE" "${WHEELS[@]}" --install-only --q1b >>"$OUT/session.log" 2>&1 \

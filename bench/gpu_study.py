@@ -202,7 +202,11 @@ class Study:
             "mps": bool(os.environ.get("CUDA_MPS_PIPE_DIRECTORY")),
         }
         self.results["machine"] = machine_info()
-        env = worker_environment(args.parallel)
+        cache = None if args.compile_cache == "none" else str(Path(args.compile_cache or self.out / "jax-cache"))
+        if cache:  # whether this run starts warm: its first epochs then compile less than a first run's
+            Path(cache).mkdir(parents=True, exist_ok=True)
+            self.results["settings"]["compile_cache"] = {"dir": cache, "entries_at_start": len(os.listdir(cache))}
+        env = worker_environment(args.parallel, cache)
         if args.matmul_precision:  # JAX reads its config from the environment (TF32 or full fp32 on a GPU)
             env["JAX_DEFAULT_MATMUL_PRECISION"] = args.matmul_precision
         self.results["worker_env"] = env
@@ -353,6 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epoch-loop", default="auto", choices=("auto", "scan", "host"),
                    help="packed mode: an epoch as one lax.scan on the device, or a host loop of one dispatch "
                         "per step; auto: scan on a GPU, host on the CPU")
+    p.add_argument("--compile-cache", default=None,
+                   help="JAX's persistent compilation cache for the workers (default: OUT/jax-cache, so the same "
+                        "command resumed compiles nothing it compiled before; 'none': off)")
     p.add_argument("--no-gemm", action="store_true",
                    help="skip measuring the chip's fp32, TF32 and bf16 GEMM rates (the report's ceilings)")
     p.add_argument("--gemm-n", type=int, default=None,

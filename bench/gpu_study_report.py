@@ -27,7 +27,8 @@ def render_markdown(res: dict) -> str:
            f"{m.get('cores')}; Python {m.get('python')}; "
            + ", ".join(f"{k} {v}" for k, v in sorted((m.get("libraries") or {}).items()))
            + f"; commit {m.get('commit') or 'unknown'}",
-           f"- data: {res.get('data_counts')} (prepared in {res.get('data_s', 0):.0f} s)",
+           f"- data: {res.get('data_counts')} (prepared in {res.get('data_s', 0):.0f} s)"
+           + _cache_note(s.get("compile_cache")),
            f"- **wall time: {res.get('wall_s', 0):,.0f} s** ({res.get('wall_s', 0) / 60:.1f} min)"
            + (f", from the data on; the checks before it (finite outputs, GEMM rates) took {res['checks_s']:,.0f} s"
               if res.get("checks_s") is not None else ""), ""]
@@ -108,6 +109,16 @@ def _test_accuracy_row(label: str, what: str, record: dict, study: float) -> lis
     ta = record.get("test_accuracy")
     return [label, what, f"{100 * ta:.2f}%" if ta is not None else record.get("error", "–"), "–",
             f"{100 * study:.2f}%", f"{100 * (ta - study):+.2f}" if ta is not None else "–", "–"]
+
+
+def _cache_note(cache: dict | None) -> str:
+    """Whether the run started with JAX's compilation cache warm: first epochs then compile less."""
+    if not cache:
+        return ""
+    n = cache.get("entries_at_start", 0)
+    if n == 0:
+        return "; JAX compilation cache cold (empty at the start)"
+    return f"; JAX compilation cache **warm** ({n} entries at the start: first epochs compiled less than a first run's)"
 
 
 def epoch_split(trials: list[dict]) -> tuple[str, str]:

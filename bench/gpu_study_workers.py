@@ -120,11 +120,16 @@ def evaluate_task(task: dict) -> dict:
         return {"name": task["name"], "error": f"{type(err).__name__}: {err}", "wall_s": time.time() - started}
 
 
-def worker_environment(parallel: int) -> dict[str, str]:
+def worker_environment(parallel: int, cache: str | None = None) -> dict[str, str]:
+    """The workers' environment: backend, log level, and under JAX each one's share of the GPU's memory and,
+    with ``cache``, JAX's persistent compilation cache there (JAX reads ``JAX_COMPILATION_CACHE_DIR``): a
+    program one worker compiled, another, or the same run resumed, reads back instead of compiling it again."""
     env = {"TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "jax")}
     if env["KERAS_BACKEND"] == "jax":
         env["XLA_PYTHON_CLIENT_MEM_FRACTION"] = os.environ.get("XLA_PYTHON_CLIENT_MEM_FRACTION",
                                                                f"{0.9 / max(parallel, 1):.3f}")
+        if cache:
+            env["JAX_COMPILATION_CACHE_DIR"] = cache
     return env
 
 

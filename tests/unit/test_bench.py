@@ -602,3 +602,36 @@ def test_gpu_study_report_sets_the_first_epoch_apart_from_the_later_ones():
     assert f"| {first:,.1f} | {later:,.1f} | optimizer-06 |" in text
     no_epochs = [{"epoch_seconds": [9.0]}, {"error": "x", "epoch_seconds": [1, 2]}]
     assert gpu_study_report.epoch_split(no_epochs) == ("–", "–")
+
+
+_CACHE_PROBE = """
+import jax, jax.numpy as jnp
+hits = []
+jax.monitoring.register_event_listener(lambda event, **kw: hits.append(event))
+jax.jit(lambda x: jnp.tanh(x @ x.T).sum())(jnp.ones((64, 64))).block_until_ready()
+print(hits.count('/jax/compilation_cache/cache_hits'), hits.count('/jax/compilation_cache/cache_misses'))
+"""
+
+
+def test_gpu_study_workers_share_a_persistent_compile_cache_jax_reads(tmp_path, monkeypatch):
+    """The workers' environment names a JAX compilation cache: a program one process compiled, the next one
+    (another worker, or the same run resumed after a time limit) reads back. Checked against JAX itself:
+    the variable is what it reads, a second process hits what the first wrote."""
+    pytest.importorskip("jax")
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+    env = gpu_study.worker_environment(4, cache=str(tmp_path / "jax-cache"))
+    assert env["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "jax-cache")
+    assert "JAX_COMPILATION_CACHE_DIR" not in gpu_study.worker_environment(4, cache=None)
+    # The study's programs compile for seconds; this one in milliseconds, so no minimum here.
+    child = {**os.environ, **env, "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "JAX_PLATFORMS": "cpu"}
+    counts = [subprocess.run([sys.executable, "-c", _CACHE_PROBE], env=child, capture_output=True, text=True,
+                             timeout=120, check=True).stdout.split() for _ in range(2)]
+    assert counts[0][0] == "0" and int(counts[0][1]) >= 1  # the first process compiled, and wrote
+    assert int(counts[1][0]) >= 1 and counts[1][1] == "0"  # the second read it back
+    assert any((tmp_path / "jax-cache").iterdir())
+    # The report says whether a run started warm, since its first epochs then compiled less.
+    results = json.loads((REPO / "bench/results/gpu/2026-11-25-h200-slice-mps.json").read_text())
+    results["settings"]["compile_cache"] = {"dir": str(tmp_path / "jax-cache"), "entries_at_start": 0}
+    assert "; JAX compilation cache cold (empty at the start)" in gpu_study.render_markdown(results)
+    results["settings"]["compile_cache"]["entries_at_start"] = 12
+    assert "cache **warm** (12 entries at the start" in gpu_study.render_markdown(results)
