@@ -359,7 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "per step; auto: scan on a GPU, host on the CPU")
     p.add_argument("--compile-cache", default=None,
                    help="JAX's persistent compilation cache for the workers (default: OUT/jax-cache, so the same "
-                        "command resumed compiles nothing it compiled before; 'none': off)")
+                        "command resumed compiles nothing it compiled before, and on a GPU the workers share XLA's "
+                        "autotuning results there; 'none': off)")
     p.add_argument("--no-gemm", action="store_true",
                    help="skip measuring the chip's fp32, TF32 and bf16 GEMM rates (the report's ceilings)")
     p.add_argument("--gemm-n", type=int, default=None,

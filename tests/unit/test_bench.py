@@ -609,7 +609,11 @@ import jax, jax.numpy as jnp
 hits = []
 jax.monitoring.register_event_listener(lambda event, **kw: hits.append(event))
 jax.jit(lambda x: jnp.tanh(x @ x.T).sum())(jnp.ones((64, 64))).block_until_ready()
-print(hits.count('/jax/compilation_cache/cache_hits'), hits.count('/jax/compilation_cache/cache_misses'))
+from jax._src import compiler  # the options JAX hands XLA with the cache on (on a GPU: autotuning results shared)
+options = compiler.get_compile_options(1, 1)  # kept: its debug options are a view into it
+build = options.executable_build_options
+autotune = build.debug_options.xla_gpu_per_fusion_autotune_cache_dir
+print(hits.count('/jax/compilation_cache/cache_hits'), hits.count('/jax/compilation_cache/cache_misses'), autotune)
 """
 
 
@@ -629,9 +633,13 @@ def test_gpu_study_workers_share_a_persistent_compile_cache_jax_reads(tmp_path, 
     assert counts[0][0] == "0" and int(counts[0][1]) >= 1  # the first process compiled, and wrote
     assert int(counts[1][0]) >= 1 and counts[1][1] == "0"  # the second read it back
     assert any((tmp_path / "jax-cache").iterdir())
+    # JAX also points XLA's per-fusion autotuning cache there: sweep C's 81 shapes hold a few dozen distinct
+    # convolutions, each autotuned on the GPU once for all the workers' programs, not once per program.
+    assert counts[0][2] == counts[1][2] == str(tmp_path / "jax-cache" / "xla_gpu_per_fusion_autotune_cache_dir")
     # The report says whether a run started warm, since its first epochs then compiled less.
     results = json.loads((REPO / "bench/results/gpu/2026-11-25-h200-slice-mps.json").read_text())
     results["settings"]["compile_cache"] = {"dir": str(tmp_path / "jax-cache"), "entries_at_start": 0}
     assert "; JAX compilation cache cold (empty at the start)" in gpu_study.render_markdown(results)
     results["settings"]["compile_cache"]["entries_at_start"] = 12
     assert "cache **warm** (12 entries at the start" in gpu_study.render_markdown(results)
+
