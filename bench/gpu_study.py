@@ -141,14 +141,20 @@ class Study:
 
     def packs(self, tasks: list[dict]) -> list[list[dict]]:
         """The stage's tasks as packs: one per shape and optimizer, split so that every worker has one
-        where the trials allow (``group_members``' spread), each at most ``--pack-size`` trials."""
+        where the trials allow (``group_members``' spread), each at most ``--pack-size`` trials; the
+        packs with the most training FLOPs first, so that no large one starts last (sweep C's shapes)."""
+        from bench.flops import study_cnn_forward_flops, training_flops
         from components.cnn.hparams import TrialConfig
         from components.cnn.packed.members import Member, group_members
 
         by_name = {t["name"]: t for t in tasks}
         packs = group_members([Member(t["name"], TrialConfig(**t["config"]), t["output"]) for t in tasks],
                               self.args.pack_size, spread=self.args.parallel)
-        return [[by_name[m.name] for m in pack] for pack in packs]
+
+        def work(pack: list[Member]) -> float:
+            return sum(m.config.epochs * training_flops(study_cnn_forward_flops(m.config.filters)) for m in pack)
+
+        return [[by_name[m.name] for m in pack] for pack in sorted(packs, key=work, reverse=True)]
 
     def record(self, r: dict, done_results: list[dict]) -> None:
         done_results.append(r)
