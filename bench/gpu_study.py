@@ -38,7 +38,6 @@ import os
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from multiprocessing import get_context
 from pathlib import Path
 
 from bench.gpu_study_extras import check_finite, finite_refusal, measure_gemm, run_q1b
@@ -54,7 +53,7 @@ from bench.gpu_study_helpers import (  # noqa: F401 - re-exported: the tests and
     write_atomic,
 )
 from bench.gpu_study_report import render_markdown
-from bench.gpu_study_workers import _worker_init, evaluate_task, run_pack_task, run_task, worker_environment
+from bench.gpu_study_workers import evaluate_task, run_pack_task, run_task, worker_environment, worker_pool
 from bench.machine import machine_info
 from components.core.errors import UserError
 
@@ -228,9 +227,7 @@ class Study:
         study_started = time.time()
         self.results["checks_s"] = study_started - self.t0
         self.prepare_data()
-        ctx = get_context("spawn")  # a fresh interpreter per worker: the backend is chosen by its env
-        with ProcessPoolExecutor(max_workers=args.parallel, mp_context=ctx, initializer=_worker_init,
-                                 initargs=(env,)) as pool:
+        with worker_pool(args.parallel, env) as pool:
             q1a = None
             if not args.no_q1a:
                 settings = {**start_settings(), "optimizer": self.profile["train"]["optimizer"]}

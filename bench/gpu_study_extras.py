@@ -14,11 +14,9 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
-from bench.gpu_study_workers import _worker_init, nas_task
+from bench.gpu_study_workers import nas_task, worker_pool
 
 
 def check_finite(args: argparse.Namespace, env: dict[str, str], logs: Path,
@@ -77,8 +75,7 @@ def run_q1b(nas_settings: dict, args: argparse.Namespace, env: dict[str, str], d
     config = NasConfig(**nas).normalized().as_dict()
     log(f"Q1B: AutoKeras {config['block_type']} search, {config['max_trials']} trials × {config['epochs']} epochs, "
         f"batch {config['batch_size']}")
-    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"), initializer=_worker_init,
-                             initargs=({**env, "XLA_PYTHON_CLIENT_MEM_FRACTION": "0.9"},)) as pool:
+    with worker_pool(1, {**env, "XLA_PYTHON_CLIENT_MEM_FRACTION": "0.9"}) as pool:
         r = pool.submit(nas_task, {"config": config, "data": data, "output": str(out / "q1b"),
                                    "log": str(out / "logs" / "q1b-autokeras.log"),
                                    "dtype_policy": args.dtype_policy}).result()

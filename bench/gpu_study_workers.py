@@ -1,6 +1,6 @@
 """The GPU study's worker processes: one trial after another (``run_task``), or whole packs (``run_pack_task``).
 
-Workers are spawned with their environment set before Keras is imported (``_worker_init``), so
+Workers are spawned with their environment set before Keras is imported (``worker_pool``), so
 each chooses its backend and its share of the GPU's memory (``worker_environment``).
 """
 
@@ -10,6 +10,8 @@ import contextlib
 import os
 import time
 import traceback
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 from bench.gpu_study_helpers import EPOCH_LINE, steady_images_per_second
@@ -17,6 +19,13 @@ from bench.gpu_study_helpers import EPOCH_LINE, steady_images_per_second
 
 def _worker_init(env: dict[str, str]) -> None:
     os.environ.update(env)  # before Keras is imported in this process
+
+
+def worker_pool(workers: int, env: dict[str, str]) -> ProcessPoolExecutor:
+    """``workers`` processes, each a fresh interpreter (spawned, not forked) with ``env`` set before Keras is
+    imported there, so the environment chooses its backend and its share of the GPU's memory."""
+    return ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_worker_init,
+                               initargs=(env,))
 
 
 @contextlib.contextmanager
