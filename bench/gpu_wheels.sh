@@ -64,7 +64,9 @@ if [ "$KERAS_ONLY" = 1 ]; then
   echo "gpu-wheels: $(ls "$DIR" | wc -l) wheels in $DIR for Python $PYVER ($(du -sh "$DIR" | cut -f1))"
   exit 0
 fi
-if [ "$NAS" = 1 ]; then "${download[@]}" keras tensorboard pyyaml "${NAS_PACKAGES[@]}"; else "${download[@]}" keras tensorboard pyyaml; fi
+full=(keras tensorboard pyyaml)
+[ "$NAS" = 0 ] || full+=("${NAS_PACKAGES[@]}")
+"${download[@]}" "${full[@]}"
 # Build the project's wheel from a copy, so no build/ folder is left in the checkout.
 src="$(mktemp -d)"
 trap 'rm -f "$constraints"; rm -rf "$src"' EXIT
