@@ -62,3 +62,16 @@ def training_flops(forward: int) -> int:
 def ceiling_images_per_second(gemm_flops_per_second: float, forward_flops: int) -> float:
     """Images/s the machine could train at if every FLOP ran at the GEMM rate."""
     return gemm_flops_per_second / training_flops(forward_flops)
+
+
+def padding_waste(configs, pad_layers: Sequence[int]) -> float:
+    """Forward FLOPs of the trials ``configs`` (``TrialConfig``s) packed with ``pad_layers``
+    (``components.cnn.packed.members``: each pack runs its layers' largest filter counts), over their
+    own FLOPs: 1 when nothing is padded."""
+    from components.cnn.packed.members import pack_key, program_filters
+
+    groups: dict[tuple, list] = {}
+    for config in configs:
+        groups.setdefault(pack_key(config, pad_layers), []).append(config)
+    padded = sum(len(g) * study_cnn_forward_flops(program_filters(g, pad_layers)) for g in groups.values())
+    return padded / sum(study_cnn_forward_flops(c.filters) for c in configs)

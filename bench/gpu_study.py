@@ -15,7 +15,9 @@ With ``--packed`` (JAX only) trials that share a shape and optimizer train in on
 JAX program (``components.cnn.packed``: sweep B's 81 activation combinations can share
 one, sweep A is one pack per optimizer, sweep C one per shape), still each with its own
 trial files; the packs are spread over the ``--parallel`` workers, a stage with fewer
-packs than workers split further (sweep B on 4 workers: 4 packs of about 20)::
+packs than workers split further (sweep B on 4 workers: 4 packs of about 20). With
+``--pad-filters 3,4`` sweep C's 81 shapes are 9 programs of 9, conv3 and conv4 padded to
+the pack's largest count (1.22 times C's own FLOPs; ``components/cnn/packed/padding.py``)::
 
     KERAS_BACKEND=jax python -m bench.gpu_study --data DIR --packed --parallel 4 --no-checkpoints
 
@@ -46,6 +48,7 @@ from bench.gpu_study_helpers import (  # noqa: F401 - re-exported: the tests and
     STAGE_LABELS,
     STAGES,
     makespan,
+    pad_layers_arg,
     project_stage,
     sample_indices,
     steady_images_per_second,
@@ -129,13 +132,22 @@ class Study:
             return {pool.submit(run_task, t): t["name"] for t in tasks}
         packs = self.packs(tasks)
         self.log(f"  {len(tasks)} trials in {len(packs)} packs: {[len(p) for p in packs]}")
+        if self.args.pad_filters:
+            from bench.flops import padding_waste
+            from components.cnn.hparams import TrialConfig
+
+            waste = padding_waste([TrialConfig(**t["config"]) for t in tasks], self.args.pad_filters)
+            self.results.setdefault("padding_waste", {})[tasks[0]["stage"]] = waste
+            self.log(f"  conv layers {','.join(map(str, self.args.pad_filters))} padded: {waste:.3g} times the "
+                     "trials' own FLOPs")
         return {pool.submit(run_pack_task, {"tasks": pack, "data": self.data,
                                             "no_checkpoints": self.args.no_checkpoints,
                                             "dtype_policy": self.args.dtype_policy,
                                             "lowering": self.args.pack_lowering,
                                             "epoch_loop": self.args.epoch_loop,
                                             "slots": self.args.pack_slots,
-                                            "tail": self.args.pack_tail}): pack[0]["name"]
+                                            "tail": self.args.pack_tail,
+                                            "pad_layers": self.args.pad_filters}): pack[0]["name"]
                 for pack in packs}
 
     def packs(self, tasks: list[dict]) -> list[list[dict]]:
@@ -144,14 +156,16 @@ class Study:
         packs with the most training FLOPs first, so that no large one starts last (sweep C's shapes)."""
         from bench.flops import study_cnn_forward_flops, training_flops
         from components.cnn.hparams import TrialConfig
-        from components.cnn.packed.members import Member, group_members
+        from components.cnn.packed.members import Member, group_members, program_filters
 
         by_name = {t["name"]: t for t in tasks}
+        pad = self.args.pad_filters
         packs = group_members([Member(t["name"], TrialConfig(**t["config"]), t["output"]) for t in tasks],
-                              self.args.pack_size, spread=self.args.parallel)
+                              self.args.pack_size, spread=self.args.parallel, pad_layers=pad)
 
-        def work(pack: list[Member]) -> float:
-            return sum(m.config.epochs * training_flops(study_cnn_forward_flops(m.config.filters)) for m in pack)
+        def work(pack: list[Member]) -> float:  # what the pack's program runs: padded filters where padded
+            flops = training_flops(study_cnn_forward_flops(program_filters([m.config for m in pack], pad)))
+            return sum(m.config.epochs * flops for m in pack)
 
         return [[by_name[m.name] for m in pack] for pack in sorted(packs, key=work, reverse=True)]
 
@@ -197,7 +211,7 @@ class Study:
         self.results["settings"] = {
             "mode": args.mode or ("slice" if args.slice else "full"), "packed": args.packed,
             "pack_size": args.pack_size, "pack_slots": args.pack_slots, "pack_tail": args.pack_tail,
-            "pack_lowering": args.pack_lowering,
+            "pack_lowering": args.pack_lowering, "pad_filters": list(args.pad_filters),
             "parallel": args.parallel, "epoch_loop": args.epoch_loop, "epochs": self.epochs,
             "sample": args.sample if args.slice else None, "backend": os.environ.get("KERAS_BACKEND"),
             "dtype_policy": args.dtype_policy, "matmul_precision": args.matmul_precision,
@@ -350,6 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="packed mode: each pack trains at most this many trials at once; "
                         "a row that frees (a trial finished or stopped early) takes the next waiting trial, so the "
                         "program keeps its size (instead of --pack-size's packs waiting for a free worker)")
+    p.add_argument("--pad-filters", default=(), type=pad_layers_arg, metavar="LAYERS",
+                   help="packed mode: conv layers (e.g. 3,4) whose filter counts may differ inside a pack, padded to "
+                        "its largest (sweep C: 9 programs of 9 instead of 81 of 1; components/cnn/packed/padding.py)")
     p.add_argument("--pack-tail", default="shrink", choices=("shrink", "pad"),
                    help="packed mode: what a row freed with no trial waiting becomes: dropped (each smaller pack "
                         "compiles again), or kept as an idle row so the pack's size is its live trials rounded up "

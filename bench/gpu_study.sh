@@ -16,6 +16,7 @@
 #   --install-only  set up and check the environment (one training step of the study's CNN), run nothing
 #   STUDY OPTIONS   --slice, --parallel N, --sample K, --out DIR, --epochs N, --no-checkpoints,
 #                   --packed (trials of one shape and optimizer in one JAX program; jax only),
+#                   --pad-filters 3,4 (packed: sweep C's 81 shapes as 9 programs, conv3 and conv4 padded),
 #                   --q1b (then Question 1B's AutoKeras search; its wheels: gpu_wheels.sh --nas), ...
 #                   (python -m bench.gpu_study --help)
 #

@@ -6,6 +6,7 @@ directly, and the driver (``bench/gpu_study.py``) re-exports them.
 
 from __future__ import annotations
 
+import argparse
 import heapq
 import re
 import statistics
@@ -75,3 +76,17 @@ def write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_local_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def pad_layers_arg(text: str) -> tuple[int, ...]:
+    """``--pad-filters``: conv layer numbers, e.g. ``3,4`` (``members.check_pad_layers``, which needs no
+    Keras or JAX either)."""
+    from components.cnn.packed.members import check_pad_layers
+    from components.core.errors import UserError
+
+    try:
+        return check_pad_layers(int(n) for n in text.split(",") if n.strip())
+    except UserError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected conv layer numbers, e.g. 3,4") from e

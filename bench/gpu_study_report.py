@@ -34,7 +34,8 @@ def render_markdown(res: dict) -> str:
               if res.get("checks_s") is not None else ""), ""]
     if s.get("packed"):
         out.insert(3, "- **packed trials** (`components.cnn.packed`): trials of one shape and optimizer trained in one "
-                      "JAX program (vmap over members, an epoch per `lax.scan`), packs spread over the workers")
+                      "JAX program (vmap over members, an epoch per `lax.scan`), packs spread over the workers"
+                      + _padding_note(s.get("pad_filters"), res.get("padding_waste")))
     out += throughput_lines(res.get("throughput"))
     out += ceiling_lines(res)
     out += ["## Stages", "", "A trial's first epoch also traces and compiles its program (a pack's: the whole "
@@ -129,6 +130,16 @@ def epoch_split(trials: list[dict]) -> tuple[str, str]:
         return "–", "–"
     return (f"{statistics.mean(e[0] for e in timed):,.1f}",
             f"{statistics.mean(statistics.median(e[1:]) for e in timed):,.1f}")
+
+
+def _padding_note(layers: list | None, waste: dict | None) -> str:
+    """The padded conv layers and what they cost in each stage (the TFLOP/s count each trial's own FLOPs)."""
+    if not layers:
+        return ""
+    costs = ", ".join(f"{STAGE_LABELS[st]} {w:.3g}×" for st, w in (waste or {}).items() if w > 1)
+    return (f"; conv layers {','.join(map(str, layers))} padded to each pack's largest filter count, so trials of "
+            f"other shapes share a program ({costs or 'no stage padded'} its own FLOPs; the TFLOP/s below count each "
+            "trial's own)")
 
 
 def throughput_lines(t: dict | None) -> list[str]:

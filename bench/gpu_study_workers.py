@@ -183,7 +183,7 @@ def run_pack_task(pack: dict) -> list[dict]:
         results = run_pack(members, _DEVICE_DATA[pack["data"]], checkpoints=not pack.get("no_checkpoints"),
                            on_line=write, log=lambda line: write(None, line), lowering=pack.get("lowering") or "auto",
                            epoch_loop=pack.get("epoch_loop") or "auto", slots=pack.get("slots"),
-                           tail=pack.get("tail") or "shrink")
+                           tail=pack.get("tail") or "shrink", pad_layers=pack.get("pad_layers") or ())
         for row, task, result in zip(rows, tasks, results):
             if result.status == "failed":
                 row["error"] = result.error

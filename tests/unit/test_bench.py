@@ -45,7 +45,7 @@ def test_flops_read_from_the_built_model_equal_the_analytic_count(filters):
 
 
 def test_padding_sweep_cs_shapes_to_one_program_costs_what_the_docs_say():
-    """components/cnn/packed/members.py and the README give the FLOPs padding would waste (#17's sweep C lever)."""
+    """components/cnn/packed/members.py and the README give the FLOPs padding wastes (#17's sweep C lever)."""
     from components.sweeps import SWEEPS
 
     sweep = SWEEPS["filters"]
@@ -61,8 +61,12 @@ def test_padding_sweep_cs_shapes_to_one_program_costs_what_the_docs_say():
     smallest = min(flops.study_cnn_forward_flops(s) for s in shapes)
     assert round(1 - smallest / flops.study_cnn_forward_flops(largest), 2) == 0.92
     docs = (REPO / "components/cnn/packed/members.py").read_text() + (REPO / "README.md").read_text()
-    for figure in ("2.82 times", "16.2 against 5.73 GFLOP", "65% of", "92% for the smallest"):
+    for figure in ("2.82 times", "16.2 against 5.73 GFLOP", "65% of", "92% for the smallest", "1.22 times"):
         assert figure in " ".join(docs.split())
+    # What --pad-filters 3,4 costs: bench.flops.padding_waste over the sweep's own trials.
+    from components.cnn.hparams import TrialConfig
+
+    assert round(flops.padding_waste([TrialConfig(filters=s) for s in shapes], (3, 4)), 2) == 1.22
 
 
 def test_ceiling_is_the_gemm_rate_over_training_flops():
@@ -586,6 +590,37 @@ def test_gpu_study_spreads_a_stages_packs_over_its_workers(tmp_path):
     assert len(study.packs(study.stage_tasks("filters", fixed))) == 81
     args.pack_size = 8
     assert [len(p) for p in study.packs(b)] == [8] * 4 + [7] * 7  # 11 packs of at most 8, near-equal
+
+
+def test_gpu_study_pads_sweep_c_into_nine_programs_largest_first(tmp_path):
+    """--pad-filters 3,4: sweep C's 81 shapes are 9 packs of 9, one per (conv1, conv2) pair, submitted by
+    what their padded programs run (conv3 and conv4 at 64), so the 64,64 pair goes first and 16,16 last."""
+    from bench.flops import study_cnn_forward_flops
+    from components.sweeps import start_settings
+
+    args = gpu_study.build_parser().parse_args(["--packed", "--parallel", "9", "--pad-filters", "4,3",
+                                                "--out", str(tmp_path)])
+    assert args.pad_filters == (3, 4)
+    study = gpu_study.Study(args)
+    study.data = str(tmp_path / "data")
+    c = study.stage_tasks("filters", {**start_settings(), "optimizer": "Nadam"})
+    packs = study.packs(c)
+    assert [len(p) for p in packs] == [9] * 9
+    heads = [tuple(int(f) for f in p[0]["config"]["filters"][:2]) for p in packs]
+    assert len(set(heads)) == 9 and heads[0] == (64, 64) and heads[-1] == (16, 16)
+    work = [study_cnn_forward_flops((*h, 64, 64)) for h in heads]
+    assert work == sorted(work, reverse=True)
+    assert len(study.packs(study.stage_tasks("activations", {**start_settings(), "optimizer": "Nadam"}))) == 9
+    for bad in ("5", "x"):
+        with pytest.raises(SystemExit) as exit_info:
+            gpu_study.build_parser().parse_args(["--pad-filters", bad])
+        assert exit_info.value.code == 2
+    # study.md says what the padding cost (a CPU run of sweep C padded, bench/results/gpu/).
+    results = json.loads((REPO / "bench/results/gpu/2026-12-07-amd-epyc-2c-tiny-cpu-sweep-c-padded.json").read_text())
+    assert results["settings"]["pad_filters"] == [3, 4]
+    assert "conv layers 3,4 padded to each pack's largest filter count" in gpu_study.render_markdown(results)
+    assert "(C: filters 1.22× its own FLOPs; the TFLOP/s below count each trial's own)" in \
+        gpu_study.render_markdown(results)
 
 
 def test_gpu_study_report_sets_the_first_epoch_apart_from_the_later_ones():

@@ -21,6 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.fixtures.packed import jax_env, katib_parse, tiny_dataset
@@ -51,7 +52,7 @@ stop = lambda name, logs: name in rules and rules[name].should_stop(logs["val_ac
 results = run_packs(members, spec["data"], should_stop=stop, on_line=lambda n, l: print("LINE", n, l, flush=True),
                     log=lambda line: print(line, file=sys.stderr, flush=True), lowering=spec.get("lowering", "auto"),
                     epoch_loop=spec.get("epoch_loop", "auto"), max_members=spec.get("max_members"),
-                    tail=spec.get("tail", "shrink"))
+                    tail=spec.get("tail", "shrink"), pad_layers=spec.get("pad_layers", ()))
 print("RESULTS", json.dumps([r.__dict__ for r in results]), flush=True)
 """
 
@@ -92,9 +93,9 @@ def tensorboard_of(folder: Path) -> tuple[dict[str, list[tuple[int, float]]], bo
     return {tag: sorted(values) for tag, values in scalars.items()}, hparams
 
 
-def member(name: str, root: Path, epochs: int, seed: int, activations=RELU) -> dict:
-    return {"name": name, "output": str(root / name),
-            "config": {"epochs": epochs, "batch_size": BATCH, "seed": seed, "activations": activations}}
+def member(name: str, root: Path, epochs: int, seed: int, activations=RELU, filters=(32, 32, 64, 64)) -> dict:
+    return {"name": name, "output": str(root / name), "config": {
+        "epochs": epochs, "batch_size": BATCH, "seed": seed, "activations": activations, "filters": filters}}
 
 
 @pytest.fixture(scope="module")
@@ -171,6 +172,35 @@ def test_the_accelerators_layout_trains_what_the_cpus_trains(stopped_pack, data,
         assert ours.keys() == theirs.keys() and vmapped[name]["status"] == unrolled[name]["status"]
         for metric in ours:
             assert ours[metric] == pytest.approx(theirs[metric], rel=1e-4), (name, metric)
+
+
+def test_members_of_other_filter_counts_train_their_own_networks_in_one_padded_program(data, tmp_path):
+    """Sweep C's kind: p and q differ in conv3 and conv4. With those layers padded they train in one
+    program of 32,32,64,64 filters, and each trains what it trains in a program of its own shape: the
+    first step's loss from the same weights and dropout masks (q's drop2 masks drawn over its own 16
+    channels, not the program's 64), the next steps' within rounding: p's padded conv3 channels are
+    sigmoid(0) = 0.5, so only the masks keep conv4's weights on them at zero. Each keeps its own records."""
+    def spec(root, **extra):
+        return {"data": data, **extra, "members": [
+            member("p", root, 2, 3, ["relu", "relu", "sigmoid", "relu"], filters=(32, 32, 16, 64)),
+            member("q", root, 2, 4, ["elu", "selu", "relu", "selu"], filters=(32, 32, 64, 16))]}
+
+    padded_proc = run_pack(spec(tmp_path / "padded", pad_layers=[3, 4]))
+    padded, own = results_of(padded_proc), results_of(run_pack(spec(tmp_path / "own")))
+    assert "pack: 2 members (filters 32,32,64,64 (padded), Adam" in padded_proc.stderr
+    for name in ("p", "q"):
+        ours, theirs = padded[name]["metrics"], own[name]["metrics"]
+        assert ours["pack"]["padded_filters"] == [32, 32, 64, 64] and "padded_filters" not in theirs["pack"]
+        assert ours["pack"]["sizes"] == [2, 2] and theirs["pack"]["sizes"] == [1, 1]
+        assert ours["params"] == theirs["params"] and ours["params"]["total"] < 3_831_018
+        assert ours["history"]["loss"][0] == pytest.approx(theirs["history"]["loss"][0], rel=1e-6), name
+        for metric in ours["history"]:
+            assert ours["history"][metric] == pytest.approx(theirs["history"][metric], rel=1e-4), (name, metric)
+        # The checkpoint holds the member's own variables, cut back to its shapes.
+        with np.load(tmp_path / "padded" / name / "checkpoint" / "pack-member.npz") as a, \
+                np.load(tmp_path / "own" / name / "checkpoint" / "pack-member.npz") as b:
+            assert sorted(a.files) == sorted(b.files) and all(a[k].shape == b[k].shape for k in a.files)
+    assert padded["p"]["metrics"]["history"] != padded["q"]["metrics"]["history"]
 
 
 def test_each_member_writes_its_own_katib_lines_and_records(stopped_pack):

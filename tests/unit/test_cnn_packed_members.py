@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from components.cnn.hparams import TrialConfig
 from components.cnn.packed.members import Member, group_members, pack_key
 
@@ -74,3 +76,36 @@ def test_packs_spread_over_the_workers_in_near_equal_parts():
     assert [[m.name for m in p] for p in group_members(a, spread=3)] == [["a0", "a3"], ["a1"], ["a2"]]
     assert [[m.name for m in p] for p in group_members(a, spread=4)] == [["a0"], ["a3"], ["a1"], ["a2"]]
     assert [len(p) for p in group_members(b[:3], spread=8)] == [1, 1, 1]
+
+
+def test_padding_conv3_and_conv4_makes_sweep_c_nine_packs_of_nine():
+    """Sweep C's 81 shapes are 81 programs; with conv3 and conv4 padded (members.py's docstring) they are
+    9, one per (conv1, conv2) pair, each running 64 filters in conv3 and conv4."""
+    import itertools
+
+    from bench.flops import padding_waste
+    from components.cnn.packed.members import program_filters
+
+    grid = [_member(f"c{i}", filters=f) for i, f in enumerate(itertools.product((16, 32, 64), repeat=4))]
+    packs = group_members(grid, pad_layers=(4, 3))
+    assert len(packs) == 9 and all(len(p) == 9 for p in packs)
+    for pack in packs:
+        assert len({m.config.filters[:2] for m in pack}) == 1
+        assert program_filters([m.config for m in pack], (3, 4)) == (*pack[0].config.filters[:2], 64, 64)
+    assert len(group_members(grid)) == 81  # nothing padded: one pack per shape
+    # The FLOPs the docstring gives: 1.22 times the grid's own for conv3 and conv4, 2.82 for every layer.
+    configs = [m.config for m in grid]
+    assert round(padding_waste(configs, (3, 4)), 2) == 1.22 and round(padding_waste(configs, (1, 2, 3, 4)), 2) == 2.82
+    assert padding_waste(configs, ()) == 1.0
+    # Members that differ elsewhere than the padded layers do not share a program.
+    with pytest.raises(ValueError, match="one pack key"):
+        program_filters([TrialConfig(filters=(16, 32, 64, 64)), TrialConfig(filters=(32, 32, 64, 64))], (3, 4))
+
+
+def test_pad_layers_are_conv_layer_numbers():
+    from components.cnn.packed.members import check_pad_layers
+    from components.core.errors import UserError
+
+    assert check_pad_layers([4, 3, 3]) == (3, 4)
+    with pytest.raises(UserError, match=r"pad layers 0,5: expected conv layer numbers 1 to 4"):
+        check_pad_layers([0, 3, 5])

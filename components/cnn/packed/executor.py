@@ -112,16 +112,17 @@ def training_subset(config, data: _DeviceData) -> np.ndarray:
 def run_packs(members: Sequence[Member], data_uri: str, *, should_stop: StopRule | None = None,
               checkpoints: bool = True, save_models: bool = True, max_members: int | None = None,
               on_line: LineSink | None = None, log: Callable[[str], None] = print,
-              lowering: str = "auto", epoch_loop: str = "auto", tail: str = "shrink") -> list[MemberResult]:
-    """Group ``members`` into packs (``members.group_members``) and run them one after another, each
-    training at most ``max_members`` at once (the rest take rows as they free)."""
+              lowering: str = "auto", epoch_loop: str = "auto", tail: str = "shrink",
+              pad_layers: Sequence[int] = ()) -> list[MemberResult]:
+    """Group ``members`` into packs (``members.group_members``, ``pad_layers`` its own) and run them one
+    after another, each training at most ``max_members`` at once (the rest take rows as they free)."""
     require_jax_backend()
     data = load_device_data(data_uri)
     results = []
-    for pack in group_members(members):
+    for pack in group_members(members, pad_layers=pad_layers):
         results += run_pack(pack, data, should_stop=should_stop, checkpoints=checkpoints,
                             save_models=save_models, on_line=on_line, log=log, lowering=lowering,
-                            epoch_loop=epoch_loop, slots=max_members, tail=tail)
+                            epoch_loop=epoch_loop, slots=max_members, tail=tail, pad_layers=pad_layers)
     return results
 
 
@@ -129,9 +130,9 @@ def run_pack(members: Sequence[Member], data: _DeviceData | str, *, should_stop:
              checkpoints: bool = True, save_models: bool = True, on_line: LineSink | None = None,
              log: Callable[[str], None] = print, lowering: str = "auto",
              epoch_loop: str = "auto", slots: int | None = None, tail: str = "shrink",
-             feed: PackFeed | None = None) -> list[MemberResult]:
-    """Train (or resume) one pack of members that share ``members.pack_key``; one result per member
-    (``lowering``, ``epoch_loop``: how they sit side by side and how an epoch loops, see ``program``;
+             feed: PackFeed | None = None, pad_layers: Sequence[int] = ()) -> list[MemberResult]:
+    """Train (or resume) one pack of members that share ``members.pack_key`` (``pad_layers`` its own); one
+    result per member (``lowering``, ``epoch_loop``: how they sit side by side and how an epoch loops, see ``program``;
     ``slots``: how many train at once, None for all of them; ``tail``, ``feed``: see the module docstring).
     A fed pack reports a member it cannot take (its output busy or another trial's) as failed; one not
     fed refuses the whole pack."""
@@ -145,7 +146,7 @@ def run_pack(members: Sequence[Member], data: _DeviceData | str, *, should_stop:
         data = load_device_data(data)
     files = [] if feed else [MemberFiles(m, data.data_id) for m in members]
     pack = _Pack(list(members), files, data, should_stop, checkpoints, save_models, on_line, log,
-                 (lowering, epoch_loop), slots or len(members), tail, feed)
+                 (lowering, epoch_loop), slots or len(members), tail, feed, tuple(pad_layers))
     try:
         return pack.run()
     finally:
@@ -156,9 +157,9 @@ def run_pack(members: Sequence[Member], data: _DeviceData | str, *, should_stop:
 
 class _Pack:
     def __init__(self, members, files, data, should_stop, checkpoints, save_models, on_line, log, layout, slots,
-                 tail, feed=None):
+                 tail, feed=None, pad_layers=()):
         self.members, self.files, self.data, self.layout, self.slots = members, files, data, layout, slots
-        self.tail, self.feed = tail, feed
+        self.tail, self.feed, self.pad_layers = tail, feed, pad_layers
         self.should_stop, self.checkpoints, self.save_models = should_stop, checkpoints, save_models
         self.on_line, self.log = on_line, log
         self.results: dict[int, MemberResult] = {}
@@ -180,10 +181,12 @@ class _Pack:
         # Every member's activations are known to the program from the start, so any of them can take a row
         # (and, fed, any member to come whose activations are among the choices).
         program = PackProgram([m.config for m in self.members], self.data.input_shape, self.data.num_classes,
-                              *self.layout, activation_choices=self.feed.activation_choices if self.feed else ())
+                              *self.layout, activation_choices=self.feed.activation_choices if self.feed else (),
+                              pad_layers=self.pad_layers)
         self.program = program
-        self.pack_info = {"key": _describe(self.members[0]), "members": len(self.members),
-                          "lowering": program.lowering, "epoch_loop": program.epoch_loop}
+        self.pack_info = {"key": _describe(self.members[0], program), "members": len(self.members),
+                          "lowering": program.lowering, "epoch_loop": program.epoch_loop,
+                          **({"padded_filters": list(program.filters)} if program.padding is not None else {})}
         self.waiting: deque[int] = deque()
         members, self.members = self.members, []
         if self.feed is None:
@@ -326,7 +329,7 @@ class _Pack:
                 # The freed row trains the next waiting member: the same size.
                 self.log(f"pack: {self.members[admitted[0]].name} takes "
                          + (f"{self.members[i].name}'s row" if i is not None else "an idle row"))
-                state = state.replace(row, admitted[1], self.program.codes_for(self.members[admitted[0]].config))
+                state = self.program.replace(state, row, admitted[1], self.members[admitted[0]].config)
                 rows[row] = admitted[0]
             keep = self._rows_kept(rows)
             if len(keep) < len(rows):
@@ -367,7 +370,7 @@ class _Pack:
         progress.early_stopped = stop
         files.tensorboard(progress, logs)
         if self.checkpoints:
-            files.save_checkpoint(progress, state.member(row))
+            files.save_checkpoint(progress, self.program.member(state, row, member.config))
             fault_point("pack.member-checkpointed")
         line = format_metrics_line(progress.epoch, logs)
         files.append_line(line)
@@ -387,14 +390,14 @@ class _Pack:
             self.log(f"pack: {member.name} leaves the pack after epoch {self.progress[i].epoch}: its trial is gone")
             self._result(i, MemberResult(member.name, status, epochs_trained=self.trained[i]))
             return
-        self._finish(i, state.member(row) if self.save_models else None, status)
+        self._finish(i, self.program.member(state, row, member.config) if self.save_models else None, status)
 
     def _finish(self, i: int, variables, status: str) -> None:
         member = self.members[i]
         model = None
         if self.save_models and variables is not None:
             model = self.program.assign(self.program.build_model(member.config), variables)
-        metrics = self.files[i].finish(self.progress[i], model, self.program.params,
+        metrics = self.files[i].finish(self.progress[i], model, self.program.params_of(member.config),
                                        time.perf_counter() - self.started, self.pack_info, self.n_images)
         self.log(f"pack: {member.name} {status.replace('_', ' ')} after epoch {self.progress[i].epoch}: "
                  f"best val_accuracy {metrics['best']['val_accuracy']:.4f}")
@@ -409,7 +412,8 @@ def _idle_rows(n: int) -> str:
     return f"{n} idle row" + ("s" if n > 1 else "")
 
 
-def _describe(member: Member) -> str:
+def _describe(member: Member, program: PackProgram) -> str:
     c = member.config
     lr = "default" if c.learning_rate is None else f"{c.learning_rate:g}"
-    return f"filters {','.join(map(str, c.filters))}, {c.optimizer} (learning rate {lr}), batch {c.batch_size}"
+    filters = ",".join(map(str, program.filters)) + (" (padded)" if program.padding is not None else "")
+    return f"filters {filters}, {c.optimizer} (learning rate {lr}), batch {c.batch_size}"

@@ -34,6 +34,10 @@ JAX lowers the switch to a select over every branch's output: each candidate act
 computed and the member's own is picked element by element, which is exact (a select, not a
 weighted mix, so no rounding and no 0 * inf) and costs a few elementwise passes beside the
 convolutions. Layers where every member has the same activation keep Keras' own function.
+
+Filter counts per member (sweep C, with ``pad_layers``): the program runs each padded layer's
+largest count, and a member's variables go in padded and come out cut back (``padding.py``); its
+dropout masks are drawn over its own channels, chosen per member as the activations are.
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ from keras import ops
 
 from components.cnn.hparams import NUM_CONV, TrialConfig
 from components.cnn.models import build_study_cnn, param_counts
+from components.cnn.packed.members import check_pad_layers, program_filters
+from components.cnn.packed.padding import PaddedDropout, Padding, dropout_widths
 from components.cnn.train import make_optimizer
 from components.core.errors import UserError
 
@@ -110,7 +116,8 @@ class PackState:
     trainable: list
     non_trainable: list
     optimizer: list
-    codes: jax.Array  # (members, switched layers): each member's activation index per switched layer
+    codes: jax.Array  # (members, switched layers): each member's activation (or dropout width) per switched layer
+    masks: list | None = None  # padded programs: True where a trainable entry is the member's own
 
     @property
     def size(self) -> int:
@@ -120,14 +127,17 @@ class PackState:
         """The pack without the members that left (early stopped, finished, failed)."""
         rows = jnp.asarray(np.asarray(rows, dtype=np.int32))
         take = lambda leaves: [a[rows] for a in leaves]  # noqa: E731
-        return PackState(take(self.trainable), take(self.non_trainable), take(self.optimizer), self.codes[rows])
+        return PackState(take(self.trainable), take(self.non_trainable), take(self.optimizer), self.codes[rows],
+                         None if self.masks is None else take(self.masks))
 
-    def replace(self, row: int, variables: MemberVariables, codes: np.ndarray) -> PackState:
-        """The pack with ``row`` holding another member: its variables and activation codes."""
+    def replace(self, row: int, variables: MemberVariables, codes: np.ndarray, masks=None) -> PackState:
+        """The pack with ``row`` holding another member: its variables (at the program's shapes), codes
+        and, in a padded program, masks."""
         put = lambda leaves, values: [a.at[row].set(jnp.asarray(v, dtype=a.dtype))  # noqa: E731
                                       for a, v in zip(leaves, values, strict=True)]
         return PackState(put(self.trainable, variables.trainable), put(self.non_trainable, variables.non_trainable),
-                         put(self.optimizer, variables.optimizer), self.codes.at[row].set(jnp.asarray(codes)))
+                         put(self.optimizer, variables.optimizer), self.codes.at[row].set(jnp.asarray(codes)),
+                         None if self.masks is None else put(self.masks, masks))
 
     def member(self, row: int) -> MemberVariables:
         host = lambda leaves: [np.asarray(a[row]) for a in leaves]  # noqa: E731
@@ -150,20 +160,28 @@ class PackProgram:
     """The compiled train and evaluate functions of one pack (members share ``members.pack_key``)."""
 
     def __init__(self, configs: Sequence[TrialConfig], input_shape: tuple[int, ...], num_classes: int,
-                 lowering: str = "auto", epoch_loop: str = "auto", activation_choices: Sequence[str] = ()):
+                 lowering: str = "auto", epoch_loop: str = "auto", activation_choices: Sequence[str] = (),
+                 pad_layers: Sequence[int] = ()):
         """``activation_choices``: activations every conv layer can switch to besides the members' own,
-        so members that join later (``fits``) can take a row; none: the members' own only."""
+        so members that join later (``fits``) can take a row; none: the members' own only.
+        ``pad_layers``: conv layers (numbered from 1) whose filter counts may differ between members."""
         require_jax_backend()
+        self.pad_layers = check_pad_layers(pad_layers)
         self.lowering, self.epoch_loop = resolve_lowering(lowering), resolve_epoch_loop(epoch_loop)
         self._side_by_side = jax.vmap if self.lowering == "vmap" else _unrolled
         first = configs[0]
         self.configs = list(configs)
         self.input_shape, self.num_classes = tuple(input_shape), num_classes
         self.batch_size = first.batch_size
-        self.model = self.build_model(first)
+        self.filters = program_filters(configs, self.pad_layers)
+        self.model = build_study_cnn(first.activations, self.filters, input_shape=self.input_shape,
+                                     num_classes=num_classes, bn_momentum=first.bn_momentum)
         self.params = param_counts(self.model)
         self.optimizer = make_optimizer(first.optimizer, first.learning_rate)
         self.optimizer.build(self.model.trainable_variables)
+        self.padding = None  # a Padding where members' filters differ from the program's
+        if any(tuple(c.filters) != self.filters for c in configs):
+            self.padding = Padding(self.model, self.optimizer, self.build_model)
         self._switches: list[_SwitchedActivation] = []
         self._layer_choices: list[tuple[str, ...]] = []  # per conv layer: the activations it can run
         for position, layer_name in enumerate(CONV_ACTIVATION_LAYERS):
@@ -173,6 +191,15 @@ class PackProgram:
                 switch = _SwitchedActivation(names)
                 self.model.get_layer(layer_name).activation = switch
                 self._switches.append(switch)
+        self._dropout_widths: dict[str, tuple[int, ...]] = {}  # padded Dropout layers: the members' own widths
+        if self.padding:
+            for name, width in dropout_widths(self.model).items():
+                widths = sorted({self.padding.shapes(c)[3][name] for c in configs})
+                if widths != [width]:
+                    dropout = PaddedDropout(self.model.get_layer(name), widths)
+                    self.model.get_layer(name).call = dropout
+                    self._switches.append(dropout)
+                    self._dropout_widths[name] = tuple(widths)
         self._train = jax.jit(self._train_steps, donate_argnums=(0, 1, 2))
         self._train_one = jax.jit(self._train_step, donate_argnums=(0, 1, 2))
         self._evaluate = jax.jit(self._evaluate_steps)
@@ -181,13 +208,30 @@ class PackProgram:
 
     def fits(self, config: TrialConfig) -> bool:
         """Whether a member with ``config`` (of this pack's key) can train in this program: every conv
-        layer can run its activation."""
-        return all(a in names for a, names in zip(config.activations, self._layer_choices, strict=True))
+        layer can run its activation, and its filters are the program's (or, padded, its dropouts' own)."""
+        if not all(a in names for a, names in zip(config.activations, self._layer_choices, strict=True)):
+            return False
+        if tuple(config.filters) == self.filters:
+            return True
+        if self.padding is None or any(f > p for f, p in zip(config.filters, self.filters, strict=True)):
+            return False
+        own = self.padding.shapes(config)[3]
+        return all(own[name] in widths for name, widths in self._dropout_widths.items())
 
     def codes_for(self, config: TrialConfig) -> np.ndarray:
-        """The member's activation index in each switched layer."""
-        return np.asarray([names.index(a) for a, names in zip(config.activations, self._layer_choices, strict=True)
-                           if len(names) > 1], dtype=np.int32)
+        """The member's activation index in each switched layer, then its width in each padded dropout."""
+        codes = [names.index(a) for a, names in zip(config.activations, self._layer_choices, strict=True)
+                 if len(names) > 1]
+        if self._dropout_widths:
+            own = self.padding.shapes(config)[3]
+            codes += [widths.index(own[name]) for name, widths in self._dropout_widths.items()]
+        return np.asarray(codes, dtype=np.int32)
+
+    def params_of(self, config: TrialConfig) -> dict[str, int]:
+        """The member's own parameter counts (a padded program's are larger)."""
+        if self.padding is None or tuple(config.filters) == self.filters:
+            return self.params
+        return param_counts(self.build_model(config))
 
     # ------------------------------------------------------------ variables
 
@@ -200,23 +244,43 @@ class PackProgram:
         """What ``study train`` starts from with this seed: ``set_random_seed`` then ``build_study_cnn``.
 
         Activation layers hold no weights and draw no random numbers, so the weights depend on the
-        seed and the shape only: members of one seed share one build.
+        seed and the shape only: members of one seed and shape share one build. The variables are at
+        the member's own shapes (``stack`` and ``replace`` pad them for a padded program).
         """
-        if config.seed not in self._initial:
+        key = (config.seed, tuple(config.filters))
+        if key not in self._initial:
             keras.utils.set_random_seed(config.seed)
-            model = self.build_model(config)
-            self._initial[config.seed] = MemberVariables(
+            if self.padding is None:
+                model, optimizer = self.build_model(config), self.optimizer
+            else:
+                model, optimizer = self.padding.own_model(config)
+            self._initial[key] = MemberVariables(
                 [np.asarray(v.value) for v in model.trainable_variables],
                 [np.asarray(v.value) for v in model.non_trainable_variables],
-                [np.asarray(v.value) for v in self.optimizer.variables])  # zeros and the step count 0
-        return self._initial[config.seed]
+                [np.asarray(v.value) for v in optimizer.variables])  # their initial values, the step count 0
+        return self._initial[key]
 
     def stack(self, members: Sequence[MemberVariables], configs: Sequence[TrialConfig]) -> PackState:
         """Stack members' variables (and their activation codes, from their ``configs``) on the device."""
         stacked = lambda leaves: [jnp.asarray(np.stack(group)) for group in zip(*leaves)]  # noqa: E731
         codes = np.stack([self.codes_for(c) for c in configs]).reshape(len(configs), len(self._switches))
+        masks = None
+        if self.padding is not None:
+            members = [self.padding.pad(m) for m in members]
+            masks = stacked([self.padding.masks(c) for c in configs])
         return PackState(stacked([m.trainable for m in members]), stacked([m.non_trainable for m in members]),
-                         stacked([m.optimizer for m in members]), jnp.asarray(codes))
+                         stacked([m.optimizer for m in members]), jnp.asarray(codes), masks)
+
+    def replace(self, state: PackState, row: int, variables: MemberVariables, config: TrialConfig) -> PackState:
+        """``state`` with ``row`` holding the member of ``config`` from its own ``variables``."""
+        if self.padding is None:
+            return state.replace(row, variables, self.codes_for(config))
+        return state.replace(row, self.padding.pad(variables), self.codes_for(config), self.padding.masks(config))
+
+    def member(self, state: PackState, row: int, config: TrialConfig) -> MemberVariables:
+        """The member's own variables (at its own shapes) from ``row``."""
+        variables = state.member(row)
+        return variables if self.padding is None else self.padding.cut(variables, config)
 
     def assign(self, model: keras.Model, variables: MemberVariables) -> keras.Model:
         """Load a member's weights into a Keras model of its own (for its ``model.keras``)."""
@@ -232,7 +296,7 @@ class PackProgram:
         for position, switch in enumerate(self._switches):
             switch.code = codes[position]
 
-    def _member_step(self, trainable, non_trainable, optimizer, codes, x, y):
+    def _member_step(self, trainable, non_trainable, optimizer, codes, masks, x, y):
         self._select(codes)
 
         def loss_fn(trainable):
@@ -241,7 +305,11 @@ class PackProgram:
             return loss, (y_pred, new_non_trainable)
 
         (loss, (y_pred, new_non_trainable)), grads = jax.value_and_grad(loss_fn, has_aux=True)(trainable)
+        if masks is not None:  # a padded program: the padding has no gradient and does not move
+            grads = [jnp.where(m, g, jnp.zeros_like(g)) for g, m in zip(grads, masks, strict=True)]
         new_trainable, new_optimizer = self.optimizer.stateless_apply(optimizer, grads, trainable)
+        if masks is not None:
+            new_trainable = [jnp.where(m, n, t) for n, t, m in zip(new_trainable, trainable, masks, strict=True)]
         correct = jnp.sum(jnp.argmax(y_pred, axis=-1) == y)
         return new_trainable, new_non_trainable, new_optimizer, loss, correct
 
@@ -253,27 +321,28 @@ class PackProgram:
 
     # ------------------------------------------------------------ the pack's compiled functions
 
-    def _train_steps(self, trainable, non_trainable, optimizer, codes, images, labels, batches):
+    def _train_steps(self, trainable, non_trainable, optimizer, codes, masks, images, labels, batches):
         """``batches``: (steps, members, batch) image indices; returns the variables and per-step results."""
         step = self._side_by_side(self._member_step)
 
         def body(carry, index):
-            out = step(*carry, codes, images[index], labels[index])
+            out = step(*carry, codes, masks, images[index], labels[index])
             return out[:3], out[3:]
 
         carry, (loss, correct) = jax.lax.scan(body, (trainable, non_trainable, optimizer), batches)
         return (*carry, loss, correct)
 
-    def _train_step(self, trainable, non_trainable, optimizer, codes, images, labels, index):
+    def _train_step(self, trainable, non_trainable, optimizer, codes, masks, images, labels, index):
         """One step of every member (``index``: (members, batch) image indices), for the host loop."""
-        return self._side_by_side(self._member_step)(trainable, non_trainable, optimizer, codes,
+        return self._side_by_side(self._member_step)(trainable, non_trainable, optimizer, codes, masks,
                                                       images[index], labels[index])
 
     def _host_loop(self, state: PackState, images: jax.Array, labels: jax.Array, batches: np.ndarray):
         """``_train_steps``' results, one dispatch per step: (variables..., loss, correct) per step."""
         variables, losses, hits = [state.trainable, state.non_trainable, state.optimizer], [], []
         for index in batches:
-            *variables, loss, correct = self._train_one(*variables, state.codes, images, labels, jnp.asarray(index))
+            *variables, loss, correct = self._train_one(*variables, state.codes, state.masks, images, labels,
+                                                        jnp.asarray(index))
             losses.append(loss)
             hits.append(correct)
         return (*variables, jnp.stack(losses), jnp.stack(hits))
@@ -300,8 +369,8 @@ class PackProgram:
                 *variables, loss, hits = self._host_loop(state, images, labels, batches)
             else:
                 *variables, loss, hits = self._train(state.trainable, state.non_trainable, state.optimizer,
-                                                     state.codes, images, labels, jnp.asarray(batches))
-            state = PackState(*variables, state.codes)
+                                                     state.codes, state.masks, images, labels, jnp.asarray(batches))
+            state = PackState(*variables, state.codes, state.masks)
             loss_sum += np.asarray(loss, dtype=np.float64).sum(axis=0) * size  # fit weighs batches by size
             correct += np.asarray(hits).sum(axis=0)
         return state, loss_sum / n, correct / n
