@@ -20,9 +20,10 @@
 #   1. the pack layouts (python -m bench.pack_lowering, 9 members of sweep B's kind, at most 120 s):
 #      the fastest measured layout is the one the study uses (out: pack-layout.json)
 #   2. the whole study (Question 1A + 1 + 8 + 81 + 81 trials x 10 epochs, all 60,000 images) packed
-#      over 9 workers (A: its 8 optimizers beside Question 1A; B: 9 packs of 9; C: 9 shapes at a time),
-#      MPS, TF32 (JAX's default), --chain study (out: tf32/); each run's JAX compilation cache is in its
-#      scratch folder, so the same command run again compiles nothing that it compiled before
+#      over 9 workers (A: its 8 optimizers beside Question 1A; B: 9 packs of 9; C: 9 packs of 9 with
+#      conv3 and conv4 padded, --pad-filters 3,4: 9 programs to compile, not 81, at 1.22 times C's
+#      FLOPs), MPS, TF32 (JAX's default), --chain study (out: tf32/); each run's JAX compilation cache
+#      is in its scratch folder, so the same command run again compiles nothing it compiled before
 #   3. the same in mixed_bfloat16 (out: bf16/), then python -m bench.gpu_compare tf32 bf16
 #      (out: bf16-vs-tf32.md: the accuracy change with its standard error)
 #   4. Question 1B: the study profile's AutoKeras ResNet search (out: q1b/)
@@ -67,7 +68,7 @@ if [ "$TINY" = 1 ]; then
   Q1B_SIZES=(--q1b-trials 1 --q1b-epochs 1 --train-size 1000 --test-size 200)
 fi
 STUDY=(bash "$HERE/gpu_study.sh" --site "$SITE" "${WHEELS[@]}" --data "$DATA" --mps --packed
-       --parallel 9 --no-checkpoints --chain study "${SIZES[@]}")
+       --parallel 9 --pad-filters 3,4 --no-checkpoints --chain study "${SIZES[@]}")
 
 log "setup: $("$PYTHON" -V 2>&1); budget $BUDGET s; scratch $SCRATCH"
 bash "$HERE/gpu_study.sh" --site "$SITE" "${WHEELS[@]}" --install-only --q1b >>"$OUT/session.log" 2>&1 \
