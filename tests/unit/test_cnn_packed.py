@@ -188,6 +188,14 @@ def test_members_of_other_filter_counts_train_their_own_networks_in_one_padded_p
     padded_proc = run_pack(spec(tmp_path / "padded", pad_layers=[3, 4]))
     padded, own = results_of(padded_proc), results_of(run_pack(spec(tmp_path / "own")))
     assert "pack: 2 members (filters 32,32,64,64 (padded), Adam" in padded_proc.stderr
+    # As a GPU runs it: members batched by vmap (each padded dropout a select over the widths), one scan.
+    vmapped = results_of(run_pack(spec(tmp_path / "vmapped", pad_layers=[3, 4], lowering="vmap", epoch_loop="scan")))
+    for name in ("p", "q"):
+        ours, theirs = vmapped[name]["metrics"], own[name]["metrics"]
+        assert (ours["pack"]["lowering"], ours["pack"]["epoch_loop"], ours["pack"]["sizes"]) == ("vmap", "scan", [2, 2])
+        assert ours["history"]["loss"][0] == pytest.approx(theirs["history"]["loss"][0], rel=1e-6), name
+        for metric in ours["history"]:
+            assert ours["history"][metric] == pytest.approx(theirs["history"][metric], rel=1e-4), (name, metric)
     for name in ("p", "q"):
         ours, theirs = padded[name]["metrics"], own[name]["metrics"]
         assert ours["pack"]["padded_filters"] == [32, 32, 64, 64] and "padded_filters" not in theirs["pack"]
