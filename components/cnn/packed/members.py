@@ -12,8 +12,9 @@ setting that changes the program's shapes or its update rule:
   ``padding.py``). The padded channels' FLOPs are wasted: padding every layer would make the grid
   one program at 2.82 times its own FLOPs (16.2 against 5.73 GFLOP per image's forward pass,
   summed over the grid; ``bench.flops``), but padding conv3 and conv4 only makes it 9 programs of
-  9 members (one per conv1, conv2 pair) at 1.22 times (``bench.flops.padding_waste``), the fewest FLOPs of any
-  split into 9 programs.
+  9 members (one per conv1, conv2 pair) at 1.22 times (``bench.flops.padding_waste``): the fewest
+  FLOPs of the six pairs of layers to pad (the others cost 1.65 to 2.56 times), and of any split
+  of each layer's counts into groups that makes 9 programs.
 * the optimizer and its learning rate: each optimizer has its own variables and update rule
   (sweep A: one pack per optimizer). Members of one optimizer share one ``stateless_apply``.
 * ``batch_size`` (the step's shape), ``bn_momentum`` (a constant of the program) and
