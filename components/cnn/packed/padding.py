@@ -100,7 +100,6 @@ class Padding:
         self.fill_trainable = [np.zeros(v.shape, v.dtype) for v in model.trainable_variables]
         self.fill_non_trainable = [np.asarray(v.value) for v in model.non_trainable_variables]
         self.fill_optimizer = [np.asarray(v.value) for v in optimizer.variables]
-        self.widths = dropout_widths(model)
         self._own: dict[tuple[int, ...], tuple] = {}
 
     def own_model(self, config) -> tuple[keras.Model, keras.optimizers.Optimizer]:
@@ -133,6 +132,7 @@ class Padding:
     def cut(self, variables, config):
         """``pad``'s inverse: the member's own variables out of the program's."""
         trainable, non_trainable, optimizer, _ = self.shapes(config)
+
         def cut(arrays, shapes):
             return [cut_array(a, s, self.flat) for a, s in zip(arrays, shapes, strict=True)]
 
