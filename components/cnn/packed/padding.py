@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -90,6 +91,16 @@ class PaddedDropout:
         return jax.lax.switch(self.code, [own(w) for w in self.widths], inputs)
 
 
+class OwnShapes(NamedTuple):
+    """What a member's own network is made of, besides its values."""
+
+    trainable: list[tuple[int, ...]]
+    non_trainable: list[tuple[int, ...]]
+    optimizer: list[tuple[int, ...]]
+    dropout_widths: dict[str, int]  # each Dropout layer's input channels
+    params: dict[str, int]  # its parameter counts, as ``models.param_counts`` gives them
+
+
 class Padding:
     """How members' own variables sit in one program's padded ones: ``model`` and ``optimizer`` are the
     program's (built), ``build(config)`` builds a member's own model."""
@@ -112,14 +123,17 @@ class Padding:
         optimizer.build(model.trainable_variables)
         return model, optimizer
 
-    def shapes(self, config) -> tuple:
-        """The member's own shapes: (trainable, non-trainable, optimizer) lists, and its dropout widths."""
+    def shapes(self, config) -> OwnShapes:
+        """The member's own shapes, dropout widths and parameter counts (one build per filter counts)."""
+        from components.cnn.models import param_counts
+
         key = tuple(config.filters)
         if key not in self._own:
             model, optimizer = self.own_model(config)
-            self._own[key] = ([tuple(v.shape) for v in model.trainable_variables],
-                              [tuple(v.shape) for v in model.non_trainable_variables],
-                              [tuple(v.shape) for v in optimizer.variables], dropout_widths(model))
+            self._own[key] = OwnShapes([tuple(v.shape) for v in model.trainable_variables],
+                                       [tuple(v.shape) for v in model.non_trainable_variables],
+                                       [tuple(v.shape) for v in optimizer.variables], dropout_widths(model),
+                                       param_counts(model))
         return self._own[key]
 
     def pad(self, variables):
@@ -131,16 +145,15 @@ class Padding:
 
     def cut(self, variables, config):
         """``pad``'s inverse: the member's own variables out of the program's."""
-        trainable, non_trainable, optimizer, _ = self.shapes(config)
+        own = self.shapes(config)
 
         def cut(arrays, shapes):
             return [cut_array(a, s, self.flat) for a, s in zip(arrays, shapes, strict=True)]
 
-        return type(variables)(cut(variables.trainable, trainable), cut(variables.non_trainable, non_trainable),
-                               cut(variables.optimizer, optimizer))
+        return type(variables)(cut(variables.trainable, own.trainable),
+                               cut(variables.non_trainable, own.non_trainable), cut(variables.optimizer, own.optimizer))
 
     def masks(self, config) -> list[np.ndarray]:
         """True where a trainable entry is the member's own, False where it is padding."""
-        trainable = self.shapes(config)[0]
         return [pad_array(np.ones(s, bool), np.zeros(f.shape, bool), self.flat)
-                for s, f in zip(trainable, self.fill_trainable, strict=True)]
+                for s, f in zip(self.shapes(config).trainable, self.fill_trainable, strict=True)]

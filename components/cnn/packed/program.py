@@ -194,7 +194,7 @@ class PackProgram:
         self._dropout_widths: dict[str, tuple[int, ...]] = {}  # padded Dropout layers: the members' own widths
         if self.padding:
             for name, width in dropout_widths(self.model).items():
-                widths = sorted({self.padding.shapes(c)[3][name] for c in configs})
+                widths = sorted({self.padding.shapes(c).dropout_widths[name] for c in configs})
                 if widths != [width]:
                     dropout = PaddedDropout(self.model.get_layer(name), widths)
                     self.model.get_layer(name).call = dropout
@@ -215,7 +215,7 @@ class PackProgram:
             return True
         if self.padding is None or any(f > p for f, p in zip(config.filters, self.filters, strict=True)):
             return False
-        own = self.padding.shapes(config)[3]
+        own = self.padding.shapes(config).dropout_widths
         return all(own[name] in widths for name, widths in self._dropout_widths.items())
 
     def codes_for(self, config: TrialConfig) -> np.ndarray:
@@ -223,7 +223,7 @@ class PackProgram:
         codes = [names.index(a) for a, names in zip(config.activations, self._layer_choices, strict=True)
                  if len(names) > 1]
         if self._dropout_widths:
-            own = self.padding.shapes(config)[3]
+            own = self.padding.shapes(config).dropout_widths
             codes += [widths.index(own[name]) for name, widths in self._dropout_widths.items()]
         return np.asarray(codes, dtype=np.int32)
 
@@ -231,7 +231,7 @@ class PackProgram:
         """The member's own parameter counts (a padded program's are larger)."""
         if self.padding is None or tuple(config.filters) == self.filters:
             return self.params
-        return param_counts(self.build_model(config))
+        return self.padding.shapes(config).params
 
     # ------------------------------------------------------------ variables
 
