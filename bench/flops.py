@@ -64,14 +64,22 @@ def ceiling_images_per_second(gemm_flops_per_second: float, forward_flops: int) 
     return gemm_flops_per_second / training_flops(forward_flops)
 
 
+def packed_flops_ratio(packs, pad_layers: Sequence[int]) -> float:
+    """Forward FLOPs that the programs of ``packs`` (lists of ``TrialConfig``s sharing a pack key with
+    ``pad_layers``; ``components.cnn.packed.members``) run, each at its layers' largest filter counts,
+    over their trials' own FLOPs: 1 when nothing is padded."""
+    from components.cnn.packed.members import program_filters
+
+    packs = [list(p) for p in packs]
+    padded = sum(len(p) * study_cnn_forward_flops(program_filters(p, pad_layers)) for p in packs)
+    return padded / sum(study_cnn_forward_flops(c.filters) for p in packs for c in p)
+
+
 def padding_waste(configs, pad_layers: Sequence[int]) -> float:
-    """Forward FLOPs of the trials ``configs`` (``TrialConfig``s) packed with ``pad_layers``
-    (``components.cnn.packed.members``: each pack runs its layers' largest filter counts), over their
-    own FLOPs: 1 when nothing is padded."""
-    from components.cnn.packed.members import pack_key, program_filters
+    """``packed_flops_ratio`` of the trials ``configs`` in one pack per pack key."""
+    from components.cnn.packed.members import pack_key
 
     groups: dict[tuple, list] = {}
     for config in configs:
         groups.setdefault(pack_key(config, pad_layers), []).append(config)
-    padded = sum(len(g) * study_cnn_forward_flops(program_filters(g, pad_layers)) for g in groups.values())
-    return padded / sum(study_cnn_forward_flops(c.filters) for c in configs)
+    return packed_flops_ratio(groups.values(), pad_layers)

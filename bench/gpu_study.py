@@ -132,11 +132,11 @@ class Study:
             return {pool.submit(run_task, t): t["name"] for t in tasks}
         packs = self.packs(tasks)
         self.log(f"  {len(tasks)} trials in {len(packs)} packs: {[len(p) for p in packs]}")
-        if self.args.pad_filters:
-            from bench.flops import padding_waste
+        if self.args.pad_filters:  # what these packs' programs run, a pack key split over workers included
+            from bench.flops import packed_flops_ratio
             from components.cnn.hparams import TrialConfig
 
-            waste = padding_waste([TrialConfig(**t["config"]) for t in tasks], self.args.pad_filters)
+            waste = packed_flops_ratio([[TrialConfig(**t["config"]) for t in p] for p in packs], self.args.pad_filters)
             self.results.setdefault("padding_waste", {})[tasks[0]["stage"]] = waste
             self.log(f"  conv layers {','.join(map(str, self.args.pad_filters))} padded: {waste:.3g} times the "
                      "trials' own FLOPs")

@@ -615,6 +615,22 @@ def test_gpu_study_pads_sweep_c_into_nine_programs_largest_first(tmp_path):
         with pytest.raises(SystemExit) as exit_info:
             gpu_study.build_parser().parse_args(["--pad-filters", bad])
         assert exit_info.value.code == 2
+    # What it records is what its packs run: over 18 workers each (conv1, conv2) group of 9 splits in two, and
+    # a part without conv3 = 64 or conv4 = 64 pads less than the whole group would.
+    from bench.flops import packed_flops_ratio, padding_waste
+    from components.cnn.hparams import TrialConfig
+
+    class Pool:  # takes the packs; trains nothing
+        def submit(self, fn, arg):
+            return object()
+
+    args.parallel = 18
+    study.submit(Pool(), c)
+    split = [[TrialConfig(**t["config"]) for t in p] for p in study.packs(c)]
+    assert len(split) == 18
+    recorded = study.results["padding_waste"]["filters"]
+    whole_groups = padding_waste([m for p in split for m in p], (3, 4))
+    assert recorded == packed_flops_ratio(split, (3, 4)) < round(whole_groups, 3)
     # study.md says what the padding cost (a CPU run of sweep C padded, bench/results/gpu/).
     results = json.loads((REPO / "bench/results/gpu/2026-12-07-amd-epyc-2c-tiny-cpu-sweep-c-padded.json").read_text())
     assert results["settings"]["pad_filters"] == [3, 4]
