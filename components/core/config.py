@@ -164,6 +164,8 @@ def coerce(value: Any, annotation: Any, name: str) -> Any:
         raise UserError(f"{name}={value!r}: expected a string")
     if origin is tuple:
         items = _split(value) if isinstance(value, str) else value
+        if isinstance(items, int | float) and not isinstance(items, bool):
+            items = [items]  # --set's one number, e.g. sweeps.local_pack_pad_filters=4
         if not isinstance(items, list | tuple):
             raise UserError(f"{name}={value!r}: expected a list")
         item_type = args[0] if args else Any
