@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from components.cnn.hparams import (
     ACTIVATIONS,
     DEFAULT_LEARNING_RATE,
+    NUM_CONV,
     OPTIMIZERS,
     STUDY_ACTIVATIONS,
     STUDY_FILTERS,
@@ -44,6 +45,10 @@ MAX_TRIALS_RULE = Rule("a count per stage, e.g. {optimizer: 8}",
 SEARCH_ALGORITHMS = ("grid", "hyperband", "pbt")
 PBT_POPULATION = Rule("an integer of 5 or more (Katib's pbt)", lambda v: v >= 5)
 HYPERBAND_ETA = Rule("an integer of 2 or more (Katib's hyperband)", lambda v: v >= 2)
+# Conv layers whose filter counts a pack's members may differ in (components.cnn.packed.members).
+PAD_FILTERS_RULE = Rule(f"conv layer numbers from 1 to {NUM_CONV}, each once, e.g. 3,4",
+                        lambda v: len(v) > 0 and len(set(v)) == len(v) and all(1 <= n <= NUM_CONV for n in v),
+                        canonical=lambda v: tuple(sorted(v)))
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,10 @@ class SweepSettings:
     # On this machine, train the trials in packs (components/cnn/packed/server.py, JAX): this many
     # members at once, and as many trials at once. None, or absent: one process trains each trial.
     local_pack_slots: int | None = ruled(POSITIVE_INT.with_null("one process per trial"), default=None)
+    # With local_pack_slots: the conv layers (1 to 4) whose filter counts may differ inside a pack, each
+    # padded to the pack's largest (components/cnn/packed/padding.py), so sweep C's trials pack too.
+    # None, or absent: none; a sweep C trial is then a pack of one, and C runs one process per trial.
+    local_pack_pad_filters: tuple[int, ...] | None = ruled(PAD_FILTERS_RULE.with_null("no padding"), default=None)
 
 
 def trial_flag(setting: str) -> str:

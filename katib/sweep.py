@@ -104,14 +104,16 @@ def run_sweep_stage(stage: str, data_uri: str, out_dir: str | Path, sweep_settin
 
     out_dir = Path(out_dir)
     storage.check_writable(str(out_dir))
-    slots = stage_pack_slots(stage, from_mapping(SweepSettings, sweep_settings, section="sweeps"), log)
+    settings = from_mapping(SweepSettings, sweep_settings, section="sweeps")
+    slots = stage_pack_slots(stage, settings, log)
     experiment, fixed = stage_experiment(
         stage, data_uri, str(out_dir / "outputs"), sweep_settings, fixed,
         parallel_trials=slots or sweep_settings.get("local_parallel_trials") or sweep_settings["parallel_trials"])
     # Each trial's metrics.json holds every epoch, also of a resumed trial: the observation's source.
     backend = LocalBackend(out_dir, extra_env=trial_environment(),
                            trial_metrics_file=str(out_dir / "outputs" / "${trialSpec.Name}" / "metrics.json"))
-    with backend.claim(), _packs(slots, out_dir) as pack_env:  # the folder's one writer, then its pack server
+    # The folder's one writer, then its pack server.
+    with backend.claim(), _packs(slots, out_dir, stage, settings) as pack_env:
         backend.extra_env.update(pack_env)
         return run_stage(stage, backend, experiment, fixed, experiment_uri=str(out_dir / EXPERIMENT_FILE),
                          summary_uri=str(out_dir / SUMMARY_FILE), trials_root=str(out_dir / "outputs"), log=log)
@@ -120,28 +122,41 @@ def run_sweep_stage(stage: str, data_uri: str, out_dir: str | Path, sweep_settin
 def stage_pack_slots(stage: str, settings: SweepSettings, log: Callable[[str], None] = print) -> int | None:
     """How many trials of the stage train in packs at once (``sweeps.local_pack_slots``), or None: one
     process per trial. A stage whose trials differ in a setting packs do not share (sweep A's optimizer,
-    C's filters) would make a pack of one per trial: a JAX process training them side by side, no
-    program shared, which on this project's CPU ran sweep A in 168 s against 63 s as TensorFlow trials
-    (bench/results/2026-12-07-amd-epyc-2c-local-packs.md)."""
+    C's filters unless ``sweeps.local_pack_pad_filters`` pads them) would make a pack of one per trial:
+    a JAX process training them side by side, no program shared, which on this project's CPU ran sweep
+    A in 168 s against 63 s as TensorFlow trials (bench/results/2026-12-07-amd-epyc-2c-local-packs.md)."""
     from components.cnn.packed.members import PACK_KEY_SETTINGS
 
     setting = get_sweep(stage).setting
-    if settings.local_pack_slots and setting in PACK_KEY_SETTINGS:
+    if not settings.local_pack_slots:
+        return None
+    if setting == "filters" and settings.local_pack_pad_filters:
+        layers = ",".join(map(str, settings.local_pack_pad_filters))
+        log(f"sweep {stage}: a pack's members may differ in the filters of conv layer(s) {layers}, padded to "
+            "the grid's largest count (sweeps.local_pack_pad_filters); trials that differ in another layer pack apart")
+        return settings.local_pack_slots
+    if setting in PACK_KEY_SETTINGS:
+        pad = " (sweeps.local_pack_pad_filters pads C's)" if setting == "filters" else ""
         log(f"sweep {stage}: its trials differ in {setting}, which a pack's members share; "
-            "one process per trial (sweeps.local_pack_slots packs a sweep whose trials share one program)")
+            f"one process per trial (sweeps.local_pack_slots packs a sweep whose trials share one program{pad})")
         return None
     return settings.local_pack_slots
 
 
 @contextmanager
-def _packs(slots: int | None, out_dir: Path) -> Iterator[dict[str, str]]:
-    """With ``sweeps.local_pack_slots``, a pack server for the stage's trials (its log: PACK_LOG)."""
+def _packs(slots: int | None, out_dir: Path, stage: str, settings: SweepSettings) -> Iterator[dict[str, str]]:
+    """With ``sweeps.local_pack_slots``, a pack server for the stage's trials (its log: PACK_LOG); sweep
+    C's packs padded in the conv layers of ``sweeps.local_pack_pad_filters``, to the grid's largest count."""
     if not slots:
         yield {}
         return
     from components.cnn.packed.server import running_server
 
-    with running_server(slots, out_dir / PACK_LOG) as env:
+    sweep, pad = get_sweep(stage), ()
+    if sweep.setting == "filters" and settings.local_pack_pad_filters:
+        pad = settings.local_pack_pad_filters
+    choices = sorted({int(v) for p in sweep.parameters for v in p.values}) if pad else ()
+    with running_server(slots, out_dir / PACK_LOG, pad_filters=pad, filter_choices=choices) as env:
         yield env
 
 

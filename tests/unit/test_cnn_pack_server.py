@@ -35,10 +35,11 @@ from components.core.profiles import read_profile
 from katib.sweep import run_sweep_stage
 
 data, out, slots = sys.argv[1], sys.argv[2], int(sys.argv[3])
+stage = {"stage": "activations", "pad": None, "fixed": None, **json.loads(sys.argv[4] if len(sys.argv) > 4 else "{}")}
 settings = {**read_profile("smoke")["sweeps"], "epochs": 2, "batch_size": 32, "train_images": None,
-            "local_parallel_trials": 3, "max_trials": {"optimizer": 1, "activations": 3, "filters": 1},
-            "local_pack_slots": slots or None}
-print("SUMMARY", json.dumps(run_sweep_stage("activations", data, out, settings)), flush=True)
+            "local_parallel_trials": 3, "max_trials": {"optimizer": 1, "activations": 3, "filters": 3},
+            "local_pack_slots": slots or None, "local_pack_pad_filters": stage["pad"]}
+print("SUMMARY", json.dumps(run_sweep_stage(stage["stage"], data, out, settings, stage["fixed"])), flush=True)
 """
 
 
@@ -52,13 +53,16 @@ def data(tmp_path_factory) -> str:
     return tiny_dataset(tmp_path_factory.mktemp("server") / "data", 2 * BATCH)
 
 
-def sweep_process(data: str, out: Path, slots: int, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", SWEEP, data, str(out), str(slots)], cwd=REPO, capture_output=True,
-                          text=True, env=jax_env(**env), timeout=900)
+def sweep_process(data: str, out: Path, slots: int, stage: dict | None = None,
+                  **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", SWEEP, data, str(out), str(slots), json.dumps(stage or {})],
+                          cwd=REPO, capture_output=True, text=True, env=jax_env(**env), timeout=900)
 
 
-def run_sweep(data: str, out: Path, slots: int) -> dict:
-    proc = sweep_process(data, out, slots)
+def run_sweep(data: str, out: Path, slots: int, stage: dict | None = None) -> dict:
+    """``stage``: which stage ("stage"), its sweeps.local_pack_pad_filters ("pad") and the settings it
+    holds fixed ("fixed"); by default sweep B, no padding, the start settings."""
+    proc = sweep_process(data, out, slots, stage)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     line = next(li for li in proc.stdout.splitlines() if li.startswith("SUMMARY "))
     return json.loads(line.removeprefix("SUMMARY "))
@@ -113,6 +117,37 @@ def test_a_packed_sweep_trains_what_one_process_per_trial_trains(sweeps):
         theirs = json.loads((plain_out / "outputs" / row["name"] / "metrics.json").read_text())["history"]
         for metric in ("loss", "val_loss"):
             assert ours[metric] == pytest.approx(theirs[metric], rel=1e-4), (row["name"], metric)
+
+
+def test_sweep_c_padded_trains_in_one_program_what_one_process_per_trial_trains(data, tmp_path):
+    """Sweep C's first three grid points with sweeps.local_pack_pad_filters=1,2,3,4, two trials at once:
+    one program, padded to 64 filters in every layer (the grid's largest), trains the first two, and the
+    third takes a freed row although its conv1 and conv3 are wider than either's (the program was built
+    wide enough for the grid, not for its first members). Each trial is its own Katib trial with its own
+    parameter count, and trains what its own ``study train`` process trains: each epoch's losses to 1e-4,
+    with SGD (Adam's first steps move a weight by its learning rate whatever its gradient's size, so a
+    gradient near zero whose sign the padded sums' rounding flips moves it the other way: 1.3e-4 here)."""
+    stage = {"stage": "filters", "pad": "1,2,3,4", "fixed": {"optimizer": "SGD"}}
+    packed = run_sweep(data, tmp_path / "packed", 2, stage)
+    plain = run_sweep(data, tmp_path / "plain", 0, stage)
+    log = (tmp_path / "packed" / "pack-server.log").read_text()
+    assert re.findall(r"pack: \d+ members? \(filters [^)]*\)", log) == ["pack: 2 members (filters 64,64,64,64 (padded)"]
+    first, second, third = (r["name"] for r in packed["trials"])
+    assert re.search(rf"pack: {third} takes ({first}|{second})'s row", log), log[-2000:]
+    assert [(r["name"], r["combination"], r["state"]) for r in packed["trials"]] == [
+        (r["name"], r["combination"], r["state"]) for r in plain["trials"]]
+    assert len({tuple(r["combination"]) for r in packed["trials"]}) == 3
+    filters = [[int(f) for f in r["combination"]] for r in packed["trials"]]
+    assert any(c > max(a, b) for a, b, c in zip(*filters, strict=True))  # wider than both first members
+    for row in plain["trials"]:
+        ours = json.loads((tmp_path / "packed" / "outputs" / row["name"] / "metrics.json").read_text())
+        theirs = json.loads((tmp_path / "plain" / "outputs" / row["name"] / "metrics.json").read_text())
+        assert ours["config"]["filters"] == theirs["config"]["filters"] == [int(f) for f in row["combination"]]
+        assert ours["config"]["optimizer"] == "SGD" and ours["params"] == theirs["params"]
+        for metric in ("loss", "val_loss"):
+            assert ours["history"][metric] == pytest.approx(theirs["history"][metric], rel=1e-4), (row["name"], metric)
+        printed = katib_lines((tmp_path / "packed" / "trials" / row["name"] / "stdout.log").read_text())
+        assert [p["epoch"] for p in printed] == [1, 2]
 
 
 def test_a_packed_sweep_killed_after_its_first_record_resumes_to_the_uninterrupted_sweeps_records(

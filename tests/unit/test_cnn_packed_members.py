@@ -61,7 +61,30 @@ def test_only_a_sweep_whose_trials_share_one_program_trains_in_packs():
     assert stage_pack_slots("optimizer", settings(local_pack_slots=4), said.append) is None
     assert stage_pack_slots("filters", settings(local_pack_slots=4), said.append) is None
     assert "its trials differ in optimizer" in said[0] and "its trials differ in filters" in said[1]
+    assert "sweeps.local_pack_pad_filters pads C's" in said[1]
     assert stage_pack_slots("activations", settings(), said.append) is None and len(said) == 2
+    # Padded, C's trials share programs (test_cnn_pack_server.py trains them so); A's still cannot.
+    padded = settings(local_pack_slots=4, local_pack_pad_filters="4,3")
+    assert padded.local_pack_pad_filters == (3, 4)
+    assert settings(local_pack_pad_filters=4).local_pack_pad_filters == (4,)  # --set's one number: one layer
+    assert stage_pack_slots("filters", padded, said.append) == 4 and "conv layer(s) 3,4" in said[2]
+    assert stage_pack_slots("optimizer", padded, said.append) is None
+    assert stage_pack_slots("filters", settings(local_pack_pad_filters="3,4"), said.append) is None  # no slots
+
+
+@pytest.mark.parametrize("value", ["0,3", "3,3", "5", "conv3", "[]"])
+def test_pad_filters_outside_the_conv_layers_are_refused_in_one_line(value):
+    from components.core.config import from_mapping
+    from components.core.errors import UserError
+    from components.core.profiles import read_profile
+    from components.sweeps import SweepSettings
+
+    sweeps = read_profile("smoke", [f"sweeps.local_pack_pad_filters={value}"])["sweeps"]
+    with pytest.raises(UserError) as refused:
+        from_mapping(SweepSettings, sweeps, section="sweeps")
+    assert str(refused.value).startswith("sweeps.local_pack_pad_filters=")
+    assert "expected conv layer numbers from 1 to 4, each once" in str(refused.value)
+    assert "\n" not in str(refused.value)
 
 
 def test_packs_spread_over_the_workers_in_near_equal_parts():

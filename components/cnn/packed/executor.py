@@ -74,6 +74,7 @@ class PackFeed:
     cancelled: Callable[[str], bool]
     on_result: Callable[[MemberResult], None]
     activation_choices: Sequence[str] = ()  # what every conv layer can switch to, for members to come
+    filter_choices: Sequence[int] = ()  # the filter counts a padded conv layer can take, likewise
     resized: Callable[[int], None] = lambda rows: None  # the pack's rows now (it shrank)
 
 
@@ -182,7 +183,7 @@ class _Pack:
         # (and, fed, any member to come whose activations are among the choices).
         program = PackProgram([m.config for m in self.members], self.data.input_shape, self.data.num_classes,
                               *self.layout, activation_choices=self.feed.activation_choices if self.feed else (),
-                              pad_layers=self.pad_layers)
+                              pad_layers=self.pad_layers, filter_choices=self.feed.filter_choices if self.feed else ())
         self.program = program
         self.pack_info = {"key": _describe(self.members[0], program), "members": len(self.members),
                           "lowering": program.lowering, "epoch_loop": program.epoch_loop,

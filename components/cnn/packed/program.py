@@ -42,6 +42,7 @@ dropout masks are drawn over its own channels, chosen per member as the activati
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -161,10 +162,11 @@ class PackProgram:
 
     def __init__(self, configs: Sequence[TrialConfig], input_shape: tuple[int, ...], num_classes: int,
                  lowering: str = "auto", epoch_loop: str = "auto", activation_choices: Sequence[str] = (),
-                 pad_layers: Sequence[int] = ()):
+                 pad_layers: Sequence[int] = (), filter_choices: Sequence[int] = ()):
         """``activation_choices``: activations every conv layer can switch to besides the members' own,
         so members that join later (``fits``) can take a row; none: the members' own only.
-        ``pad_layers``: conv layers (numbered from 1) whose filter counts may differ between members."""
+        ``pad_layers``: conv layers (numbered from 1) whose filter counts may differ between members;
+        ``filter_choices``: the counts each of them can take besides the members' own, likewise."""
         require_jax_backend()
         self.pad_layers = check_pad_layers(pad_layers)
         self.lowering, self.epoch_loop = resolve_lowering(lowering), resolve_epoch_loop(epoch_loop)
@@ -173,7 +175,8 @@ class PackProgram:
         self.configs = list(configs)
         self.input_shape, self.num_classes = tuple(input_shape), num_classes
         self.batch_size = first.batch_size
-        self.filters = program_filters(configs, self.pad_layers)
+        self.filters = tuple(max(f, *filter_choices) if n + 1 in self.pad_layers and filter_choices else f
+                             for n, f in enumerate(program_filters(configs, self.pad_layers)))
         self.model = build_study_cnn(first.activations, self.filters, input_shape=self.input_shape,
                                      num_classes=num_classes, bn_momentum=first.bn_momentum)
         self.params = param_counts(self.model)
@@ -193,8 +196,11 @@ class PackProgram:
                 self._switches.append(switch)
         self._dropout_widths: dict[str, tuple[int, ...]] = {}  # padded Dropout layers: the members' own widths
         if self.padding:
+            # Each padded layer at each of its choices (one layer at a time: a Dropout follows one layer).
+            choices = [dataclasses.replace(first, filters=self.filters[:n] + (f,) + self.filters[n + 1:])
+                       for n in range(len(self.filters)) if n + 1 in self.pad_layers for f in filter_choices]
             for name, width in dropout_widths(self.model).items():
-                widths = sorted({self.padding.shapes(c).dropout_widths[name] for c in configs})
+                widths = sorted({self.padding.shapes(c).dropout_widths[name] for c in [*configs, *choices]})
                 if widths != [width]:
                     dropout = PaddedDropout(self.model.get_layer(name), widths)
                     self.model.get_layer(name).call = dropout

@@ -9,7 +9,9 @@ sends it, and exits as its trial ended. So Katib's view is unchanged (one proces
 lines, its exit status, its early stop by ending the process), while the device runs packs
 (``executor.run_pack`` fed by a ``PackFeed``):
 
-* Trials that share a pack key (``members.pack_key``, the data too) train in one pack. At most
+* Trials that share a pack key (``members.pack_key``, the data too) train in one pack; with
+  ``--pad-filters`` their filter counts may differ in those conv layers, padded (``padding.py``) to
+  the largest of ``--filter-choices`` so that any trial of the key fits a running pack. At most
   ``slots`` members train at once over all packs; a pack starts when its key has as many waiting as
   there are free rows, or when no trial has come for ``gather_s`` seconds (trials start one by one).
 * A freed row takes the next waiting trial of its key, waiting up to ``gather_s`` once a round for
@@ -40,14 +42,14 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from components.cnn.hparams import ACTIVATIONS, TrialConfig
 from components.cnn.packed.client import SERVER_ENV
-from components.cnn.packed.members import Member, pack_key
+from components.cnn.packed.members import Member, check_pad_layers, pack_key
 from components.core.errors import UserError
 
 READY = "ready"
@@ -73,9 +75,11 @@ class _Trial:
 class PackServer:
     def __init__(self, path: str, slots: int, *, tail: str = "shrink", gather_s: float = GATHER_S,
                  lowering: str = "auto", epoch_loop: str = "auto", checkpoints: bool = True,
+                 pad_filters: Sequence[int] = (), filter_choices: Sequence[int] = (),
                  log: Callable[[str], None] = print):
         if slots < 1:
             raise UserError(f"pack slots {slots}: expected a positive number of trials training at once")
+        self.pad_filters, self.filter_choices = check_pad_layers(pad_filters), tuple(filter_choices)
         self.path, self.slots, self.tail, self.gather_s = path, slots, tail, gather_s
         self.layout, self.checkpoints, self.log = (lowering, epoch_loop), checkpoints, log
         self.cond = threading.Condition()
@@ -107,7 +111,8 @@ class PackServer:
             request = json.loads(reader.readline() or "null")
             config = TrialConfig(**request["config"]).normalized()
             member = Member(str(request["name"]), config, str(request["output"]))
-            trial = _Trial(member, str(request["data"]), (str(request["data"]), pack_key(config)), conn)
+            key = (str(request["data"]), pack_key(config, self.pad_filters))
+            trial = _Trial(member, str(request["data"]), key, conn)
         except (ValueError, KeyError, TypeError, UserError) as error:
             _Trial(None, "", (), conn).send({"end": "refused", "error": f"not a trial request: {error}"})
             conn.close()
@@ -221,14 +226,14 @@ class PackServer:
                 self.cond.notify_all()
 
         feed = PackFeed(intake=intake, cancelled=lambda name: by_name[name].gone.is_set(), on_result=on_result,
-                        activation_choices=ACTIVATIONS, resized=resized)
+                        activation_choices=ACTIVATIONS, filter_choices=self.filter_choices, resized=resized)
         try:
             data = self._device_data(trials[0].data)
             run_pack([t.member for t in trials], data, checkpoints=self.checkpoints,
                      log=lambda line: self.log(f"[pack {pack_id}] {line}"),
                      on_line=lambda name, line: by_name[name].send({"line": line}),
                      lowering=self.layout[0], epoch_loop=self.layout[1], slots=len(trials), tail=self.tail,
-                     feed=feed)
+                     feed=feed, pad_layers=self.pad_filters)
             failure = "the pack ended before this trial did"
         except Exception as error:  # noqa: BLE001 - every member of the pack is told, then the server goes on
             self.log(f"[pack {pack_id}] failed: {type(error).__name__}: {error}")
@@ -249,10 +254,12 @@ class PackServer:
 
 
 @contextmanager
-def running_server(slots: int, log_path: str | Path, *, tail: str = "shrink",
-                   gather_s: float = GATHER_S) -> Iterator[dict[str, str]]:
+def running_server(slots: int, log_path: str | Path, *, tail: str = "shrink", gather_s: float = GATHER_S,
+                   pad_filters: Sequence[int] = (), filter_choices: Sequence[int] = ()) -> Iterator[dict[str, str]]:
     """A pack server for one sweep, its log appended to ``log_path``; yields the trials' environment
-    (``STUDY_PACK_SERVER``). It ends with the block, or with this process (its standard input closes)."""
+    (``STUDY_PACK_SERVER``). It ends with the block, or with this process (its standard input closes).
+    ``pad_filters``: conv layers whose filter counts a pack's members may differ in, each taking one of
+    ``filter_choices``."""
     if importlib.util.find_spec("jax") is None:
         raise UserError("sweeps.local_pack_slots: packed trials need JAX, which is not installed "
                         "(pip install jax; on an NVIDIA GPU, jax[cuda12])")
@@ -260,6 +267,9 @@ def running_server(slots: int, log_path: str | Path, *, tail: str = "shrink",
     path = os.path.join(folder, "server.sock")
     command = [sys.executable, "-m", "components.cnn.packed.server", "--socket", path, "--slots", str(slots),
                "--tail", tail, "--gather-s", str(gather_s)]
+    if pad_filters:
+        command += ["--pad-filters", ",".join(map(str, pad_filters)),
+                    "--filter-choices", ",".join(map(str, filter_choices))]
     try:
         with open(log_path, "a", encoding="utf-8") as log:
             server = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
@@ -280,6 +290,13 @@ def running_server(slots: int, log_path: str | Path, *, tail: str = "shrink",
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def _numbers(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated whole numbers") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m components.cnn.packed.server", description=__doc__.split("\n")[0])
     parser.add_argument("--socket", required=True, help="the Unix socket to listen on (created; must not exist)")
@@ -288,6 +305,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gather-s", type=float, default=GATHER_S, help="how long to wait for trials to come")
     parser.add_argument("--lowering", default="auto")
     parser.add_argument("--epoch-loop", default="auto")
+    parser.add_argument("--pad-filters", type=_numbers, default=(),
+                        help="conv layers (1 to 4) whose filter counts a pack's members may differ in, e.g. 3,4")
+    parser.add_argument("--filter-choices", type=_numbers, default=(),
+                        help="the filter counts a padded layer can take (every pack's program is wide enough)")
     args = parser.parse_args(argv)
     if os.environ.setdefault("KERAS_BACKEND", "jax") != "jax":
         print(f"error: the pack server needs KERAS_BACKEND=jax, not {os.environ['KERAS_BACKEND']}", file=sys.stderr)
@@ -295,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     try:
         server = PackServer(args.socket, args.slots, tail=args.tail, gather_s=args.gather_s, lowering=args.lowering,
-                            epoch_loop=args.epoch_loop, log=log)
+                            epoch_loop=args.epoch_loop, pad_filters=args.pad_filters,
+                            filter_choices=args.filter_choices, log=log)
         from components.cnn.packed.program import require_jax_backend  # imports Keras on JAX before any trial
 
         require_jax_backend()
@@ -310,7 +332,9 @@ def main(argv: list[str] | None = None) -> int:
 
     threading.Thread(target=until_stdin_closes, daemon=True, name="stdin").start()
     print(READY, flush=True)
-    log(f"pack server: {args.slots} slots on {args.socket}")
+    padded = (f"; conv layer(s) {','.join(map(str, server.pad_filters))} padded to the largest of "
+              f"{','.join(map(str, server.filter_choices))} filters") if server.pad_filters else ""
+    log(f"pack server: {args.slots} slots on {args.socket}{padded}")
     server.serve_forever()
     return 0
 
