@@ -79,7 +79,7 @@ class SweepSettings:
     # members at once, and as many trials at once. None, or absent: one process trains each trial.
     local_pack_slots: int | None = ruled(POSITIVE_INT.with_null("one process per trial"), default=None)
     # With local_pack_slots: the conv layers (1 to 4) whose filter counts may differ inside a pack, each
-    # padded to the pack's largest (components/cnn/packed/padding.py), so sweep C's trials pack too.
+    # padded to the grid's largest count (components/cnn/packed/padding.py), so sweep C's trials pack too.
     # None, or absent: none; a sweep C trial is then a pack of one, and C runs one process per trial.
     local_pack_pad_filters: tuple[int, ...] | None = ruled(PAD_FILTERS_RULE.with_null("no padding"), default=None)
 

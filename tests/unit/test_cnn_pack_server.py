@@ -126,7 +126,8 @@ def test_sweep_c_padded_trains_in_one_program_what_one_process_per_trial_trains(
     wide enough for the grid, not for its first members). Each trial is its own Katib trial with its own
     parameter count, and trains what its own ``study train`` process trains: each epoch's losses to 1e-4,
     with SGD (Adam's first steps move a weight by its learning rate whatever its gradient's size, so a
-    gradient near zero whose sign the padded sums' rounding flips moves it the other way: 1.3e-4 here)."""
+    gradient near zero whose sign the padded sums' rounding flips moves it the other way: with Adam these
+    trials' second-epoch losses differed by up to 1.3e-4)."""
     stage = {"stage": "filters", "pad": "1,2,3,4", "fixed": {"optimizer": "SGD"}}
     packed = run_sweep(data, tmp_path / "packed", 2, stage)
     plain = run_sweep(data, tmp_path / "plain", 0, stage)

@@ -78,7 +78,7 @@ print(json.dumps({**worst, "filters": padded.filters}))
 @pytest.mark.parametrize(("pad_layers", "choices", "filters"), [
     ((3, 4), (), (32, 32, 64, 64)),  # each padded layer at the members' largest count
     # The pack server's programs: wide enough for any trial of sweep C's grid, so both members are padded
-    # in every layer (and drop2 and drop4 switch between their own widths and every choice's).
+    # in every layer (and drop1 and drop2 switch between the members' own widths and every choice's).
     ((1, 2, 3, 4), (16, 32, 64), (64, 64, 64, 64)),
 ])
 def test_padded_members_end_where_programs_of_their_own_shapes_end(pad_layers, choices, filters):
