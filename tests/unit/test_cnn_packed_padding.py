@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("jax", reason="jax is not installed: packed trials need Keras' JAX backend")
+jax = pytest.importorskip("jax", reason="jax is not installed: packed trials need Keras' JAX backend")
 
 from components.cnn.packed.padding import cut_array, pad_array  # noqa: E402
 
@@ -43,7 +43,7 @@ import jax
 jax.config.update("jax_enable_x64", True)
 import keras
 keras.config.set_floatx("float64")
-import json
+import json, sys
 import numpy as np, jax.numpy as jnp
 from components.cnn.hparams import TrialConfig
 from components.cnn.packed.program import PackProgram
@@ -55,7 +55,8 @@ configs = [TrialConfig(seed=3, filters=(32, 32, 16, 64), batch_size=32, optimize
            TrialConfig(seed=4, filters=(32, 32, 64, 16), batch_size=32, optimizer="SGD",
                        activations=("relu", "elu", "selu", "elu"))]
 orders = np.stack([rng.permutation(n) for _ in configs]).astype(np.int32)
-padded = PackProgram(configs, (28, 28, 1), 10, pad_layers=(3, 4))
+pad_layers, choices = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+padded = PackProgram(configs, (28, 28, 1), 10, pad_layers=pad_layers, filter_choices=choices)
 state = padded.stack([padded.initial_variables(c) for c in configs], configs)
 for _ in range(3):
     state, _, _ = padded.train_epoch(state, x, y, orders)
@@ -70,11 +71,21 @@ for row, config in enumerate(configs):
         for a, b in zip(getattr(ours, kind), getattr(theirs, kind), strict=True):
             assert a.shape == b.shape, (kind, a.shape, b.shape)
             worst[kind] = max(worst[kind], float(np.max(np.abs(a - b))) if a.size else 0.0)
-print(json.dumps(worst))
+print(json.dumps({**worst, "filters": padded.filters}))
 """
 
 
-def test_padded_members_end_where_programs_of_their_own_shapes_end():
+@pytest.mark.parametrize(("pad_layers", "choices", "filters"), [
+    ((3, 4), (), (32, 32, 64, 64)),  # each padded layer at the members' largest count
+    # The pack server's programs: wide enough for any trial of sweep C's grid, so both members are padded
+    # in every layer (and drop1 and drop2 switch between the members' own widths and every choice's).
+    # On JAX 0.6.2 (Python 3.10) q, padded in conv2, ended 1.2e-5 from its own run (8.9e-9 on JAX 0.10.2;
+    # padding conv1, conv3 and conv4 stays within 1e-7 on both): a known gap, not understood (README).
+    pytest.param((1, 2, 3, 4), (16, 32, 64), (64, 64, 64, 64), marks=pytest.mark.xfail(
+        tuple(int(p) for p in jax.__version__.split(".")[:2]) < (0, 7), strict=False,
+        reason="JAX 0.6: a member padded in conv2 drifts from its own network (README, known gap)")),
+])
+def test_padded_members_end_where_programs_of_their_own_shapes_end(pad_layers, choices, filters):
     """Nine steps with partial batches: every variable (weights, batch-norm statistics, optimizer state) of
     each padded member equals its own-shape run's to 1e-5 (here: weights 9e-9; the batch-norm statistics,
     which Keras keeps in float32, 2.4e-7). Keras' Dropout over the padded channels, or no masks, leave
@@ -88,9 +99,10 @@ def test_padded_members_end_where_programs_of_their_own_shapes_end():
     from tests.fixtures.packed import jax_env
 
     repo = Path(__file__).resolve().parents[2]
-    proc = subprocess.run([sys.executable, "-c", _SIDE_BY_SIDE], cwd=repo, capture_output=True, text=True,
-                          env=jax_env(), timeout=600)
+    proc = subprocess.run([sys.executable, "-c", _SIDE_BY_SIDE, json.dumps(pad_layers), json.dumps(choices)],
+                          cwd=repo, capture_output=True, text=True, env=jax_env(), timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     worst = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert tuple(worst.pop("filters")) == filters
     assert set(worst) == {"trainable", "non_trainable", "optimizer"}
     assert all(v < 1e-5 for v in worst.values()), worst
