@@ -130,7 +130,7 @@ def stage_pack_slots(stage: str, settings: SweepSettings, log: Callable[[str], N
     setting = get_sweep(stage).setting
     if not settings.local_pack_slots:
         return None
-    if setting == "filters" and settings.local_pack_pad_filters:
+    if stage_pad_filters(stage, settings):
         layers = ",".join(map(str, settings.local_pack_pad_filters))
         log(f"sweep {stage}: a pack's members may differ in the filters of conv layer(s) {layers}, padded to "
             "the grid's largest count (sweeps.local_pack_pad_filters); trials that differ in another layer pack apart")
@@ -143,6 +143,12 @@ def stage_pack_slots(stage: str, settings: SweepSettings, log: Callable[[str], N
     return settings.local_pack_slots
 
 
+def stage_pad_filters(stage: str, settings: SweepSettings) -> tuple[int, ...]:
+    """The conv layers the stage's packs pad (``sweeps.local_pack_pad_filters``): only sweep C's trials
+    differ in their filters; none for the others."""
+    return tuple(settings.local_pack_pad_filters or ()) if get_sweep(stage).setting == "filters" else ()
+
+
 @contextmanager
 def _packs(slots: int | None, out_dir: Path, stage: str, settings: SweepSettings) -> Iterator[dict[str, str]]:
     """With ``sweeps.local_pack_slots``, a pack server for the stage's trials (its log: PACK_LOG); sweep
@@ -152,10 +158,8 @@ def _packs(slots: int | None, out_dir: Path, stage: str, settings: SweepSettings
         return
     from components.cnn.packed.server import running_server
 
-    sweep, pad = get_sweep(stage), ()
-    if sweep.setting == "filters" and settings.local_pack_pad_filters:
-        pad = settings.local_pack_pad_filters
-    choices = sorted({int(v) for p in sweep.parameters for v in p.values}) if pad else ()
+    pad = stage_pad_filters(stage, settings)
+    choices = sorted({int(v) for p in get_sweep(stage).parameters for v in p.values}) if pad else ()
     with running_server(slots, out_dir / PACK_LOG, pad_filters=pad, filter_choices=choices) as env:
         yield env
 

@@ -50,6 +50,7 @@ from pathlib import Path
 from components.cnn.hparams import ACTIVATIONS, TrialConfig
 from components.cnn.packed.client import SERVER_ENV
 from components.cnn.packed.members import Member, check_pad_layers, pack_key
+from components.core.argtypes import comma_list
 from components.core.errors import UserError
 
 READY = "ready"
@@ -290,13 +291,6 @@ def running_server(slots: int, log_path: str | Path, *, tail: str = "shrink", ga
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _numbers(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated whole numbers") from None
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m components.cnn.packed.server", description=__doc__.split("\n")[0])
     parser.add_argument("--socket", required=True, help="the Unix socket to listen on (created; must not exist)")
@@ -305,9 +299,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gather-s", type=float, default=GATHER_S, help="how long to wait for trials to come")
     parser.add_argument("--lowering", default="auto")
     parser.add_argument("--epoch-loop", default="auto")
-    parser.add_argument("--pad-filters", type=_numbers, default=(),
+    parser.add_argument("--pad-filters", type=comma_list(int), default=(),
                         help="conv layers (1 to 4) whose filter counts a pack's members may differ in, e.g. 3,4")
-    parser.add_argument("--filter-choices", type=_numbers, default=(),
+    parser.add_argument("--filter-choices", type=comma_list(int), default=(),
                         help="the filter counts a padded layer can take (every pack's program is wide enough)")
     args = parser.parse_args(argv)
     if os.environ.setdefault("KERAS_BACKEND", "jax") != "jax":
