@@ -1,7 +1,8 @@
 """A loop's iterations under kfp.local, for real: what `study run` relies on when the transfer runs
 are a dsl.ParallelFor. kfp.local 2.17 runs the iterations at once, logs each as the same task, may
-lose the later ones' end lines, and leaves its per-task ``builtins.print`` patch behind; the console
-still ends the loop's step once, with its time, and ``kfp_local_globals`` puts ``print`` back."""
+lose the later ones' end lines, and, when the first iteration to begin ends first, leaves its per-task
+``builtins.print`` patch behind; the console still ends the loop's step once, with its time, and
+``kfp_local_globals`` puts ``print`` back."""
 
 # No `from __future__ import annotations`: KFP reads the components' real annotation objects.
 
@@ -11,6 +12,7 @@ import re
 
 import pytest
 from kfp import dsl, local
+from kfp.local import logging_utils
 
 from pipelines.console import Progress
 from pipelines.local_run import kfp_local_globals, loop_iterations, pipeline_steps, progress_view
@@ -62,14 +64,34 @@ def test_a_loop_run_by_kfp_local_is_one_step_that_ends_once_and_print_is_put_bac
     assert {s.name: s.state for s in progress.steps.values()} == {"member": "succeeded", "gather": "succeeded"}
 
 
-def test_without_the_guard_kfp_local_leaves_print_patched(tmp_path):
-    """What kfp_local_globals is for: this is kfp.local's own behaviour (if a later kfp stops doing it,
-    this test says so, and the guard can go)."""
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"),
-               raise_on_error=True)
+def _two_tasks_end_in_the_order_they_began():
+    """kfp.local's dispatcher wraps each task's run in ``logging_utils.indented_print``."""
+    first, second = logging_utils.indented_print(), logging_utils.indented_print()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    second.__exit__(None, None, None)
+
+
+def test_two_of_kfp_locals_tasks_ending_in_the_order_they_began_leave_print_patched():
+    """What kfp_local_globals is for, driven at the dangerous instant: kfp.local's own per-task
+    ``indented_print`` (its dispatcher wraps each task in it) entered by two loop iterations, the first
+    to begin ending first. Which iteration's thread begins first is up to the scheduler, so a real loop
+    leaves ``print`` patched in some runs only; here the order is fixed. If a later kfp stops doing
+    this, this test says so, and the guard can go."""
     original = builtins.print
     try:
-        loop_pipeline()
+        _two_tasks_end_in_the_order_they_began()
         assert builtins.print is not original
+    finally:
+        builtins.print = original
+
+
+def test_the_guard_puts_print_back_after_that_order():
+    original = builtins.print
+    try:
+        with kfp_local_globals():
+            _two_tasks_end_in_the_order_they_began()
+        assert builtins.print is original
     finally:
         builtins.print = original
