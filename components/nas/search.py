@@ -97,6 +97,7 @@ def run_nas(config: NasConfig, data_uri: str, output_uri: str, search_uri: str |
     with inside_kerastuner():
         auto_model = build_auto_model(config, search_ws.local, log=log, after_trial=after_trial)
     if role.exports:
+        _retry_unlisted_starts(auto_model.tuner.oracle)
         _drop_finished_retries(auto_model.tuner.oracle)
     if role.kind == "worker":  # the chief's oracle knows the trials; a worker asks it for the next one
         where = f"worker {role.tuner_id} of the chief at {role.oracle}"
@@ -154,6 +155,23 @@ def _all_trials_ended(project_dir: Path, max_trials: int) -> bool:
     # The oracle saves before it forgets an ended trial, so "ongoing" may name one that ended.
     return (len(ended) >= max_trials and set(state.get("ongoing_trials", {}).values()) <= ended
             and not state.get("retry_queue"))
+
+
+def _retry_unlisted_starts(oracle) -> None:
+    """Run a trial whose start oracle.json never listed.
+
+    KerasTuner's oracle starts a trial by writing its trial.json (RUNNING), then oracle.json, which
+    lists it as ongoing; its reload reads every trial.json but retries only what oracle.json lists.
+    A search killed between the two writes leaves a trial that nothing retries and that counts toward
+    ``max_trials``, so the search would end without running it. Such a trial goes where the reload
+    puts the ones it lists: started, and waiting for a retry.
+    """
+    for trial_id, trial in oracle.trials.items():
+        if trial.status == "RUNNING" and trial_id not in oracle._retry_queue:
+            oracle._record_values(trial)  # what oracle.json would have held: no new trial draws these values
+            if trial_id not in oracle.start_order:
+                oracle.start_order.append(trial_id)
+            oracle._retry_queue.append(trial_id)
 
 
 def _drop_finished_retries(oracle) -> None:

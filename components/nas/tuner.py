@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from components.core import storage
+from components.core.faults import fault_point
 from components.core.settings import OBJECTIVE_METRIC
 from components.nas.layout import TRIAL_RUN_FILE
 
@@ -41,6 +42,7 @@ class StudyTuner:
 
     def on_trial_begin(self, trial):
         super().on_trial_begin(trial)
+        fault_point("nas.trial-begun")  # the oracle has saved the trial as ongoing
         self._study_started = time.time()
         values = ", ".join(f"{'/'.join(k.split('/')[-2:])}={v}" for k, v in trial.hyperparameters.values.items())
         self.study_log(f"nas: trial {trial.trial_id} started on {self.tuner_id} ({values})")
@@ -97,6 +99,7 @@ def atomic_tuner_state():
         text = json.dumps(obj)
         with storage.atomic_local_path(path) as tmp:
             tmp.write_text(text)
+        fault_point(f"nas.wrote:{Path(path).parent.name}/{Path(path).name}")  # e.g. nas.wrote:trial_1/trial.json
         return text
 
     tuner_utils.save_json = save_json
