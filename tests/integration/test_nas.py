@@ -153,7 +153,7 @@ def test_resnet_first_trial_is_the_studys_model(tiny_data):
 # trial.json (status RUNNING) and then oracle.json, which lists it as ongoing; its reload retries what
 # oracle.json lists as ongoing. Killed between the two writes, the search had left trial 1 listed nowhere
 # but in its own trial.json: the rerun counted it toward max_trials, never ran it, and exported a search
-# of one trial (CI, stop 29, where a SIGKILL sent on the "trial 0 finished" line landed there).
+# of one trial (in a CI run, where the SIGKILL this test sent on the "trial 0 finished" line landed there).
 @pytest.mark.parametrize("fault", [
     "nas.wrote:trial_1/trial.json@1",  # trial 1's trial.json written, oracle.json not yet
     "nas.trial-begun@2",  # oracle.json lists trial 1 as ongoing

@@ -41,8 +41,8 @@ def test_the_dense_layer_after_flatten_is_padded_channel_by_channel():
 # Float64 all through, batch norm included: under JAX, Keras' result_type maps float64 to float32 (its
 # BIT64_TO_BIT32_DTYPE, "aligned with JAX's default behavior" whether or not x64 is on), so its
 # BatchNormalization, which computes in result_type(inputs, float32), ran in float32 with floatx float64.
-# Then the rounding of its sums, whose order XLA picks by the layer's channel count and by its own version,
-# moved a value by 1e-7, enough to put one within 4e-8 of selu's kink on the other side: after one step a
+# The float32 rounding of its sums, whose order XLA picks by the layer's channel count and by its own
+# version, was enough to move a value that lay 4e-8 from selu's kink to its other side: after one step a
 # member was 9e-6 from its own run, padded or not, and the same network under JAX 0.6.2 and 0.10.2 was 9e-6
 # from itself. The script lifts that mapping (a private table: the assert says if a later Keras moves it).
 _SIDE_BY_SIDE = """
