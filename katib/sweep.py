@@ -130,8 +130,8 @@ def stage_pack_slots(stage: str, settings: SweepSettings, log: Callable[[str], N
     setting = get_sweep(stage).setting
     if not settings.local_pack_slots:
         return None
-    if stage_pad_filters(stage, settings):
-        layers = ",".join(map(str, settings.local_pack_pad_filters))
+    if pad_layers := stage_pad_filters(stage, settings):
+        layers = ",".join(map(str, pad_layers))
         log(f"sweep {stage}: a pack's members may differ in the filters of conv layer(s) {layers}, padded to "
             "the grid's largest count (sweeps.local_pack_pad_filters); trials that differ in another layer pack apart")
         return settings.local_pack_slots
