@@ -70,6 +70,9 @@ def run_nas(config: NasConfig, data_uri: str, output_uri: str, search_uri: str |
         log("nas: every trial has ended; the chief finishes the search without serving the oracle")
         role = Role("single", role.tuner_id)
     progress = _Progress(search_ws, role)
+    if role.exports:  # every attempt is listed, even one killed before its first trial ends
+        progress.save()
+        search_ws.push(PROGRESS_FILE)
 
     def after_trial(trial_id: str) -> None:
         if role.kind == "single":
@@ -195,7 +198,11 @@ def _environ_without(*names: str):
 
 
 class _Progress:
-    """Wall time of every attempt at the search, kept in the search folder so resumes add up."""
+    """Wall time of every attempt at the search, kept in the search folder so resumes add up.
+
+    An attempt's seconds run to its last save (as it starts, as each of its trials ends, at the end):
+    of an attempt that was killed, the time after its last save is not counted.
+    """
 
     def __init__(self, search_ws: storage.Workspace, role: Role):
         self.path = search_ws.path(PROGRESS_FILE)

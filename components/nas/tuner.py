@@ -1,9 +1,9 @@
 """What the study adds to KerasTuner's tuner: a mixin for the chosen AutoKeras tuner, and atomic state files.
 
-The mixin (:class:`StudyTuner`) prints a line per trial, records which worker ran each trial,
-uploads a finished trial (through ``after_trial``), refuses a search space in which ``pretrained``
-is free, and stops a worker once its trials are over. :func:`atomic_tuner_state` patches
-KerasTuner's ``save_json`` while a search runs; its docstring says why.
+The mixin (:class:`StudyTuner`) saves the search's state as it begins, prints a line per trial,
+records which worker ran each trial, uploads a finished trial (through ``after_trial``), refuses a
+search space in which ``pretrained`` is free, and stops a worker once its trials are over.
+:func:`atomic_tuner_state` patches KerasTuner's ``save_json`` while a search runs; its docstring says why.
 """
 
 from __future__ import annotations
@@ -39,6 +39,11 @@ class StudyTuner:
         for hp in space.space:
             if hp.name.endswith("/pretrained") and (type(hp).__name__ != "Fixed" or hp.value != self.study_pretrained):
                 raise RuntimeError(f"hyperparameter {hp.name} is not fixed to {self.study_pretrained}")
+        if not self._is_worker():
+            # KerasTuner reloads a search only where this tuner's state file exists, and first writes it
+            # after the first trial: a search killed as that trial ended started over. Saved now (the
+            # oracle's state, then the tuner's), a search killed at any later instant resumes.
+            self.save()
 
     def on_trial_begin(self, trial):
         super().on_trial_begin(trial)

@@ -149,22 +149,25 @@ def test_resnet_first_trial_is_the_studys_model(tiny_data):
     assert model.get_layer("resnet50").count_params() == 23_587_712
 
 
-# Where a search can die between its two trials. KerasTuner's oracle starts a trial by writing its
-# trial.json (status RUNNING) and then oracle.json, which lists it as ongoing; its reload retries what
-# oracle.json lists as ongoing. Killed between the two writes, the search had left trial 1 listed nowhere
-# but in its own trial.json: the rerun counted it toward max_trials, never ran it, and exported a search
-# of one trial (in a CI run, where the SIGKILL this test sent on the "trial 0 finished" line landed there).
-@pytest.mark.parametrize("fault", [
-    "nas.wrote:trial_1/trial.json@1",  # trial 1's trial.json written, oracle.json not yet
-    "nas.trial-begun@2",  # oracle.json lists trial 1 as ongoing
+# Where a search can die as its first trial ends or the next begins. KerasTuner's oracle starts a trial
+# by writing its trial.json (status RUNNING) and then oracle.json, which lists it as ongoing; its reload
+# retries what oracle.json lists as ongoing. Killed between the two writes, the search had left trial 1
+# listed nowhere but in its own trial.json: the rerun counted it toward max_trials, never ran it, and
+# exported a search of one trial (in a CI run, where the SIGKILL this test sent on the "trial 0 finished"
+# line landed there). And KerasTuner reloads a search only where the tuner's own state file exists, which
+# it first writes after the first trial: killed as trial 0 ended, the rerun started over and ran it again.
+@pytest.mark.parametrize("fault, killed_after", [
+    ("nas.wrote:trial_0/trial.json@3", ["trial 0 started"]),  # trial 0's end written, nothing after it
+    ("nas.wrote:trial_1/trial.json@1", ["trial 0 started", "trial 0 finished"]),  # oracle.json not yet
+    ("nas.trial-begun@2", ["trial 0 started", "trial 0 finished"]),  # oracle.json lists trial 1 as ongoing
 ])
-def test_search_killed_between_trials_resumes_without_rerunning_the_finished_trial(tiny_data, tmp_path, fault):
+def test_search_killed_between_trials_resumes_without_rerunning_the_finished_trial(tiny_data, tmp_path, fault,
+                                                                                   killed_after):
     out = tmp_path / "nas"
     args = ["--data", tiny_data, "--output", out, *TINY]
     killed = nas_cli(*args, env={**os.environ, "STUDY_FAULT": fault})
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
-    assert [" ".join(line.split()[1:4]) for line in nas_lines(killed.stderr)[1:]] == [
-        "trial 0 started", "trial 0 finished"]
+    assert [" ".join(line.split()[1:4]) for line in nas_lines(killed.stderr)[1:]] == killed_after
     trial_0 = out / "search" / "autokeras" / "trial_0"
     stamp = (trial_0 / "checkpoint.weights.h5").stat().st_mtime_ns
     assert not (out / RESULT_FILE).exists()
